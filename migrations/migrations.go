@@ -1,0 +1,68 @@
+// Package migrations holds knit's schema as embedded SQL files, one folder
+// per engine, and applies them with goose.
+package migrations
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed sqlite/*.sql
+var files embed.FS
+
+// Up applies every pending migration for the engine named by dialect
+// ("sqlite"; "postgres" arrives with PostgreSQL support) and returns how many
+// it applied.
+func Up(ctx context.Context, db *sql.DB, dialect string) (int, error) {
+	provider, err := newProvider(db, dialect)
+	if err != nil {
+		return 0, err
+	}
+
+	results, err := provider.Up(ctx)
+	if err != nil {
+		return len(results), fmt.Errorf("apply migrations: %w", err)
+	}
+	return len(results), nil
+}
+
+// Pending reports how many migrations have not been applied yet.
+func Pending(ctx context.Context, db *sql.DB, dialect string) (int, error) {
+	provider, err := newProvider(db, dialect)
+	if err != nil {
+		return 0, err
+	}
+
+	statuses, err := provider.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read migration status: %w", err)
+	}
+	pending := 0
+	for _, status := range statuses {
+		if status.State == goose.StatePending {
+			pending++
+		}
+	}
+	return pending, nil
+}
+
+func newProvider(db *sql.DB, dialect string) (*goose.Provider, error) {
+	if dialect != "sqlite" {
+		return nil, fmt.Errorf("migrations: no schema for engine %q yet", dialect)
+	}
+
+	dir, err := fs.Sub(files, dialect)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: open %s folder: %w", dialect, err)
+	}
+	provider, err := goose.NewProvider(goose.DialectSQLite3, db, dir)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return provider, nil
+}

@@ -1,0 +1,58 @@
+package resolver
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes shared by every knit package. The HTTP edge maps each code to
+// one status in one place; core packages never choose statuses.
+const (
+	EInvalid      = "invalid"      // the caller sent something wrong
+	ETooLarge     = "too_large"    // a size or count limit was passed
+	ENotFound     = "not_found"    // the thing asked for does not exist
+	EUnauthorized = "unauthorized" // missing or wrong credentials
+	EConflict     = "conflict"     // the request clashes with current state
+	EGone         = "gone"         // a cursor or handle no longer applies
+	EInternal     = "internal"     // knit itself failed
+)
+
+// Error is a failure with a code from the list above and a message that is
+// safe to show to the caller.
+type Error struct {
+	Code    string
+	Message string
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EInternal
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the caller-safe message of the first *Error in err's
+// chain, or a generic text for internal failures whose details stay in logs.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

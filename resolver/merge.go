@@ -1,0 +1,86 @@
+package resolver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// merge folds profile merged into survivor: identifiers, events and traits
+// move over (per trait the value with the latest event time wins), and the
+// merged profile keeps a pointer to its survivor for history.
+func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) error {
+	steps := []struct {
+		what  string
+		query string
+		args  []any
+	}{
+		{"move identifiers",
+			`UPDATE identities SET profile_id = ? WHERE profile_id = ?`,
+			[]any{survivor, merged}},
+		{"move events",
+			`UPDATE events SET profile_id = ? WHERE profile_id = ?`,
+			[]any{survivor, merged}},
+		// Equal times keep the survivor's value, so the outcome does not
+		// depend on which profile's rows are visited first.
+		{"merge traits",
+			`INSERT INTO traits (profile_id, key, value, ts_ms, message_id)
+			 SELECT ?, key, value, ts_ms, message_id FROM traits
+			 WHERE profile_id = ? AND true
+			 ON CONFLICT (profile_id, key) DO UPDATE SET
+			   value = excluded.value, ts_ms = excluded.ts_ms,
+			   message_id = excluded.message_id
+			 WHERE excluded.ts_ms > traits.ts_ms`,
+			[]any{survivor, merged}},
+		{"drop merged traits",
+			`DELETE FROM traits WHERE profile_id = ?`, []any{merged}},
+		{"repoint earlier merges",
+			`UPDATE profiles SET merged_into = ? WHERE merged_into = ?`,
+			[]any{survivor, merged}},
+		{"retire merged profile",
+			`UPDATE profiles SET merged_into = ?, updated_ms = ? WHERE id = ?`,
+			[]any{survivor, w.now.UnixMilli(), merged}},
+		{"record merge",
+			`INSERT INTO profile_merges (survivor, merged, message_id, at_ms)
+			 VALUES (?, ?, ?, ?)`,
+			[]any{survivor, merged, m.ID, w.now.UnixMilli()}},
+	}
+
+	for _, step := range steps {
+		if _, err := w.tx.ExecContext(ctx, w.tx.Rebind(step.query), step.args...); err != nil {
+			return fmt.Errorf("merge profile %d into %d: %s: %w",
+				merged, survivor, step.what, err)
+		}
+	}
+	return nil
+}
+
+// setTraits applies an identify call's traits: per key, the value wins only
+// if its event time is at least as late as the stored one, so messages that
+// arrive out of order never roll a trait back.
+func (w *writer) setTraits(ctx context.Context, profile int64, m *Message) error {
+	keys := make([]string, 0, len(m.Traits))
+	for key := range m.Traits {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+
+	for _, key := range keys {
+		value, err := json.Marshal(m.Traits[key])
+		if err != nil {
+			return fmt.Errorf("encode trait %q: %w", key, err)
+		}
+		_, err = w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO traits
+			(profile_id, key, value, ts_ms, message_id) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (profile_id, key) DO UPDATE SET
+			  value = excluded.value, ts_ms = excluded.ts_ms,
+			  message_id = excluded.message_id
+			WHERE excluded.ts_ms >= traits.ts_ms`),
+			profile, key, string(value), m.Timestamp.UnixMilli(), m.ID)
+		if err != nil {
+			return fmt.Errorf("set trait %q: %w", key, err)
+		}
+	}
+	return nil
+}

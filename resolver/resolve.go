@@ -1,0 +1,215 @@
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// resolve finds or makes the profile a message belongs to, as Segment Unify
+// does: no profile holds any of its identifiers -> a new profile; one does ->
+// attach; several do -> merge them. When the result would hold more values
+// of a type than the rules allow, the message's lowest-priority identifier
+// type is dropped and matching starts again, so a shared device never fuses
+// two identified people. It returns 0 when no identifier is left.
+func (w *writer) resolve(ctx context.Context, m *Message) (int64, error) {
+	ids := w.rules.Extract(m)
+
+	for len(ids) > 0 {
+		owners, err := w.owners(ctx, ids)
+		if err != nil {
+			return 0, err
+		}
+		profiles := distinctProfiles(owners)
+		if len(profiles) == 0 {
+			return w.createProfile(ctx, m, w.capped(ids))
+		}
+
+		held, err := w.identifiersOf(ctx, profiles)
+		if err != nil {
+			return 0, err
+		}
+		if !w.breaksLimit(held, ids) {
+			return w.join(ctx, m, profiles, ids, owners)
+		}
+		ids = dropLowestType(ids)
+	}
+	return 0, nil
+}
+
+// owners maps each identifier already held by a profile to that profile.
+func (w *writer) owners(ctx context.Context, ids []Identifier) (map[Identifier]int64, error) {
+	clauses := make([]string, len(ids))
+	args := make([]any, 0, 2*len(ids))
+	for i, id := range ids {
+		clauses[i] = "(type = ? AND value = ?)"
+		args = append(args, id.Type, id.Value)
+	}
+
+	rows, err := w.tx.QueryxContext(ctx, w.tx.Rebind(
+		`SELECT type, value, profile_id FROM identities WHERE `+
+			strings.Join(clauses, " OR ")), args...)
+	if err != nil {
+		return nil, fmt.Errorf("look up identifiers: %w", err)
+	}
+	defer rows.Close()
+
+	owners := map[Identifier]int64{}
+	for rows.Next() {
+		var id Identifier
+		var profile int64
+		if err := rows.Scan(&id.Type, &id.Value, &profile); err != nil {
+			return nil, fmt.Errorf("scan identifier: %w", err)
+		}
+		owners[id] = profile
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read identifiers: %w", err)
+	}
+	return owners, nil
+}
+
+func distinctProfiles(owners map[Identifier]int64) []int64 {
+	seen := map[int64]bool{}
+	var profiles []int64
+	for _, profile := range owners {
+		if !seen[profile] {
+			seen[profile] = true
+			profiles = append(profiles, profile)
+		}
+	}
+	sort.Slice(profiles, func(i, j int) bool { return profiles[i] < profiles[j] })
+	return profiles
+}
+
+// identifiersOf returns every identifier held by any of profiles.
+func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]Identifier, error) {
+	query, args, err := sqlx.In(
+		`SELECT type, value FROM identities WHERE profile_id IN (?)`, profiles)
+	if err != nil {
+		return nil, fmt.Errorf("build identifier query: %w", err)
+	}
+
+	var held []Identifier
+	rows, err := w.tx.QueryxContext(ctx, w.tx.Rebind(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("load profile identifiers: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id Identifier
+		if err := rows.Scan(&id.Type, &id.Value); err != nil {
+			return nil, fmt.Errorf("scan profile identifier: %w", err)
+		}
+		held = append(held, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read profile identifiers: %w", err)
+	}
+	return held, nil
+}
+
+// breaksLimit reports whether the union of held and incoming identifiers
+// holds more values of some type than the rules allow.
+func (w *writer) breaksLimit(held, incoming []Identifier) bool {
+	values := map[string]map[string]bool{}
+	for _, id := range append(append([]Identifier{}, held...), incoming...) {
+		if values[id.Type] == nil {
+			values[id.Type] = map[string]bool{}
+		}
+		values[id.Type][id.Value] = true
+	}
+	for kind, set := range values {
+		if len(set) > w.rules.Limit(kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropLowestType removes every identifier of the least trusted type; ids are
+// sorted from most to least trusted.
+func dropLowestType(ids []Identifier) []Identifier {
+	lowest := ids[len(ids)-1].Type
+	kept := ids[:0:0]
+	for _, id := range ids {
+		if id.Type != lowest {
+			kept = append(kept, id)
+		}
+	}
+	return kept
+}
+
+// capped keeps at most the allowed number of values of each type, for a
+// message that alone carries more than a new profile may hold.
+func (w *writer) capped(ids []Identifier) []Identifier {
+	count := map[string]int{}
+	kept := ids[:0:0]
+	for _, id := range ids {
+		if count[id.Type] < w.rules.Limit(id.Type) {
+			count[id.Type]++
+			kept = append(kept, id)
+		}
+	}
+	return kept
+}
+
+func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier) (int64, error) {
+	var profile int64
+	err := w.tx.GetContext(ctx, &profile, w.tx.Rebind(
+		`INSERT INTO profiles (created_ms, updated_ms) VALUES (?, ?) RETURNING id`),
+		w.now.UnixMilli(), w.now.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("create profile: %w", err)
+	}
+
+	if err := w.attach(ctx, m, profile, ids, nil); err != nil {
+		return 0, err
+	}
+	return profile, nil
+}
+
+// join merges profiles into the oldest of them and attaches the message's
+// identifiers that no profile held yet.
+func (w *writer) join(ctx context.Context, m *Message, profiles []int64,
+	ids []Identifier, owners map[Identifier]int64) (int64, error) {
+	survivor := profiles[0]
+	for _, merged := range profiles[1:] {
+		if err := w.merge(ctx, m, survivor, merged); err != nil {
+			return 0, err
+		}
+	}
+
+	if err := w.attach(ctx, m, survivor, ids, owners); err != nil {
+		return 0, err
+	}
+	return survivor, nil
+}
+
+func (w *writer) attach(ctx context.Context, m *Message, profile int64,
+	ids []Identifier, owners map[Identifier]int64) error {
+	for _, id := range ids {
+		if _, held := owners[id]; held {
+			continue
+		}
+		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO identities
+			(type, value, profile_id, first_seen_ms, first_message_id, source,
+			 app, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			id.Type, id.Value, profile, m.Timestamp.UnixMilli(), m.ID,
+			m.Source, m.App, deviceLabel(m))
+		if err != nil {
+			return fmt.Errorf("attach %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func deviceLabel(m *Message) string {
+	if m.DeviceType == "" && m.DeviceID == "" {
+		return ""
+	}
+	return strings.TrimPrefix(m.DeviceType+" "+m.DeviceID, " ")
+}

@@ -1,0 +1,139 @@
+// Package resolver keeps Segment events and stitches them into one profile
+// per person, following Segment Unify's identity rules. It knows nothing of
+// HTTP: the webhook edge and the import command both feed it parsed
+// messages.
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
+)
+
+// Store writes events, identities, profiles and traits.
+type Store struct {
+	db    *sqldb.DB
+	rules Rules
+	now   func() time.Time
+	log   *slog.Logger
+
+	// writeMu serialises resolution inside this process: identity matching
+	// reads then writes, and two interleaved writers could otherwise put one
+	// identifier on two profiles.
+	// TODO(pg): several processes on PostgreSQL need a database-level lock.
+	writeMu sync.Mutex
+}
+
+// NewStore returns a Store over db that resolves identities with rules and
+// reads the current time from now.
+func NewStore(db *sqldb.DB, rules Rules, now func() time.Time, log *slog.Logger) *Store {
+	return &Store{db: db, rules: rules, now: now, log: log}
+}
+
+// Rules returns the identity rules the store applies.
+func (s *Store) Rules() Rules { return s.rules }
+
+// Status says what happened to one message.
+type Status string
+
+// The outcomes of storing a message.
+const (
+	StatusStored    Status = "stored"
+	StatusDuplicate Status = "duplicate"
+)
+
+// Outcome is the result for one message handed to Ingest.
+type Outcome struct {
+	MessageID string
+	Status    Status
+	ProfileID int64 // 0 when the message carried no usable identifier
+}
+
+// Ingest stores messages in one transaction, in order, resolving each to a
+// profile. A message whose messageId is already stored is skipped and
+// reported as a duplicate. When Ingest returns nil, every message is
+// committed; on error none of them is.
+func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+
+	outcomes := make([]Outcome, len(messages))
+	err := s.db.WithTx(ctx, func(tx *sqlx.Tx) error {
+		w := &writer{tx: tx, rules: s.rules, now: s.now()}
+		for i, m := range messages {
+			outcome, err := w.ingest(ctx, m)
+			if err != nil {
+				return fmt.Errorf("store message %q: %w", m.ID, err)
+			}
+			outcomes[i] = outcome
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolver.Ingest: %w", err)
+	}
+	return outcomes, nil
+}
+
+// writer does the work of one ingest transaction.
+type writer struct {
+	tx    *sqlx.Tx
+	rules Rules
+	now   time.Time
+}
+
+func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
+	outcome := Outcome{MessageID: m.ID, Status: StatusDuplicate}
+
+	var existing int
+	err := w.tx.GetContext(ctx, &existing, w.tx.Rebind(
+		`SELECT COUNT(*) FROM events WHERE message_id = ?`), m.ID)
+	if err != nil {
+		return outcome, fmt.Errorf("check duplicate: %w", err)
+	}
+	if existing > 0 {
+		return outcome, nil
+	}
+
+	profileID, err := w.resolve(ctx, m)
+	if err != nil {
+		return outcome, err
+	}
+	if err := w.insertEvent(ctx, m, profileID); err != nil {
+		return outcome, err
+	}
+	if profileID != 0 && m.Type == "identify" {
+		if err := w.setTraits(ctx, profileID, m); err != nil {
+			return outcome, err
+		}
+	}
+
+	outcome.Status = StatusStored
+	outcome.ProfileID = profileID
+	return outcome, nil
+}
+
+func (w *writer) insertEvent(ctx context.Context, m *Message, profileID int64) error {
+	var profile any
+	if profileID != 0 {
+		profile = profileID
+	}
+
+	_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO events
+		(message_id, source, type, event, user_id, anonymous_id, profile_id,
+		 ts_ms, received_ms, app, device_type, device_id, properties, raw)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		m.ID, m.Source, m.Type, m.Event, m.UserID, m.AnonymousID, profile,
+		m.Timestamp.UnixMilli(), m.ReceivedAt.UnixMilli(), m.App,
+		m.DeviceType, m.DeviceID, m.PropertiesJSON(), string(m.Raw))
+	if err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
