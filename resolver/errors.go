@@ -14,6 +14,7 @@ const (
 	EUnauthorized = "unauthorized" // missing or wrong credentials
 	EConflict     = "conflict"     // the request clashes with current state
 	EGone         = "gone"         // a cursor or handle no longer applies
+	EUnsupported  = "unsupported"  // a content type or encoding knit does not take
 	EInternal     = "internal"     // knit itself failed
 )
 

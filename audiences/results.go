@@ -1,0 +1,319 @@
+package audiences
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
+)
+
+// save replaces the audience's members with members and completes the run
+// record, all in one transaction: readers see either the previous complete
+// result or this one.
+func (r *Runner) save(ctx context.Context, def Definition, run Run,
+	members []Member) (Run, error) {
+	err := r.db.WithTx(ctx, func(tx *sqlx.Tx) error {
+		var previous []int64
+		err := tx.SelectContext(ctx, &previous, tx.Rebind(
+			`SELECT profile_id FROM audience_members WHERE audience = ?`), def.Name)
+		if err != nil {
+			return fmt.Errorf("read previous members: %w", err)
+		}
+		run.Entered, run.Exited = diff(previous, members)
+
+		if _, err := tx.ExecContext(ctx, tx.Rebind(
+			`DELETE FROM audience_members WHERE audience = ?`), def.Name); err != nil {
+			return fmt.Errorf("clear previous members: %w", err)
+		}
+		if err := insertMembers(ctx, tx, def.Name, run.ID, members); err != nil {
+			return err
+		}
+
+		run.Size, run.Status = len(members), StatusOK
+		run.FinishedAt = r.now().UTC()
+		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE audience_runs SET
+			finished_ms = ?, size = ?, entered = ?, exited = ?, status = ?
+			WHERE id = ?`), run.FinishedAt.UnixMilli(), run.Size, run.Entered,
+			run.Exited, run.Status, run.ID)
+		if err != nil {
+			return fmt.Errorf("complete run record: %w", err)
+		}
+		return nil
+	})
+	return run, err
+}
+
+func diff(previous []int64, members []Member) (entered, exited int) {
+	before := make(map[int64]bool, len(previous))
+	for _, p := range previous {
+		before[p] = true
+	}
+	for _, m := range members {
+		if before[m.ProfileID] {
+			delete(before, m.ProfileID)
+		} else {
+			entered++
+		}
+	}
+	return entered, len(before)
+}
+
+func insertMembers(ctx context.Context, tx *sqlx.Tx, audience string, run int64,
+	members []Member) error {
+	stmt, err := tx.PreparexContext(ctx, tx.Rebind(`INSERT INTO audience_members
+		(audience, profile_id, run_id, user_id, email, identifiers, attributes)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`))
+	if err != nil {
+		return fmt.Errorf("prepare member insert: %w", err)
+	}
+	defer stmt.Close()
+
+	for _, m := range members {
+		ids, err := json.Marshal(m.Identifiers)
+		if err != nil {
+			return fmt.Errorf("encode identifiers of %d: %w", m.ProfileID, err)
+		}
+		attrs, err := json.Marshal(m.Attributes)
+		if err != nil {
+			return fmt.Errorf("encode attributes of %d: %w", m.ProfileID, err)
+		}
+		_, err = stmt.ExecContext(ctx, audience, m.ProfileID, run, m.UserID,
+			m.Email, string(ids), string(attrs))
+		if err != nil {
+			return fmt.Errorf("insert member %d: %w", m.ProfileID, err)
+		}
+	}
+	return nil
+}
+
+// runRow is an audience_runs row.
+type runRow struct {
+	ID          int64  `db:"id"`
+	Audience    string `db:"audience"`
+	StartedMS   int64  `db:"started_ms"`
+	FinishedMS  *int64 `db:"finished_ms"`
+	EvaluatedMS int64  `db:"evaluated_ms"`
+	Size        int    `db:"size"`
+	Entered     int    `db:"entered"`
+	Exited      int    `db:"exited"`
+	Status      string `db:"status"`
+	Error       string `db:"error"`
+}
+
+func (row runRow) run() Run {
+	run := Run{
+		ID: row.ID, Audience: row.Audience, Size: row.Size,
+		Entered: row.Entered, Exited: row.Exited, Status: row.Status, Error: row.Error,
+		StartedAt:   time.UnixMilli(row.StartedMS).UTC(),
+		EvaluatedAt: time.UnixMilli(row.EvaluatedMS).UTC(),
+	}
+	if row.FinishedMS != nil {
+		run.FinishedAt = time.UnixMilli(*row.FinishedMS).UTC()
+	}
+	return run
+}
+
+const runColumns = `id, audience, started_ms, finished_ms, evaluated_ms, size,
+	entered, exited, status, error`
+
+// LastRun returns the latest run of the audience, whatever its outcome, or
+// an *resolver.Error with code ENotFound when it never ran.
+func (r *Runner) LastRun(ctx context.Context, name string) (Run, error) {
+	return r.oneRun(ctx, `SELECT `+runColumns+` FROM audience_runs
+		WHERE audience = ? ORDER BY id DESC LIMIT 1`, name)
+}
+
+// CurrentRun returns the run whose result readers see now, or an
+// *resolver.Error with code ENotFound before the first successful run.
+func (r *Runner) CurrentRun(ctx context.Context, name string) (Run, error) {
+	return r.oneRun(ctx, `SELECT `+runColumns+` FROM audience_runs
+		WHERE audience = ? AND status = 'ok' ORDER BY id DESC LIMIT 1`, name)
+}
+
+func (r *Runner) oneRun(ctx context.Context, query, name string) (Run, error) {
+	if _, err := r.Definition(name); err != nil {
+		return Run{}, err
+	}
+
+	var row runRow
+	err := r.db.GetContext(ctx, &row, r.db.Rebind(query), name)
+	if sqldb.IsNoRows(err) {
+		return Run{}, resolver.Errorf(resolver.ENotFound,
+			"audience %q has not been computed yet", name)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("read runs of %s: %w", name, err)
+	}
+	return row.run(), nil
+}
+
+// Runs returns the audience's latest runs, newest first.
+func (r *Runner) Runs(ctx context.Context, name string, limit int) ([]Run, error) {
+	var rows []runRow
+	err := r.db.SelectContext(ctx, &rows, r.db.Rebind(`SELECT `+runColumns+`
+		FROM audience_runs WHERE audience = ? ORDER BY id DESC LIMIT ?`), name, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list runs of %s: %w", name, err)
+	}
+	runs := make([]Run, len(rows))
+	for i, row := range rows {
+		runs[i] = row.run()
+	}
+	return runs, nil
+}
+
+// Page is one page of an audience's current members.
+type Page struct {
+	Run     Run
+	Members []Member
+	Next    string // opaque cursor for the next page; "" on the last page
+}
+
+// memberRow is an audience_members row.
+type memberRow struct {
+	ProfileID   int64  `db:"profile_id"`
+	RunID       int64  `db:"run_id"`
+	UserID      string `db:"user_id"`
+	Email       string `db:"email"`
+	Identifiers string `db:"identifiers"`
+	Attributes  string `db:"attributes"`
+}
+
+func (row memberRow) member() (Member, error) {
+	m := Member{ProfileID: row.ProfileID, UserID: row.UserID, Email: row.Email}
+	if err := json.Unmarshal([]byte(row.Identifiers), &m.Identifiers); err != nil {
+		return m, fmt.Errorf("decode identifiers of %d: %w", row.ProfileID, err)
+	}
+	if err := decodeJSON(row.Attributes, &m.Attributes); err != nil {
+		return m, fmt.Errorf("decode attributes of %d: %w", row.ProfileID, err)
+	}
+	return m, nil
+}
+
+func decodeJSON(text string, dest any) error {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	return dec.Decode(dest)
+}
+
+// Members returns up to limit members of the audience's current result in
+// profile order, after the position cursor names ("" for the start). A
+// cursor from an older result is refused with code EGone, so a reader never
+// mixes two results.
+func (r *Runner) Members(ctx context.Context, name, cursor string, limit int) (Page, error) {
+	run, err := r.CurrentRun(ctx, name)
+	if err != nil {
+		return Page{}, err
+	}
+	after, err := decodeCursor(cursor, run.ID)
+	if err != nil {
+		return Page{}, err
+	}
+
+	var rows []memberRow
+	err = r.db.SelectContext(ctx, &rows, r.db.Rebind(`SELECT profile_id, run_id,
+		user_id, email, identifiers, attributes FROM audience_members
+		WHERE audience = ? AND profile_id > ? ORDER BY profile_id LIMIT ?`),
+		name, after, limit+1)
+	if err != nil {
+		return Page{}, fmt.Errorf("read members of %s: %w", name, err)
+	}
+
+	page := Page{Run: run}
+	for i, row := range rows {
+		if i == limit {
+			page.Next = encodeCursor(run.ID, page.Members[limit-1].ProfileID)
+			break
+		}
+		m, err := row.member()
+		if err != nil {
+			return Page{}, err
+		}
+		page.Members = append(page.Members, m)
+	}
+	return page, nil
+}
+
+func encodeCursor(run, profile int64) string {
+	text := strconv.FormatInt(run, 10) + ":" + strconv.FormatInt(profile, 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(text))
+}
+
+func decodeCursor(cursor string, currentRun int64) (int64, error) {
+	if cursor == "" {
+		return 0, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	runText, profileText, ok := strings.Cut(string(raw), ":")
+	run, runErr := strconv.ParseInt(runText, 10, 64)
+	profile, profileErr := strconv.ParseInt(profileText, 10, 64)
+	if err != nil || !ok || runErr != nil || profileErr != nil {
+		return 0, resolver.Errorf(resolver.EInvalid, "next cursor %q is not valid", cursor)
+	}
+	if run != currentRun {
+		return 0, resolver.Errorf(resolver.EGone, "the audience was recomputed "+
+			"since this cursor was issued; start again without next")
+	}
+	return profile, nil
+}
+
+// EachMember calls fn for every member of the audience's current result in
+// profile order. It streams one query, which reads one consistent snapshot:
+// a run that commits meanwhile never mixes into the export, and memory stays
+// flat whatever the audience's size.
+func (r *Runner) EachMember(ctx context.Context, name string,
+	fn func(Run, Member) error) error {
+	run, err := r.CurrentRun(ctx, name)
+	if err != nil {
+		return err
+	}
+
+	rows, err := r.db.QueryxContext(ctx, r.db.Rebind(`SELECT profile_id, run_id,
+		user_id, email, identifiers, attributes FROM audience_members
+		WHERE audience = ? ORDER BY profile_id`), name)
+	if err != nil {
+		return fmt.Errorf("read members of %s: %w", name, err)
+	}
+	defer rows.Close()
+
+	for rows.Next() {
+		var row memberRow
+		if err := rows.StructScan(&row); err != nil {
+			return fmt.Errorf("scan member of %s: %w", name, err)
+		}
+		if row.RunID != run.ID {
+			if run, err = r.runByID(ctx, row.RunID); err != nil {
+				return err
+			}
+		}
+		m, err := row.member()
+		if err != nil {
+			return err
+		}
+		if err := fn(run, m); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read members of %s: %w", name, err)
+	}
+	return nil
+}
+
+func (r *Runner) runByID(ctx context.Context, id int64) (Run, error) {
+	var row runRow
+	err := r.db.GetContext(ctx, &row, r.db.Rebind(`SELECT `+runColumns+`
+		FROM audience_runs WHERE id = ?`), id)
+	if err != nil {
+		return Run{}, fmt.Errorf("read run %d: %w", id, err)
+	}
+	return row.run(), nil
+}

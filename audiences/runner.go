@@ -1,0 +1,175 @@
+package audiences
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
+)
+
+// Run statuses.
+const (
+	StatusRunning = "running"
+	StatusOK      = "ok"
+	StatusFailed  = "failed"
+	StatusAborted = "aborted"
+)
+
+// Run is the record of one computation of one audience.
+type Run struct {
+	ID          int64     `json:"id"`
+	Audience    string    `json:"audience"`
+	StartedAt   time.Time `json:"started_at"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
+	EvaluatedAt time.Time `json:"evaluated_at"`
+	Size        int       `json:"size"`
+	Entered     int       `json:"entered"`
+	Exited      int       `json:"exited"`
+	Status      string    `json:"status"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// Runner computes audiences and keeps their results. Runs of one audience
+// never overlap: a second request waits for the first to finish.
+type Runner struct {
+	db     *sqldb.DB
+	defs   []Definition
+	byName map[string]Definition
+	now    func() time.Time
+	log    *slog.Logger
+	locks  map[string]chan struct{}
+}
+
+// NewRunner returns a Runner for defs, which must have passed Validate. now
+// is the clock audiences are evaluated at.
+func NewRunner(db *sqldb.DB, defs []Definition, now func() time.Time,
+	log *slog.Logger) *Runner {
+	r := &Runner{
+		db: db, defs: defs, now: now, log: log,
+		byName: map[string]Definition{}, locks: map[string]chan struct{}{},
+	}
+	for _, d := range defs {
+		r.byName[d.Name] = d
+		r.locks[d.Name] = make(chan struct{}, 1)
+	}
+	return r
+}
+
+// Definitions returns the audiences the runner knows, sorted by name.
+func (r *Runner) Definitions() []Definition { return r.defs }
+
+// Definition returns the named audience, or an *resolver.Error with code
+// ENotFound.
+func (r *Runner) Definition(name string) (Definition, error) {
+	d, ok := r.byName[name]
+	if !ok {
+		return Definition{}, resolver.Errorf(resolver.ENotFound, "no audience named %q", name)
+	}
+	return d, nil
+}
+
+// Run computes the named audience now, replaces its result atomically and
+// returns the run's record. When ctx ends first, the run is recorded as
+// aborted and the previous result stays in place.
+func (r *Runner) Run(ctx context.Context, name string) (Run, error) {
+	def, err := r.Definition(name)
+	if err != nil {
+		return Run{}, err
+	}
+
+	lock := r.locks[name]
+	select {
+	case lock <- struct{}{}:
+		defer func() { <-lock }()
+	case <-ctx.Done():
+		return Run{}, fmt.Errorf("wait for running %s: %w", name, ctx.Err())
+	}
+
+	run, err := r.start(ctx, name)
+	if err != nil {
+		return Run{}, err
+	}
+	run, err = r.compute(ctx, def, run)
+	r.logRun(run, err)
+	return run, err
+}
+
+func (r *Runner) compute(ctx context.Context, def Definition, run Run) (Run, error) {
+	members, err := r.members(ctx, def, run.EvaluatedAt)
+	if err == nil {
+		run, err = r.save(ctx, def, run, members)
+	}
+	if err != nil {
+		run.Status, run.Error = StatusFailed, err.Error()
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			run.Status = StatusAborted
+		}
+		run.FinishedAt = r.now().UTC()
+		if finishErr := r.finish(run); finishErr != nil {
+			err = errors.Join(err, finishErr)
+		}
+		return run, fmt.Errorf("compute audience %s: %w", def.Name, err)
+	}
+	return run, nil
+}
+
+func (r *Runner) logRun(run Run, err error) {
+	if r.log == nil {
+		return
+	}
+	attrs := []any{
+		"audience", run.Audience, "run_id", run.ID, "status", run.Status,
+		"size", run.Size, "entered", run.Entered, "exited", run.Exited,
+		"duration_ms", run.FinishedAt.Sub(run.StartedAt).Milliseconds(),
+	}
+	if err != nil {
+		r.log.Error("audience run failed", append(attrs, "error", err)...)
+		return
+	}
+	r.log.Info("audience run finished", attrs...)
+}
+
+func (r *Runner) start(ctx context.Context, name string) (Run, error) {
+	now := r.now().UTC()
+	run := Run{Audience: name, StartedAt: now, EvaluatedAt: now, Status: StatusRunning}
+
+	err := r.db.GetContext(ctx, &run.ID, r.db.Rebind(`INSERT INTO audience_runs
+		(audience, started_ms, evaluated_ms, status) VALUES (?, ?, ?, ?)
+		RETURNING id`), name, now.UnixMilli(), now.UnixMilli(), StatusRunning)
+	if err != nil {
+		return run, fmt.Errorf("record run of %s: %w", name, err)
+	}
+	return run, nil
+}
+
+// finish records a run that did not save a result. It uses its own context
+// so that an aborted run is still written down.
+func (r *Runner) finish(run Run) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	_, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE audience_runs
+		SET finished_ms = ?, status = ?, error = ? WHERE id = ?`),
+		run.FinishedAt.UnixMilli(), run.Status, run.Error, run.ID)
+	if err != nil {
+		return fmt.Errorf("record end of run %d: %w", run.ID, err)
+	}
+	return nil
+}
+
+// RecoverInterrupted marks runs left "running" by a process that died as
+// aborted, so history never shows a run that will not finish.
+func (r *Runner) RecoverInterrupted(ctx context.Context) error {
+	_, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE audience_runs
+		SET status = ?, error = ?, finished_ms = ? WHERE status = ?`),
+		StatusAborted, "the process stopped during the run",
+		r.now().UnixMilli(), StatusRunning)
+	if err != nil {
+		return fmt.Errorf("mark interrupted runs: %w", err)
+	}
+	return nil
+}

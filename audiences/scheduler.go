@@ -1,0 +1,88 @@
+package audiences
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Scheduler runs every audience on its cron schedule and once at start.
+// Jobs of one audience never overlap: a tick that finds the previous run
+// still going is skipped.
+type Scheduler struct {
+	runner *Runner
+	cron   *cron.Cron
+	log    *slog.Logger
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	initial sync.WaitGroup
+}
+
+// NewScheduler prepares a job for each of the runner's audiences. It
+// returns an error naming the audience whose schedule does not parse.
+func NewScheduler(runner *Runner, log *slog.Logger) (*Scheduler, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Scheduler{runner: runner, log: log, ctx: ctx, cancel: cancel}
+	s.cron = cron.New(cron.WithChain(
+		cron.Recover(cronLogger{log}),
+		cron.SkipIfStillRunning(cronLogger{log}),
+	))
+
+	for _, def := range runner.Definitions() {
+		name := def.Name
+		_, err := s.cron.AddFunc(def.scheduleSpec(), func() { s.runJob(name) })
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("schedule audience %s (%q): %w",
+				name, def.scheduleSpec(), err)
+		}
+	}
+	return s, nil
+}
+
+// Start computes every audience once in the background and starts the
+// cron schedule.
+func (s *Scheduler) Start() {
+	for _, def := range s.runner.Definitions() {
+		s.initial.Add(1)
+		go func(name string) {
+			defer s.initial.Done()
+			s.runJob(name)
+		}(def.Name)
+	}
+	s.cron.Start()
+}
+
+// Stop stops scheduling, aborts running computations (their previous
+// results stay in place and the runs are recorded as aborted) and returns
+// when every job has returned.
+func (s *Scheduler) Stop() {
+	done := s.cron.Stop()
+	s.cancel()
+	<-done.Done()
+	s.initial.Wait()
+}
+
+func (s *Scheduler) runJob(name string) {
+	// Errors are logged and recorded on the run by the runner itself.
+	_, _ = s.runner.Run(s.ctx, name)
+}
+
+// cronLogger adapts slog to the logger robfig/cron expects.
+type cronLogger struct{ log *slog.Logger }
+
+func (l cronLogger) Info(msg string, keysAndValues ...any) {
+	if l.log != nil {
+		l.log.Debug("cron: "+msg, keysAndValues...)
+	}
+}
+
+func (l cronLogger) Error(err error, msg string, keysAndValues ...any) {
+	if l.log != nil {
+		l.log.Error("cron: "+msg, append(keysAndValues, "error", err)...)
+	}
+}

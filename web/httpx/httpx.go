@@ -1,0 +1,60 @@
+// Package httpx is knit's one mapping from errors to HTTP responses, shared
+// by the ingestion edge, the APIs and the console.
+package httpx
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/resolver"
+)
+
+// statusByCode maps knit's error codes to HTTP statuses.
+var statusByCode = map[string]int{
+	resolver.EInvalid:      http.StatusBadRequest,
+	resolver.ETooLarge:     http.StatusBadRequest, // Segment's API answers 400
+	resolver.ENotFound:     http.StatusNotFound,
+	resolver.EUnauthorized: http.StatusUnauthorized,
+	resolver.EConflict:     http.StatusConflict,
+	resolver.EGone:         http.StatusGone,
+	resolver.EUnsupported:  http.StatusUnsupportedMediaType,
+	resolver.EInternal:     http.StatusInternalServerError,
+}
+
+// Status returns the HTTP status for err.
+func Status(err error) int {
+	if status, ok := statusByCode[resolver.ErrorCode(err)]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON shape of every error knit answers, the same as
+// Segment's Profile API: {"error": {"code": ..., "message": ...}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail names what went wrong.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Detail returns the caller-safe code and message for err.
+func Detail(err error) ErrorDetail {
+	return ErrorDetail{Code: resolver.ErrorCode(err), Message: resolver.ErrorMessage(err)}
+}
+
+// Error answers err as JSON with its mapped status. Internal errors are
+// logged with their cause and shown to the caller only as "internal error".
+func Error(c *gin.Context, log *slog.Logger, err error) {
+	status := Status(err)
+	if status >= http.StatusInternalServerError && log != nil {
+		log.Error("request failed", "method", c.Request.Method,
+			"path", c.FullPath(), "error", err)
+	}
+	c.AbortWithStatusJSON(status, ErrorBody{Error: Detail(err)})
+}

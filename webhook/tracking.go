@@ -1,0 +1,200 @@
+package webhook
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/web/httpx"
+)
+
+// trackingCall serves /v1/identify, /v1/track and the other single calls.
+// The endpoint decides the message's type, as on Segment's API.
+func (h *Handler) trackingCall(kind string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		received := h.cfg.Now()
+		body, err := readBody(c.Request)
+		if err != nil {
+			httpx.Error(c, h.log, err)
+			return
+		}
+		fields, err := decodeFields(body)
+		if err != nil {
+			httpx.Error(c, h.log, err)
+			return
+		}
+		source, err := h.authenticate(c, fields["writeKey"])
+		if err != nil {
+			httpx.Error(c, h.log, err)
+			return
+		}
+
+		// The write key is a secret: it is not kept with the event.
+		item := body
+		_, hasKey := fields["writeKey"]
+		if declared, _ := fields["type"].(string); declared != kind || hasKey {
+			fields["type"] = kind
+			delete(fields, "writeKey")
+			item, err = json.Marshal(fields)
+			if err != nil {
+				httpx.Error(c, h.log, err)
+				return
+			}
+		}
+		env := resolver.Envelope{Source: source, ReceivedAt: received, CorrectSkew: true}
+		h.store(c, [][]byte{item}, env)
+	}
+}
+
+// batchBody is the body of /v1/batch and /v1/import.
+type batchBody struct {
+	Batch        []json.RawMessage `json:"batch"`
+	Context      map[string]any    `json:"context"`
+	Integrations map[string]any    `json:"integrations"`
+	WriteKey     any               `json:"writeKey"`
+	SentAt       string            `json:"sentAt"`
+}
+
+func (h *Handler) trackingBatch(c *gin.Context) {
+	received := h.cfg.Now()
+	body, err := readBody(c.Request)
+	if err != nil {
+		httpx.Error(c, h.log, err)
+		return
+	}
+
+	var batch batchBody
+	if err := decodeStrict(body, &batch); err != nil {
+		httpx.Error(c, h.log, err)
+		return
+	}
+	source, err := h.authenticate(c, batch.WriteKey)
+	if err != nil {
+		httpx.Error(c, h.log, err)
+		return
+	}
+	if err := checkBatchSize(len(batch.Batch)); err != nil {
+		httpx.Error(c, h.log, err)
+		return
+	}
+
+	items := make([][]byte, len(batch.Batch))
+	for i, item := range batch.Batch {
+		items[i] = withBatchDefaults(item, batch.Context, batch.Integrations)
+	}
+	env := resolver.Envelope{
+		Source: source, ReceivedAt: received, CorrectSkew: true, BatchSentAt: batch.SentAt,
+	}
+	h.store(c, items, env)
+}
+
+func decodeFields(body []byte) (map[string]any, error) {
+	var fields map[string]any
+	if err := decodeStrict(body, &fields); err != nil {
+		return nil, err
+	}
+	return fields, nil
+}
+
+func decodeStrict(body []byte, dest any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(dest); err != nil {
+		return resolver.Errorf(resolver.EInvalid, "body is not a valid JSON object: %v", err)
+	}
+	if dec.More() {
+		return resolver.Errorf(resolver.EInvalid, "body has data after its JSON object")
+	}
+	return nil
+}
+
+// withBatchDefaults merges a batch's context and integrations into one of
+// its messages, the message's own keys winning at every level. It returns
+// the item untouched when there is nothing to merge or the item is not an
+// object (parsing will name that problem).
+func withBatchDefaults(item json.RawMessage, context, integrations map[string]any) []byte {
+	if len(context) == 0 && len(integrations) == 0 {
+		return item
+	}
+	var fields map[string]any
+	dec := json.NewDecoder(bytes.NewReader(item))
+	dec.UseNumber()
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return item
+	}
+
+	for key, defaults := range map[string]map[string]any{
+		"context": context, "integrations": integrations,
+	} {
+		if len(defaults) == 0 {
+			continue
+		}
+		own, isObject := fields[key].(map[string]any)
+		if fields[key] != nil && !isObject {
+			continue
+		}
+		fields[key] = deepMerge(defaults, own)
+	}
+	merged, err := json.Marshal(fields)
+	if err != nil {
+		return item
+	}
+	return merged
+}
+
+// deepMerge returns base overlaid with top: top's values win, and objects
+// present in both merge recursively.
+func deepMerge(base, top map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(top))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range top {
+		baseObject, baseIs := out[k].(map[string]any)
+		topObject, topIs := v.(map[string]any)
+		if baseIs && topIs {
+			out[k] = deepMerge(baseObject, topObject)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// authenticate checks the write key, given as the HTTP Basic user name or
+// as writeKey in the body, and returns the source label events keep: a
+// short hash of the key, never the key itself.
+func (h *Handler) authenticate(c *gin.Context, bodyKey any) (string, error) {
+	if len(h.cfg.WriteKeys) == 0 {
+		return "", resolver.Errorf(resolver.EUnauthorized,
+			"the tracking API is off: no write keys are configured (KNIT_WRITE_KEYS)")
+	}
+	key, _, ok := c.Request.BasicAuth()
+	if !ok || key == "" {
+		key, _ = bodyKey.(string)
+	}
+	if key == "" {
+		return "", resolver.Errorf(resolver.EUnauthorized, "a write key is required: "+
+			"send it as the HTTP Basic user name or as writeKey in the body")
+	}
+
+	for _, allowed := range h.cfg.WriteKeys {
+		if subtle.ConstantTimeCompare([]byte(key), []byte(allowed)) == 1 {
+			return WriteKeySource(key), nil
+		}
+	}
+	return "", resolver.Errorf(resolver.EUnauthorized, "write key is not valid")
+}
+
+// WriteKeySource is the label stored with events from a write key: "wk_"
+// and the first 12 hex digits of its SHA-256, enough to tell sources apart
+// without keeping the secret.
+func WriteKeySource(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "wk_" + hex.EncodeToString(sum[:6])
+}
