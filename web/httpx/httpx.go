@@ -58,3 +58,29 @@ func Error(c *gin.Context, log *slog.Logger, err error) {
 	}
 	c.AbortWithStatusJSON(status, ErrorBody{Error: Detail(err)})
 }
+
+// Recover turns a panic in a handler into a logged 500. A handler that
+// panics with http.ErrAbortHandler (a download cut short on purpose) is let
+// through so net/http drops the connection and the client sees the failure.
+func Recover(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			recovered := recover()
+			if recovered == nil {
+				return
+			}
+			if recovered == http.ErrAbortHandler {
+				panic(recovered)
+			}
+			if log != nil {
+				log.Error("handler panicked", "path", c.FullPath(), "panic", recovered)
+			}
+			if !c.Writer.Written() {
+				c.AbortWithStatusJSON(http.StatusInternalServerError, ErrorBody{
+					Error: ErrorDetail{Code: resolver.EInternal, Message: "internal error"},
+				})
+			}
+		}()
+		c.Next()
+	}
+}

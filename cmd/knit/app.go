@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	// The SQLite driver. Only cmd/ imports database drivers.
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/knit-cdp/knit/audiences"
+	"github.com/knit-cdp/knit/migrations"
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
+)
+
+// app is the wired core every command shares.
+type app struct {
+	db       *sqldb.DB
+	settings settings
+	now      func() time.Time
+	log      *slog.Logger
+	store    *resolver.Store
+	runner   *audiences.Runner
+}
+
+// openApp loads the configuration, opens and migrates the database and
+// builds the core. The caller closes app.db.
+func openApp(ctx context.Context, flags commonFlags, getenv env, stderr io.Writer) (*app, error) {
+	log := newLogger(getenv("KNIT_LOG_LEVEL"), stderr)
+	cfg, err := loadSettings(flags.config)
+	if err != nil {
+		return nil, err
+	}
+	now, err := clock(flags.clock)
+	if err != nil {
+		return nil, err
+	}
+
+	db, err := openDB(ctx, flags.db, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{db: db, settings: cfg, now: now, log: log}
+	a.store = resolver.NewStore(db, cfg.Rules, now, log.With("component", "resolver"))
+	a.runner = audiences.NewRunner(db, cfg.Audiences, now, log.With("component", "audiences"))
+	return a, nil
+}
+
+// openDB opens the database named by dsn and applies pending migrations.
+func openDB(ctx context.Context, dsn string, log *slog.Logger) (*sqldb.DB, error) {
+	if sqldb.DialectFromDSN(dsn) == sqldb.Postgres {
+		// TODO(pg): PostgreSQL through pgx/v5 arrives with its own issue.
+		return nil, fmt.Errorf("--db %s: PostgreSQL is not supported yet; use a SQLite file",
+			redactDSN(dsn))
+	}
+
+	raw, err := sql.Open("sqlite3", sqldb.SQLiteDSN(dsn))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", dsn, err)
+	}
+	db := sqldb.New(raw, "sqlite3", sqldb.SQLite)
+	if err := db.PingContext(ctx); err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("open database %s: %w", dsn, err)
+	}
+	if err := db.CheckWAL(ctx); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+
+	applied, err := migrations.Up(ctx, raw, string(sqldb.SQLite))
+	if err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	if applied > 0 {
+		log.Info("database migrated", "db", dsn, "migrations_applied", applied)
+	}
+	return db, nil
+}
+
+// redactDSN hides a password in a database URL.
+func redactDSN(dsn string) string {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return dsn
+	}
+	creds, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return dsn
+	}
+	user, _, _ := strings.Cut(creds, ":")
+	return scheme + "://" + user + ":***@" + host
+}
+
+func newLogger(level string, out io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(orDefault(level, "info"))); err != nil {
+		lvl = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl}))
+}

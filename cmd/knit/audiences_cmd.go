@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/knit-cdp/knit/audiences"
+)
+
+const audiencesUsage = `Usage:
+  knit audiences run [flags] [NAME]      compute NAME, or every audience, now
+  knit audiences export [flags] NAME     write NAME's current members to stdout
+`
+
+func runAudiences(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, audiencesUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "run":
+		return runAudiencesRun(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		return runAudiencesExport(ctx, args[1:], getenv, stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, audiencesUsage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "knit audiences: unknown command %q\n\n%s", args[0], audiencesUsage)
+	return errUsage
+}
+
+func runAudiencesRun(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("knit audiences run", "knit audiences run [flags] [NAME]: compute "+
+		"NAME (or every audience) now, replace its result and print a summary.", stderr)
+	var flags commonFlags
+	flags.register(fs, getenv)
+	var positional []string
+	if err := parseFlags(fs, args, &positional); err != nil {
+		return err
+	}
+
+	a, err := openApp(ctx, flags, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.db.Close()
+
+	names := positional
+	if len(names) == 0 {
+		for _, def := range a.runner.Definitions() {
+			names = append(names, def.Name)
+		}
+	}
+	var failed error
+	for _, name := range names {
+		run, err := a.runner.Run(ctx, name)
+		if err != nil {
+			failed = errors.Join(failed, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %d members (%d entered, %d exited), evaluated at %s in %s\n",
+			run.Audience, run.Size, run.Entered, run.Exited,
+			run.EvaluatedAt.Format(time.RFC3339),
+			run.FinishedAt.Sub(run.StartedAt).Round(time.Millisecond))
+	}
+	return failed
+}
+
+func runAudiencesExport(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("knit audiences export", "knit audiences export [flags] NAME: "+
+		"write NAME's current members to stdout as CSV or JSON.", stderr)
+	var flags commonFlags
+	flags.register(fs, getenv)
+	format := fs.String("format", "csv", "csv or json")
+	var positional []string
+	if err := parseFlags(fs, args, &positional); err != nil {
+		return err
+	}
+	if len(positional) != 1 {
+		return fmt.Errorf("%w: knit audiences export takes one audience name", errUsage)
+	}
+	if *format != "csv" && *format != "json" {
+		return fmt.Errorf("%w: --format must be csv or json, not %q", errUsage, *format)
+	}
+
+	a, err := openApp(ctx, flags, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.db.Close()
+
+	name := positional[0]
+	if *format == "csv" {
+		return a.runner.WriteCSV(ctx, stdout, name)
+	}
+	return writeJSONExport(ctx, a.runner, stdout, name)
+}
+
+// writeJSONExport streams the audience as the export API's JSON shape
+// without paging, one member at a time.
+func writeJSONExport(ctx context.Context, runner *audiences.Runner, w io.Writer, name string) error {
+	run, err := runner.CurrentRun(ctx, name)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(w)
+	head, _ := json.Marshal(map[string]any{
+		"name": name, "computed_at": run.EvaluatedAt, "size": run.Size,
+	})
+	fmt.Fprintf(out, "%s,\"members\":[", head[:len(head)-1])
+
+	first := true
+	err = runner.EachMember(ctx, name, func(_ audiences.Run, m audiences.Member) error {
+		if !first {
+			out.WriteString(",")
+		}
+		first = false
+		line, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encode member %d: %w", m.ProfileID, err)
+		}
+		_, err = out.Write(line)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	out.WriteString("]}\n")
+	return out.Flush()
+}

@@ -1,0 +1,140 @@
+// Command knit is a self-hosted, Segment-compatible destination: it takes
+// Segment events, stitches them into one profile per person and computes
+// audiences for marketers and email tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `knit: a self-hosted, Segment-compatible destination.
+
+Usage:
+  knit serve [flags]                      serve HTTP, run the scheduler
+  knit import [flags] FILE                load NDJSON Segment messages (.gz too)
+  knit audiences run [flags] [NAME]       compute one or every audience now
+  knit audiences export [flags] NAME      write an audience to stdout
+
+Run "knit COMMAND --help" for a command's flags. Every flag also has an
+environment variable, shown in its help; a flag given on the command line
+wins. Secrets come only from the environment:
+  KNIT_WEBHOOK_SECRET  Segment's shared secret; /webhook then requires X-Signature
+  KNIT_WRITE_KEYS      comma-separated write keys for the tracking API (/v1/*)
+  KNIT_API_TOKEN       token for the APIs and the console; generated if unset
+  KNIT_SPACE_ID        the only Profile API space_id accepted (any if unset)
+  KNIT_LOG_LEVEL       debug, info (default), warn or error
+`
+
+// errUsage marks errors whose message is already the help text to show.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		if err != errUsage {
+			fmt.Fprintf(os.Stderr, "knit: %v\n", err)
+		}
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "knit: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// env reads configuration from the process environment.
+type env func(string) string
+
+// run executes the command line args. It returns flag.ErrHelp after
+// printing help, errUsage after printing a usage problem, and any other
+// error for a failure.
+func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		return runImport(ctx, args[1:], getenv, stdout, stderr)
+	case "audiences":
+		return runAudiences(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return flag.ErrHelp
+	default:
+		fmt.Fprintf(stderr, "knit: unknown command %q\n\n%s", args[0], usage)
+		return errUsage
+	}
+}
+
+// commonFlags are the flags every command takes.
+type commonFlags struct {
+	db     string
+	config string
+	clock  string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet, getenv env) {
+	fs.StringVar(&c.db, "db", orDefault(getenv("KNIT_DB"), "knit.db"),
+		"database: a SQLite file path (postgres:// URLs are reserved for PostgreSQL)\n"+
+			"(env KNIT_DB)")
+	fs.StringVar(&c.config, "config", getenv("KNIT_CONFIG"),
+		"YAML file of identity rules and audiences; built-in defaults when empty\n"+
+			"(env KNIT_CONFIG)")
+	fs.StringVar(&c.clock, "clock", getenv("KNIT_CLOCK"),
+		"start knit's clock at this ISO-8601 time instead of now, for replays\n"+
+			"and tests; it then runs at real speed (env KNIT_CLOCK)")
+}
+
+// newFlagSet returns a flag set whose help starts with summary.
+func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments
+// ("knit audiences export NAME --format json"), and turns flag errors into
+// errUsage. The positional arguments are left in positional.
+func parseFlags(fs *flag.FlagSet, args []string, positional *[]string) error {
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if fs.NArg() == 0 {
+			return nil
+		}
+		*positional = append(*positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func orDefault(value, fallback string) string {
+	if value == "" {
+		return fallback
+	}
+	return value
+}

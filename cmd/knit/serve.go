@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/audiences"
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/web"
+	"github.com/knit-cdp/knit/web/httpx"
+	"github.com/knit-cdp/knit/webhook"
+)
+
+const shutdownGrace = 15 * time.Second
+
+func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("knit serve", "knit serve: serve the webhook, tracking API, "+
+		"export API and console; compute audiences on schedule; migrate the database at start.",
+		stderr)
+	var flags commonFlags
+	flags.register(fs, getenv)
+	addr := fs.String("addr", orDefault(getenv("KNIT_ADDR"), ":8080"),
+		"address to listen on (env KNIT_ADDR)")
+	var positional []string
+	if err := parseFlags(fs, args, &positional); err != nil {
+		return err
+	}
+	if len(positional) > 0 {
+		return fmt.Errorf("%w: knit serve takes no arguments, got %q", errUsage, positional)
+	}
+
+	a, err := openApp(ctx, flags, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.db.Close()
+
+	server, scheduler, err := a.buildServer(ctx, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	listener, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	a.log.Info("knit listening", "addr", listener.Addr().String(), "db", flags.db)
+	return a.serveUntilDone(ctx, server, listener, scheduler)
+}
+
+// buildServer wires the HTTP handlers and the scheduler.
+func (a *app) buildServer(ctx context.Context, getenv env,
+	stdout io.Writer) (*http.Server, *audiences.Scheduler, error) {
+	auth, generated, err := web.EnsureToken(ctx, a.db, getenv("KNIT_API_TOKEN"), a.now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if generated != "" {
+		fmt.Fprintf(stdout, "knit: generated API token (shown once; keep it): %s\n", generated)
+	}
+	if err := a.runner.RecoverInterrupted(ctx); err != nil {
+		return nil, nil, err
+	}
+	scheduler, err := audiences.NewScheduler(a.runner, a.log.With("component", "scheduler"))
+	if err != nil {
+		return nil, nil, err
+	}
+
+	hooks := webhook.New(a.store, webhook.Config{
+		Secret:    getenv("KNIT_WEBHOOK_SECRET"),
+		WriteKeys: splitList(getenv("KNIT_WRITE_KEYS")),
+		Now:       a.now,
+	}, a.log.With("component", "webhook"))
+	if getenv("KNIT_WEBHOOK_SECRET") == "" {
+		a.log.Warn("KNIT_WEBHOOK_SECRET is not set: /webhook accepts unsigned requests")
+	}
+	site := web.NewServer(a.runner, resolver.NewProfiles(a.db), auth,
+		getenv("KNIT_SPACE_ID"), a.log.With("component", "web"))
+
+	gin.SetMode(gin.ReleaseMode)
+	router := gin.New()
+	router.UseRawPath = true
+	router.UnescapePathValues = true
+	router.Use(httpx.Recover(a.log), requestLog(a.log))
+	hooks.Register(router)
+	site.Register(router)
+
+	return &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}, scheduler, nil
+}
+
+// serveUntilDone serves until ctx ends (SIGINT or SIGTERM), then shuts down
+// in order: stop taking requests and let in-flight ones finish, stop the
+// scheduler (running computations abort cleanly), and let the caller close
+// the database.
+func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
+	listener net.Listener, scheduler *audiences.Scheduler) error {
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(listener) }()
+	scheduler.Start()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down")
+	case serveErr = <-served:
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil {
+		a.log.Error("http shutdown", "error", err)
+	}
+	scheduler.Stop()
+	a.log.Info("stopped")
+
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	return nil
+}
+
+func splitList(text string) []string {
+	var out []string
+	for _, item := range strings.Split(text, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// requestLog logs one line per request with stable keys.
+func requestLog(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", c.Writer.Status(), "duration_ms", time.Since(start).Milliseconds(),
+			"bytes", c.Writer.Size())
+	}
+}

@@ -1,0 +1,154 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/audiences"
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/web/httpx"
+)
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// audienceSummary is one entry of GET /audiences.
+type audienceSummary struct {
+	Name        string         `json:"name"`
+	Description string         `json:"description"`
+	Schedule    string         `json:"schedule"`
+	Attributes  []string       `json:"attributes"`
+	Size        int            `json:"size"`
+	ComputedAt  *time.Time     `json:"computed_at"`
+	LastRun     *audiences.Run `json:"last_run"`
+}
+
+func (s *Server) listAudiences(c *gin.Context) {
+	summaries, err := s.summaries(c)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"audiences": summaries})
+}
+
+// summaries describes every audience with its current size and last run.
+func (s *Server) summaries(c *gin.Context) ([]audienceSummary, error) {
+	ctx := c.Request.Context()
+	var out []audienceSummary
+	for _, def := range s.runner.Definitions() {
+		summary := audienceSummary{
+			Name: def.Name, Description: def.Description,
+			Schedule: def.Schedule, Attributes: def.Attributes(),
+		}
+		if current, err := s.runner.CurrentRun(ctx, def.Name); err == nil {
+			summary.Size = current.Size
+			summary.ComputedAt = &current.EvaluatedAt
+		} else if resolver.ErrorCode(err) != resolver.ENotFound {
+			return nil, err
+		}
+		if last, err := s.runner.LastRun(ctx, def.Name); err == nil {
+			summary.LastRun = &last
+		} else if resolver.ErrorCode(err) != resolver.ENotFound {
+			return nil, err
+		}
+		out = append(out, summary)
+	}
+	return out, nil
+}
+
+// audiencePage is the body of GET /audiences/{name}.
+type audiencePage struct {
+	Name       string             `json:"name"`
+	ComputedAt time.Time          `json:"computed_at"`
+	Size       int                `json:"size"`
+	Members    []audiences.Member `json:"members"`
+	Next       *string            `json:"next"`
+}
+
+// getAudience serves /audiences/{name} as paged JSON and
+// /audiences/{name}.csv as a streamed download.
+func (s *Server) getAudience(c *gin.Context) {
+	name := c.Param("name")
+	if base, isCSV := strings.CutSuffix(name, ".csv"); isCSV {
+		s.downloadCSV(c, base)
+		return
+	}
+
+	limit, err := pageSize(c.Query("limit"))
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+	page, err := s.runner.Members(c.Request.Context(), name, c.Query("next"), limit)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+
+	body := audiencePage{
+		Name: name, ComputedAt: page.Run.EvaluatedAt, Size: page.Run.Size,
+		Members: page.Members,
+	}
+	if body.Members == nil {
+		body.Members = []audiences.Member{}
+	}
+	if page.Next != "" {
+		body.Next = &page.Next
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+func pageSize(text string) (int, error) {
+	if text == "" {
+		return defaultPageSize, nil
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil || n < 1 || n > maxPageSize {
+		return 0, resolver.Errorf(resolver.EInvalid,
+			"limit must be a whole number from 1 to %d", maxPageSize)
+	}
+	return n, nil
+}
+
+func (s *Server) downloadCSV(c *gin.Context, name string) {
+	ctx := c.Request.Context()
+	// Check before the first byte so a missing audience is still a JSON 404.
+	run, err := s.runner.CurrentRun(ctx, name)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+
+	filename := fmt.Sprintf("%s-%s.csv", name, run.EvaluatedAt.Format("20060102-150405"))
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", `attachment; filename="`+filename+`"`)
+	c.Header("Cache-Control", "no-store")
+	c.Status(http.StatusOK)
+	if err := s.runner.WriteCSV(ctx, c.Writer, name); err != nil {
+		// The status is sent; all that is left is to cut the stream short
+		// so the client sees an incomplete download, and to log why.
+		s.log.Error("csv export failed", "audience", name, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (s *Server) runAudience(c *gin.Context) {
+	run, err := s.runner.Run(c.Request.Context(), c.Param("name"))
+	if err != nil && run.ID == 0 {
+		httpx.Error(c, s.log, err)
+		return
+	}
+	status := http.StatusOK
+	if run.Status != audiences.StatusOK {
+		status = http.StatusInternalServerError
+	}
+	c.JSON(status, run)
+}

@@ -1,0 +1,165 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
+	"github.com/knit-cdp/knit/web/httpx"
+)
+
+const (
+	tokenSettingKey = "api_token_sha256"
+	sessionCookie   = "knit_session"
+	sessionLifetime = 12 * time.Hour
+)
+
+// Auth checks the API token and console sessions. It keeps only hashes:
+// the token itself is never stored.
+type Auth struct {
+	db        *sqldb.DB
+	tokenHash [32]byte
+	now       func() time.Time
+}
+
+// EnsureToken prepares authentication. A configured token (KNIT_API_TOKEN)
+// wins. Otherwise the token whose hash an earlier start stored is used, and
+// on the very first start a new token is generated, its hash stored, and the
+// token returned as generated so the caller can print it once.
+func EnsureToken(ctx context.Context, db *sqldb.DB, configured string,
+	now func() time.Time) (auth *Auth, generated string, err error) {
+	auth = &Auth{db: db, now: now}
+	if configured != "" {
+		auth.tokenHash = sha256.Sum256([]byte(configured))
+		return auth, "", nil
+	}
+
+	var stored string
+	err = db.GetContext(ctx, &stored, db.Rebind(
+		`SELECT value FROM settings WHERE key = ?`), tokenSettingKey)
+	if err == nil {
+		decoded, decodeErr := hex.DecodeString(stored)
+		if decodeErr != nil || len(decoded) != 32 {
+			return nil, "", fmt.Errorf("stored API token hash is corrupt")
+		}
+		copy(auth.tokenHash[:], decoded)
+		return auth, "", nil
+	}
+	if !sqldb.IsNoRows(err) {
+		return nil, "", fmt.Errorf("read API token hash: %w", err)
+	}
+
+	generated = "knit_" + randomHex(24)
+	auth.tokenHash = sha256.Sum256([]byte(generated))
+	_, err = db.ExecContext(ctx, db.Rebind(
+		`INSERT INTO settings (key, value) VALUES (?, ?)`),
+		tokenSettingKey, hex.EncodeToString(auth.tokenHash[:]))
+	if err != nil {
+		return nil, "", fmt.Errorf("store API token hash: %w", err)
+	}
+	return auth, generated, nil
+}
+
+func randomHex(n int) string {
+	buf := make([]byte, n)
+	if _, err := rand.Read(buf); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // never on Linux
+	}
+	return hex.EncodeToString(buf)
+}
+
+// ValidToken compares a presented token with the configured one in
+// constant time.
+func (a *Auth) ValidToken(token string) bool {
+	if token == "" {
+		return false
+	}
+	given := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(given[:], a.tokenHash[:]) == 1
+}
+
+// tokenFromRequest reads a token sent as "Authorization: Bearer T" or as
+// the HTTP Basic user name (Segment's Profile API style, curl -u T:).
+func tokenFromRequest(r *http.Request) string {
+	header := r.Header.Get("Authorization")
+	if scheme, rest, ok := strings.Cut(header, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(rest)
+	}
+	if user, _, ok := r.BasicAuth(); ok {
+		return user
+	}
+	return ""
+}
+
+// Require lets a request through with a valid token or console session and
+// answers 401 otherwise.
+func (a *Auth) Require(c *gin.Context) {
+	if a.ValidToken(tokenFromRequest(c.Request)) || a.validSession(c) {
+		c.Next()
+		return
+	}
+	c.Header("WWW-Authenticate", `Bearer realm="knit"`)
+	httpx.Error(c, nil, resolver.Errorf(resolver.EUnauthorized,
+		"an API token is required: send Authorization: Bearer <token> "+
+			"or the token as the HTTP Basic user name"))
+}
+
+// startSession records a new console session and sets its cookie.
+func (a *Auth) startSession(c *gin.Context) error {
+	id := randomHex(32)
+	hash := sha256.Sum256([]byte(id))
+	expires := a.now().Add(sessionLifetime)
+
+	_, err := a.db.ExecContext(c.Request.Context(), a.db.Rebind(
+		`INSERT INTO web_sessions (id_hash, expires_ms) VALUES (?, ?)`),
+		hex.EncodeToString(hash[:]), expires.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("store session: %w", err)
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: sessionCookie, Value: id, Path: "/", Expires: expires,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: isHTTPS(c.Request),
+	})
+	return nil
+}
+
+func (a *Auth) validSession(c *gin.Context) bool {
+	cookie, err := c.Request.Cookie(sessionCookie)
+	if err != nil || cookie.Value == "" {
+		return false
+	}
+	hash := sha256.Sum256([]byte(cookie.Value))
+
+	var expires int64
+	err = a.db.GetContext(c.Request.Context(), &expires, a.db.Rebind(
+		`SELECT expires_ms FROM web_sessions WHERE id_hash = ?`),
+		hex.EncodeToString(hash[:]))
+	return err == nil && expires > a.now().UnixMilli()
+}
+
+// endSession forgets the session and clears its cookie.
+func (a *Auth) endSession(c *gin.Context) {
+	if cookie, err := c.Request.Cookie(sessionCookie); err == nil {
+		hash := sha256.Sum256([]byte(cookie.Value))
+		_, _ = a.db.ExecContext(c.Request.Context(), a.db.Rebind(
+			`DELETE FROM web_sessions WHERE id_hash = ?`), hex.EncodeToString(hash[:]))
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: isHTTPS(c.Request),
+	})
+}
+
+func isHTTPS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}

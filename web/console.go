@@ -1,0 +1,269 @@
+package web
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/resolver"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+const latestEventsShown = 50
+
+// page is what every console template receives.
+type page struct {
+	Title    string
+	SignedIn bool
+	Query    string
+	Error    string
+
+	Audiences   []audienceSummary
+	Results     []int64
+	Profile     int64
+	Name        string
+	EventCount  int
+	Apps        []string
+	Identifiers []resolver.IdentityRecord
+	Traits      []resolver.Trait
+	Events      []resolver.EventRecord
+}
+
+func parseTemplates() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"iso":  func(t any) string { return asTime(t).Format(time.RFC3339) },
+		"when": func(t any) string { return asTime(t).Format("2 Jan 2006 15:04 MST") },
+	}
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"login", "audiences", "search", "person"} {
+		tmpl, err := template.New(name).Funcs(funcs).ParseFS(templateFiles,
+			"templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", name, err)
+		}
+		pages[name] = tmpl
+	}
+	return pages, nil
+}
+
+func asTime(v any) time.Time {
+	switch t := v.(type) {
+	case time.Time:
+		return t.UTC()
+	case *time.Time:
+		if t != nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+// registerConsole adds the console's pages. Templates are compiled in, so a
+// failure to parse them is a build defect caught by tests.
+func (s *Server) registerConsole(router *gin.Engine) {
+	pages, err := parseTemplates()
+	if err != nil {
+		panic(err)
+	}
+	static, _ := fs.Sub(staticFiles, "static")
+	router.StaticFS("/static", http.FS(static))
+
+	c := &console{server: s, pages: pages}
+	router.GET("/login", c.loginForm)
+	router.POST("/login", c.login)
+	router.POST("/logout", c.logout)
+
+	signedIn := router.Group("/", c.requireSession)
+	signedIn.GET("/", c.audiences)
+	signedIn.GET("/people", c.search)
+	signedIn.GET("/people/:id", c.person)
+}
+
+type console struct {
+	server *Server
+	pages  map[string]*template.Template
+}
+
+func (c *console) render(ctx *gin.Context, status int, name string, data page) {
+	ctx.Header("Content-Type", "text/html; charset=utf-8")
+	ctx.Header("X-Frame-Options", "DENY")
+	ctx.Header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+	ctx.Status(status)
+	if err := c.pages[name].ExecuteTemplate(ctx.Writer, "layout", data); err != nil {
+		c.server.log.Error("render page", "page", name, "error", err)
+	}
+}
+
+func (c *console) requireSession(ctx *gin.Context) {
+	if c.server.auth.validSession(ctx) {
+		ctx.Next()
+		return
+	}
+	ctx.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(ctx.Request.URL.RequestURI()))
+	ctx.Abort()
+}
+
+func (c *console) loginForm(ctx *gin.Context) {
+	c.render(ctx, http.StatusOK, "login", page{Title: "Sign in"})
+}
+
+func (c *console) login(ctx *gin.Context) {
+	if !c.server.auth.ValidToken(strings.TrimSpace(ctx.PostForm("token"))) {
+		c.render(ctx, http.StatusUnauthorized, "login",
+			page{Title: "Sign in", Error: "That token is not valid."})
+		return
+	}
+	if err := c.server.auth.startSession(ctx); err != nil {
+		c.server.log.Error("start session", "error", err)
+		c.render(ctx, http.StatusInternalServerError, "login",
+			page{Title: "Sign in", Error: "Could not start a session; try again."})
+		return
+	}
+	ctx.Redirect(http.StatusSeeOther, safeNext(ctx.Query("next")))
+}
+
+// safeNext allows only local paths, so the login form cannot redirect to
+// another site.
+func safeNext(next string) string {
+	if strings.HasPrefix(next, "/") && !strings.HasPrefix(next, "//") &&
+		!strings.Contains(next, "\\") {
+		return next
+	}
+	return "/"
+}
+
+func (c *console) logout(ctx *gin.Context) {
+	c.server.auth.endSession(ctx)
+	ctx.Redirect(http.StatusSeeOther, "/login")
+}
+
+func (c *console) audiences(ctx *gin.Context) {
+	summaries, err := c.server.summaries(ctx)
+	if err != nil {
+		c.server.log.Error("list audiences", "error", err)
+		ctx.String(http.StatusInternalServerError, "internal error")
+		return
+	}
+	c.render(ctx, http.StatusOK, "audiences",
+		page{Title: "Audiences", SignedIn: true, Audiences: summaries})
+}
+
+func (c *console) search(ctx *gin.Context) {
+	query := strings.TrimSpace(ctx.Query("q"))
+	if query == "" {
+		ctx.Redirect(http.StatusSeeOther, "/")
+		return
+	}
+	results, err := c.server.profiles.Search(ctx.Request.Context(), query)
+	if err != nil {
+		c.server.log.Error("search profiles", "error", err)
+		ctx.String(http.StatusInternalServerError, "internal error")
+		return
+	}
+	if len(results) == 1 {
+		ctx.Redirect(http.StatusSeeOther, fmt.Sprintf("/people/%d", results[0]))
+		return
+	}
+	c.render(ctx, http.StatusOK, "search",
+		page{Title: "Search", SignedIn: true, Query: query, Results: results})
+}
+
+func (c *console) person(ctx *gin.Context) {
+	profile, err := strconv.ParseInt(ctx.Param("id"), 10, 64)
+	if err != nil {
+		ctx.String(http.StatusNotFound, "no such profile")
+		return
+	}
+	data, err := c.personPage(ctx, profile)
+	if err != nil {
+		c.server.log.Error("show profile", "profile_id", profile, "error", err)
+		ctx.String(http.StatusInternalServerError, "internal error")
+		return
+	}
+	if len(data.Identifiers) == 0 {
+		ctx.String(http.StatusNotFound, "no such profile")
+		return
+	}
+	c.render(ctx, http.StatusOK, "person", data)
+}
+
+func (c *console) personPage(ctx *gin.Context, profile int64) (page, error) {
+	reqCtx := ctx.Request.Context()
+	data := page{Title: fmt.Sprintf("Profile %d", profile), SignedIn: true, Profile: profile}
+	var err error
+	if data.Identifiers, err = c.server.profiles.Identifiers(reqCtx, profile); err != nil {
+		return data, err
+	}
+	if data.Traits, err = c.server.profiles.Traits(reqCtx, profile); err != nil {
+		return data, err
+	}
+	if data.Events, err = c.server.profiles.Events(reqCtx, profile, latestEventsShown); err != nil {
+		return data, err
+	}
+	if data.EventCount, err = c.server.profiles.EventCount(reqCtx, profile); err != nil {
+		return data, err
+	}
+
+	data.Name = displayName(data.Traits)
+	apps := map[string]bool{}
+	for _, id := range data.Identifiers {
+		if id.App != "" {
+			apps[id.App] = true
+		}
+	}
+	for _, e := range data.Events {
+		if e.App != "" {
+			apps[e.App] = true
+		}
+	}
+	for app := range apps {
+		data.Apps = append(data.Apps, app)
+	}
+	sort.Strings(data.Apps)
+	return data, nil
+}
+
+// displayName builds "First Last" or the name trait for the page heading.
+func displayName(traits []resolver.Trait) string {
+	values := map[string]string{}
+	for _, t := range traits {
+		var text string
+		if err := jsonString(t.Value, &text); err == nil {
+			values[t.Key] = text
+		}
+	}
+	if name := values["name"]; name != "" {
+		return name
+	}
+	first := firstOf(values["first_name"], values["firstName"])
+	last := firstOf(values["last_name"], values["lastName"])
+	return strings.TrimSpace(first + " " + last)
+}
+
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func jsonString(raw []byte, dest *string) error {
+	return json.Unmarshal(raw, dest)
+}

@@ -1,0 +1,169 @@
+package web
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/web/httpx"
+)
+
+// Segment's Profile API page sizes.
+const (
+	profileDefaultLimit = 10
+	profileMaxLimit     = 200
+)
+
+// profileCursor is the cursor object of Segment's Profile API responses.
+type profileCursor struct {
+	URL     string `json:"url"`
+	HasMore bool   `json:"has_more"`
+	Next    string `json:"next"`
+	Limit   int    `json:"limit"`
+}
+
+// externalID is one entry of /external_ids, in Segment's shape.
+type externalID struct {
+	SourceID       string `json:"source_id"`
+	Collection     string `json:"collection"`
+	ID             string `json:"id"`
+	Type           string `json:"type"`
+	CreatedAt      string `json:"created_at"`
+	Encoding       string `json:"encoding"`
+	FirstMessageID string `json:"first_message_id"`
+}
+
+// profileQuery is what every Profile API request names.
+type profileQuery struct {
+	profile int64
+	include map[string]bool
+	limit   int
+	after   string
+}
+
+func (s *Server) parseProfileQuery(c *gin.Context) (profileQuery, error) {
+	q := profileQuery{limit: profileDefaultLimit}
+	if s.spaceID != "" && c.Param("space") != s.spaceID {
+		return q, resolver.Errorf(resolver.ENotFound, "space %q was not found", c.Param("space"))
+	}
+
+	kind, value, ok := strings.Cut(c.Param("id"), ":")
+	if !ok || kind == "" || value == "" {
+		return q, resolver.Errorf(resolver.EInvalid,
+			"profile id must be type:value, such as email:jane@example.com")
+	}
+	profile, err := s.profiles.Find(c.Request.Context(), resolver.NormaliseIdentifier(kind, value))
+	if err != nil {
+		return q, err
+	}
+	q.profile = profile
+
+	if text := c.Query("limit"); text != "" {
+		n, err := strconv.Atoi(text)
+		if err != nil || n < 1 || n > profileMaxLimit {
+			return q, resolver.Errorf(resolver.EInvalid,
+				"limit must be a whole number from 1 to %d", profileMaxLimit)
+		}
+		q.limit = n
+	}
+	if include := c.Query("include"); include != "" {
+		q.include = map[string]bool{}
+		for _, key := range strings.Split(include, ",") {
+			q.include[strings.TrimSpace(key)] = true
+		}
+	}
+	if next := c.Query("next"); next != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(next)
+		if err != nil {
+			return q, resolver.Errorf(resolver.EInvalid, "next cursor is not valid")
+		}
+		q.after = string(raw)
+	}
+	return q, nil
+}
+
+func (q profileQuery) cursor(c *gin.Context, hasMore bool, last string) profileCursor {
+	cursor := profileCursor{URL: c.Request.URL.Path, HasMore: hasMore, Limit: q.limit}
+	if hasMore {
+		cursor.Next = base64.RawURLEncoding.EncodeToString([]byte(last))
+	}
+	return cursor
+}
+
+func (s *Server) profileTraits(c *gin.Context) {
+	q, err := s.parseProfileQuery(c)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+	traits, err := s.profiles.Traits(c.Request.Context(), q.profile)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+
+	verbose := c.Query("verbose") == "true"
+	out := map[string]any{}
+	last, hasMore := "", false
+	for _, t := range traits {
+		if (q.include != nil && !q.include[t.Key]) || t.Key <= q.after {
+			continue
+		}
+		if len(out) == q.limit {
+			hasMore = true
+			break
+		}
+		out[t.Key] = traitValue(t, verbose)
+		last = t.Key
+	}
+	c.JSON(http.StatusOK, gin.H{"traits": out, "cursor": q.cursor(c, hasMore, last)})
+}
+
+func traitValue(t resolver.Trait, verbose bool) any {
+	if !verbose {
+		return t.Value
+	}
+	return gin.H{
+		"value": json.RawMessage(t.Value), "source_id": t.MessageID,
+		"updated_at": t.UpdatedAt.Format(time.RFC3339Nano),
+	}
+}
+
+func (s *Server) profileExternalIDs(c *gin.Context) {
+	q, err := s.parseProfileQuery(c)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+	records, err := s.profiles.Identifiers(c.Request.Context(), q.profile)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+
+	data := []externalID{}
+	last, hasMore := "", false
+	for _, r := range records {
+		key := r.Type + "\x00" + r.Value
+		if (q.include != nil && !q.include[r.Type]) || key <= q.after {
+			continue
+		}
+		if len(data) == q.limit {
+			hasMore = true
+			break
+		}
+		data = append(data, externalID{
+			SourceID: r.Source, Collection: "users", ID: r.Value, Type: r.Type,
+			CreatedAt: r.FirstSeen.Format(time.RFC3339Nano), Encoding: "none",
+			FirstMessageID: r.FirstMessageID,
+		})
+		last = key
+	}
+	c.JSON(http.StatusOK, gin.H{"data": data, "cursor": q.cursor(c, hasMore, last)})
+}

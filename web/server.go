@@ -1,0 +1,47 @@
+// Package web serves what people and tools read from knit: the export API
+// for audiences, Segment's Profile API, and the marketer's console.
+package web
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/audiences"
+	"github.com/knit-cdp/knit/resolver"
+)
+
+// Server holds what the read side needs.
+type Server struct {
+	runner   *audiences.Runner
+	profiles *resolver.Profiles
+	auth     *Auth
+	log      *slog.Logger
+	// spaceID, when set, is the only Profile API space accepted.
+	spaceID string
+}
+
+// NewServer returns a Server over the given parts.
+func NewServer(runner *audiences.Runner, profiles *resolver.Profiles, auth *Auth,
+	spaceID string, log *slog.Logger) *Server {
+	return &Server{runner: runner, profiles: profiles, auth: auth, spaceID: spaceID, log: log}
+}
+
+// Register adds the API and console routes to router.
+func (s *Server) Register(router *gin.Engine) {
+	router.GET("/healthz", func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	})
+
+	api := router.Group("/", s.auth.Require)
+	api.GET("/audiences", s.listAudiences)
+	api.GET("/audiences/:name", s.getAudience)
+	api.POST("/audiences/:name/runs", s.runAudience)
+
+	profiles := api.Group("/v1/spaces/:space/collections/users/profiles/:id")
+	profiles.GET("/traits", s.profileTraits)
+	profiles.GET("/external_ids", s.profileExternalIDs)
+
+	s.registerConsole(router)
+}
