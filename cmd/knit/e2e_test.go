@@ -1,0 +1,449 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	seedDir      = "../../testdata/seed-journey"
+	seedSecret   = "seed-secret"
+	seedWriteKey = "seed-write-key"
+	testToken    = "test-token"
+	// recordedAt is when the seed requests were recorded; the tracking API
+	// corrects clock skew against the receive time, so replays pin it.
+	recordedAt = "2026-12-04T15:08:00Z"
+)
+
+// server is a knit serve process started in-process by a test.
+type server struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// mustServe starts `knit serve` on a free port over dbPath with its clock
+// starting at clockStart, and stops it when the test ends.
+func mustServe(t *testing.T, dbPath, clockStart string) *server {
+	t.Helper()
+
+	addr := mustFreeAddr(t)
+	env := map[string]string{
+		"KNIT_WEBHOOK_SECRET": seedSecret,
+		"KNIT_WRITE_KEYS":     "other-key, " + seedWriteKey,
+		"KNIT_API_TOKEN":      testToken,
+		"KNIT_LOG_LEVEL":      "warn",
+	}
+	args := []string{"serve", "--addr", addr, "--db", dbPath,
+		"--config", filepath.Join("testdata", "seed-journey.yaml"), "--clock", clockStart}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{base: "http://" + addr, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		s.done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	}()
+	t.Cleanup(s.stop)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return s
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("knit serve exited early: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatal("knit serve did not answer /healthz")
+	return nil
+}
+
+// stop shuts the server down as SIGTERM would and waits for it.
+func (s *server) stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	<-s.done
+}
+
+func mustFreeAddr(t *testing.T) string {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+	return listener.Addr().String()
+}
+
+// recordedRequest is one line of the seed journey's request recordings.
+type recordedRequest struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+// mustReplay sends every recorded request in file byte for byte and
+// requires a 200 for each.
+func mustReplay(t *testing.T, s *server, file string) {
+	t.Helper()
+
+	data, err := os.ReadFile(filepath.Join(seedDir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanner := bufio.NewScanner(bytes.NewReader(data))
+	scanner.Buffer(make([]byte, 1<<20), 1<<20)
+	for line := 1; scanner.Scan(); line++ {
+		var rec recordedRequest
+		if err := json.Unmarshal(scanner.Bytes(), &rec); err != nil {
+			t.Fatalf("%s:%d: %v", file, line, err)
+		}
+		req, err := http.NewRequest(rec.Method, s.base+rec.Path, strings.NewReader(rec.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range rec.Headers {
+			req.Header.Set(k, v)
+		}
+		status, body := mustDo(t, req)
+		if status != http.StatusOK {
+			t.Fatalf("%s:%d: status %d: %s", file, line, status, body)
+		}
+	}
+}
+
+func mustDo(t *testing.T, req *http.Request) (int, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// mustGet fetches path with the API token and decodes a JSON answer into
+// dest (when not nil); it returns the status and raw body.
+func mustGet(t *testing.T, s *server, path string, dest any) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	status, body := mustDo(t, req)
+	if dest != nil && status == http.StatusOK {
+		if err := json.Unmarshal(body, dest); err != nil {
+			t.Fatalf("GET %s: %v: %s", path, err, body)
+		}
+	}
+	return status, body
+}
+
+func mustPost(t *testing.T, s *server, path string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(testToken, "")
+	return mustDo(t, req)
+}
+
+// seedExpected is the seed journey's expected.json.
+type seedExpected struct {
+	Profiles        []map[string][]string     `json:"profiles"`
+	EventsOnProfile int                       `json:"events_on_profile"`
+	Traits          map[string]any            `json:"traits"`
+	At              map[string]map[string]any `json:"at"`
+}
+
+func mustSeedExpected(t *testing.T) seedExpected {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(seedDir, "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want seedExpected
+	if err := json.Unmarshal(data, &want); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+func TestSeedJourneyEndToEnd(t *testing.T) {
+	cases := []struct {
+		name    string
+		replays []string
+	}{
+		{"all three recordings into one database store each message once",
+			[]string{"webhook-single.ndjson", "webhook-batch.ndjson", "tracking-batch.ndjson"}},
+		{"webhook batches alone", []string{"webhook-batch.ndjson"}},
+		{"tracking API batches alone", []string{"tracking-batch.ndjson"}},
+	}
+	want := mustSeedExpected(t)
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dbPath := filepath.Join(t.TempDir(), "knit.db")
+			s := mustServe(t, dbPath, recordedAt)
+			for _, file := range tc.replays {
+				mustReplay(t, s, file)
+			}
+			checkSeedProfile(t, s, want)
+			s.stop()
+
+			for _, at := range sortedKeys(want.At) {
+				s := mustServe(t, dbPath, at)
+				checkSeedAudiences(t, s, at, want.At[at])
+				s.stop()
+			}
+			checkSeedDatabase(t, dbPath, want)
+		})
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// checkSeedProfile finds Jane through every expected identifier with the
+// Profile API and compares her identifiers and traits.
+func checkSeedProfile(t *testing.T, s *server, want seedExpected) {
+	t.Helper()
+	if len(want.Profiles) != 1 {
+		t.Fatalf("expected.json holds %d profiles; this test expects 1", len(want.Profiles))
+	}
+	wantIDs := want.Profiles[0]
+
+	for kind, values := range wantIDs {
+		for _, value := range values {
+			base := "/v1/spaces/any/collections/users/profiles/" + kind + ":" + value
+			var ids struct {
+				Data []struct {
+					Type string `json:"type"`
+					ID   string `json:"id"`
+				} `json:"data"`
+			}
+			mustGet(t, s, base+"/external_ids?limit=200", &ids)
+			got := map[string][]string{}
+			for _, d := range ids.Data {
+				got[d.Type] = append(got[d.Type], d.ID)
+			}
+			if !sameIdentifiers(got, wantIDs) {
+				t.Errorf("profile found by %s:%s has %v, want %v", kind, value, got, wantIDs)
+			}
+
+			var traits struct {
+				Traits map[string]any `json:"traits"`
+			}
+			mustGet(t, s, base+"/traits?limit=200", &traits)
+			if fmt.Sprint(traits.Traits) != fmt.Sprint(want.Traits) {
+				t.Errorf("traits %v, want %v", traits.Traits, want.Traits)
+			}
+		}
+	}
+
+	status, body := mustGet(t, s,
+		"/v1/spaces/any/collections/users/profiles/user_id:user1234/traits", nil)
+	if status != http.StatusNotFound || !strings.Contains(string(body), `"not_found"`) {
+		t.Errorf("user1234 lookup: %d %s, want 404 not_found", status, body)
+	}
+}
+
+func sameIdentifiers(got, want map[string][]string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for kind, values := range want {
+		g := append([]string(nil), got[kind]...)
+		w := append([]string(nil), values...)
+		sort.Strings(g)
+		sort.Strings(w)
+		if strings.Join(g, ",") != strings.Join(w, ",") {
+			return false
+		}
+	}
+	return true
+}
+
+// checkSeedAudiences computes both audiences at the server's clock and
+// compares them with expected.json through the JSON API and the CSV.
+func checkSeedAudiences(t *testing.T, s *server, at string, want map[string]any) {
+	t.Helper()
+	for _, name := range []string{"cart_abandonment", "shoe_reorder"} {
+		status, body := mustPost(t, s, "/audiences/"+name+"/runs")
+		if status != http.StatusOK || !strings.Contains(string(body), `"status":"ok"`) {
+			t.Fatalf("%s: run %s: %d %s", at, name, status, body)
+		}
+	}
+
+	got := map[string]any{
+		"cart_abandonment": cartMembers(t, s),
+		"shoe_reorder":     reorderMembers(t, s),
+	}
+	for _, name := range []string{"cart_abandonment", "shoe_reorder"} {
+		g, _ := json.Marshal(got[name])
+		w, _ := json.Marshal(want[name])
+		if string(g) != string(w) {
+			t.Errorf("at %s %s = %s, want %s", at, name, g, w)
+		}
+	}
+
+	csvCart := csvMembers(t, s, "cart_abandonment", "abandoned_products")
+	g, _ := json.Marshal(csvCart)
+	w, _ := json.Marshal(want["cart_abandonment"])
+	if string(g) != string(w) {
+		t.Errorf("at %s cart_abandonment CSV = %s, want %s", at, g, w)
+	}
+}
+
+// apiMember is a member as GET /audiences/{name} returns it.
+type apiMember struct {
+	UserID     string         `json:"user_id"`
+	Email      string         `json:"email"`
+	Attributes map[string]any `json:"attributes"`
+}
+
+func audienceMembers(t *testing.T, s *server, name string) []apiMember {
+	t.Helper()
+	var page struct {
+		Name    string      `json:"name"`
+		Size    int         `json:"size"`
+		Members []apiMember `json:"members"`
+		Next    *string     `json:"next"`
+	}
+	status, body := mustGet(t, s, "/audiences/"+name, &page)
+	if status != http.StatusOK {
+		t.Fatalf("GET /audiences/%s: %d %s", name, status, body)
+	}
+	if page.Name != name || page.Size != len(page.Members) || page.Next != nil {
+		t.Errorf("GET /audiences/%s: name %q size %d members %d next %v",
+			name, page.Name, page.Size, len(page.Members), page.Next)
+	}
+	return page.Members
+}
+
+func cartMembers(t *testing.T, s *server) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, m := range audienceMembers(t, s, "cart_abandonment") {
+		for _, p := range m.Attributes["abandoned_products"].([]any) {
+			out[m.UserID] = append(out[m.UserID], p.(string))
+		}
+	}
+	return out
+}
+
+func reorderMembers(t *testing.T, s *server) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, m := range audienceMembers(t, s, "shoe_reorder") {
+		out[m.UserID] = map[string]any{
+			"shoe":                 m.Attributes["shoe"],
+			"miles_since_purchase": m.Attributes["miles_since_purchase"],
+		}
+	}
+	return out
+}
+
+// csvMembers downloads the audience's CSV and returns user_id -> the list
+// in column listColumn.
+func csvMembers(t *testing.T, s *server, name, listColumn string) map[string][]string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.base+"/audiences/"+name+".csv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Errorf("CSV Content-Disposition %q, want attachment", resp.Header.Get("Content-Disposition"))
+	}
+
+	records, err := csv.NewReader(resp.Body).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := strings.Join(records[0], ",")
+	if !strings.HasPrefix(header, "profile_id,email,user_id,") {
+		t.Fatalf("CSV header %q", header)
+	}
+	column := -1
+	for i, h := range records[0] {
+		if h == listColumn {
+			column = i
+		}
+	}
+	out := map[string][]string{}
+	for _, r := range records[1:] {
+		out[r[2]] = strings.Split(r[column], ";")
+	}
+	return out
+}
+
+func checkSeedDatabase(t *testing.T, dbPath string, want seedExpected) {
+	t.Helper()
+	db := mustOpenReadOnly(t, dbPath)
+
+	var profiles, events, unattributed int
+	mustScan(t, db, `SELECT COUNT(*) FROM profiles WHERE merged_into IS NULL`, &profiles)
+	mustScan(t, db, `SELECT COUNT(*) FROM events WHERE profile_id IS NOT NULL`, &events)
+	mustScan(t, db, `SELECT COUNT(*) FROM events WHERE profile_id IS NULL`, &unattributed)
+	if profiles != len(want.Profiles) || events != want.EventsOnProfile || unattributed != 0 {
+		t.Errorf("database holds %d profiles, %d events on profiles, %d unattributed; "+
+			"want %d, %d, 0", profiles, events, unattributed,
+			len(want.Profiles), want.EventsOnProfile)
+	}
+}
+
+func mustOpenReadOnly(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func mustScan(t *testing.T, db *sql.DB, query string, dest ...any) {
+	t.Helper()
+	if err := db.QueryRow(query).Scan(dest...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
