@@ -14,7 +14,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/knit \
-      --create-home --shell /usr/sbin/nologin knit
+      --no-create-home --shell /usr/sbin/nologin knit \
+ && mkdir -p /var/lib/knit && chown knit:knit /var/lib/knit
 COPY --from=build /out/knit /usr/local/bin/knit
 USER knit
 WORKDIR /var/lib/knit

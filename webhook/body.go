@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -64,8 +65,9 @@ func readError(err error) error {
 		return resolver.Errorf(resolver.ETooLarge,
 			"request body is over %d bytes before decompression", maxCompressedBody)
 	}
+	var corrupt flate.CorruptInputError
 	if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) ||
-		errors.Is(err, io.ErrUnexpectedEOF) {
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &corrupt) {
 		return resolver.Errorf(resolver.EInvalid, "request body is truncated or "+
 			"corrupt: %v", err)
 	}
