@@ -56,7 +56,7 @@ func mustServe(t *testing.T, dbPath, clockStart string) *server {
 	go func() {
 		s.done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	}()
-	t.Cleanup(s.stop)
+	t.Cleanup(func() { s.stop(t) })
 
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -75,14 +75,23 @@ func mustServe(t *testing.T, dbPath, clockStart string) *server {
 	return nil
 }
 
-// stop shuts the server down as SIGTERM would and waits for it.
-func (s *server) stop() {
+// stop shuts the server down as SIGTERM would and requires it to finish
+// cleanly within five seconds.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
 	if s.cancel == nil {
 		return
 	}
 	s.cancel()
 	s.cancel = nil
-	<-s.done
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("knit serve returned %v on shutdown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("knit serve did not stop within 5 s of its context ending")
+	}
 }
 
 func mustFreeAddr(t *testing.T) string {
@@ -216,12 +225,13 @@ func TestSeedJourneyEndToEnd(t *testing.T) {
 				mustReplay(t, s, file)
 			}
 			checkSeedProfile(t, s, want)
-			s.stop()
+			checkAudienceList(t, s)
+			s.stop(t)
 
 			for _, at := range sortedKeys(want.At) {
 				s := mustServe(t, dbPath, at)
 				checkSeedAudiences(t, s, at, want.At[at])
-				s.stop()
+				s.stop(t)
 			}
 			checkSeedDatabase(t, dbPath, want)
 		})
@@ -278,6 +288,41 @@ func checkSeedProfile(t *testing.T, s *server, want seedExpected) {
 		"/v1/spaces/any/collections/users/profiles/user_id:user1234/traits", nil)
 	if status != http.StatusNotFound || !strings.Contains(string(body), `"not_found"`) {
 		t.Errorf("user1234 lookup: %d %s, want 404 not_found", status, body)
+	}
+}
+
+// checkAudienceList reads GET /audiences: both built-ins, computed at start.
+func checkAudienceList(t *testing.T, s *server) {
+	t.Helper()
+	var list struct {
+		Audiences []struct {
+			Name        string `json:"name"`
+			Description string `json:"description"`
+			Schedule    string `json:"schedule"`
+			LastRun     *struct {
+				Status string `json:"status"`
+			} `json:"last_run"`
+		} `json:"audiences"`
+	}
+	mustGet(t, s, "/audiences", &list)
+	var names []string
+	for _, a := range list.Audiences {
+		names = append(names, a.Name)
+		if a.Description == "" || a.Schedule != "*/15 * * * *" || a.LastRun == nil {
+			t.Errorf("GET /audiences entry %+v lacks description, schedule or last run", a)
+		}
+	}
+	if strings.Join(names, ",") != "cart_abandonment,shoe_reorder" {
+		t.Errorf("GET /audiences names %v", names)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, s.base+"/audiences", nil)
+	if status, body := mustDo(t, req); status != http.StatusUnauthorized {
+		t.Errorf("GET /audiences without a token: %d %s", status, body)
+	}
+	if status, body := mustGet(t, s, "/audiences/nope", nil); status != http.StatusNotFound ||
+		!strings.Contains(string(body), `"not_found"`) {
+		t.Errorf("unknown audience: %d %s", status, body)
 	}
 }
 

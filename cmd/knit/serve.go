@@ -22,10 +22,20 @@ import (
 
 const shutdownGrace = 15 * time.Second
 
+const serveSummary = `knit serve [flags]: serve the webhook, the tracking API, the export and
+Profile APIs and the console; compute audiences on their schedules; migrate the
+database at start. Stops cleanly on SIGINT or SIGTERM.
+
+Environment (secrets are never flags):
+  KNIT_WEBHOOK_SECRET  Segment's shared secret; /webhook then requires X-Signature
+  KNIT_WRITE_KEYS      comma-separated write keys for the tracking API (/v1/*)
+  KNIT_API_TOKEN       token for the APIs and console; generated on first start
+                       when unset, stored hashed and printed once
+  KNIT_SPACE_ID        the only Profile API space_id accepted (any when unset)
+  KNIT_LOG_LEVEL       debug, info (default), warn or error`
+
 func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
-	fs := newFlagSet("knit serve", "knit serve: serve the webhook, tracking API, "+
-		"export API and console; compute audiences on schedule; migrate the database at start.",
-		stderr)
+	fs := newFlagSet("knit serve", serveSummary, stderr)
 	var flags commonFlags
 	flags.register(fs, getenv)
 	addr := fs.String("addr", orDefault(getenv("KNIT_ADDR"), ":8080"),

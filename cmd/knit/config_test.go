@@ -1,0 +1,130 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustWriteConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "knit.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadSettingsRejectsContradictions(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string // every fragment must appear in the error
+	}{
+		{"an unknown key is named", "identity:\n  limitz: {}\n", []string{"limitz"}},
+		{"a limit below one is named", "identity:\n  limits: {email: 0}\n",
+			[]string{"identity.limits.email"}},
+		{"a repeated priority entry is named", "identity:\n  priority: [email, email]\n",
+			[]string{"identity.priority", "email"}},
+		{"a bad schedule names the audience", `audiences:
+  - name: weekly
+    schedule: "every tuesday"
+    abandoned_cart: {added_event: A, added_product: p, order_event: O,
+      order_product: "products[].p", min_age: 1h, max_age: 7d}
+`, []string{"audiences.weekly.schedule"}},
+		{"an audience without a rule is named", "audiences:\n  - name: empty\n",
+			[]string{"audiences.empty", "exactly one rule"}},
+		{"a missing event name is named", `audiences:
+  - name: runners
+    distance_since_purchase: {threshold_miles: 10}
+`, []string{"audiences.runners.distance_since_purchase.purchase_event is required"}},
+		{"a bad duration is named", `audiences:
+  - name: carts
+    abandoned_cart: {max_age: soon}
+`, []string{"duration", "soon"}},
+		{"two problems are reported together", `identity:
+  default_limit: 0
+audiences:
+  - name: BadName
+    abandoned_cart: {added_event: A, added_product: p, order_event: O,
+      order_product: q, min_age: 2h, max_age: 1h}
+`, []string{"identity.default_limit", "BadName", "max_age"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadSettings(mustWriteConfig(t, tc.yaml))
+			if err == nil {
+				t.Fatal("loadSettings accepted a bad config")
+			}
+			for _, fragment := range tc.want {
+				if !strings.Contains(err.Error(), fragment) {
+					t.Errorf("error %q does not mention %q", err, fragment)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadSettingsLaysConfigOverDefaults(t *testing.T) {
+	path := mustWriteConfig(t, `identity:
+  limits: {email: 2}
+  blocked_values: [user1234]
+audiences:
+  - name: cart_abandonment
+    schedule: "0 * * * *"
+    abandoned_cart: {added_event: Added, added_product: sku, order_event: Paid,
+      order_product: "items[].sku", min_age: 30m, max_age: 2d}
+`)
+	got, err := loadSettings(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if got.Rules.Limit("email") != 2 || got.Rules.Limit("user_id") != 1 ||
+		got.Rules.Limit("ios.id") != 5 {
+		t.Errorf("limits: email %d user_id %d ios.id %d", got.Rules.Limit("email"),
+			got.Rules.Limit("user_id"), got.Rules.Limit("ios.id"))
+	}
+	if !got.Rules.Blocked("USER1234") || got.Rules.Blocked("user12345") {
+		t.Error("blocked_values not applied case-insensitively and exactly")
+	}
+	if len(got.Audiences) != 2 {
+		t.Fatalf("got %d audiences, want the two built-ins", len(got.Audiences))
+	}
+	cart := got.Audiences[0]
+	if cart.Name != "cart_abandonment" || cart.Schedule != "0 * * * *" ||
+		cart.AbandonedCart.AddedEvent != "Added" ||
+		time.Duration(cart.AbandonedCart.MaxAge) != 48*time.Hour {
+		t.Errorf("cart_abandonment not overridden: %+v %+v", cart, cart.AbandonedCart)
+	}
+	if got.Audiences[1].Name != "shoe_reorder" || got.Audiences[1].DistanceSincePurchase == nil {
+		t.Errorf("shoe_reorder built-in lost: %+v", got.Audiences[1])
+	}
+}
+
+func TestLoadSettingsWithoutFileUsesBuiltins(t *testing.T) {
+	got, err := loadSettings("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Audiences) != 2 || got.Rules.Limit("user_id") != 1 {
+		t.Errorf("defaults: %d audiences, user_id limit %d",
+			len(got.Audiences), got.Rules.Limit("user_id"))
+	}
+}
+
+func TestClockStartsAtTheGivenTimeAndRuns(t *testing.T) {
+	now, err := clock("2026-11-27T12:00:00Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	if got := now(); got.Before(start) || got.After(start.Add(time.Minute)) {
+		t.Errorf("clock reads %v, want just after %v", got, start)
+	}
+	if _, err := clock("next tuesday"); err == nil {
+		t.Error("clock accepted a non-time")
+	}
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+)
+
+func TestHelpDocumentsEveryOption(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"knit --help lists commands and secrets", []string{"--help"},
+			[]string{"serve", "import", "audiences run", "audiences export",
+				"KNIT_WEBHOOK_SECRET", "KNIT_WRITE_KEYS", "KNIT_API_TOKEN"}},
+		{"serve --help lists its flags and environment", []string{"serve", "--help"},
+			[]string{"-addr", "KNIT_ADDR", "-db", "KNIT_DB", "-config", "KNIT_CONFIG",
+				"-clock", "KNIT_CLOCK", "KNIT_WEBHOOK_SECRET", "KNIT_WRITE_KEYS",
+				"KNIT_API_TOKEN", "KNIT_SPACE_ID", "SIGTERM"}},
+		{"import --help", []string{"import", "--help"},
+			[]string{"-db", "-config", "gzip", "FILE"}},
+		{"audiences run --help", []string{"audiences", "run", "--help"},
+			[]string{"-db", "-config", "-clock", "NAME"}},
+		{"audiences export --help", []string{"audiences", "export", "--help"},
+			[]string{"-db", "-format", "csv or json"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tc.args, func(string) string { return "" },
+				&stdout, &stderr)
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("run returned %v, want flag.ErrHelp", err)
+			}
+			help := stdout.String() + stderr.String()
+			for _, want := range tc.want {
+				if !strings.Contains(help, want) {
+					t.Errorf("help does not mention %q:\n%s", want, help)
+				}
+			}
+		})
+	}
+}
+
+func TestUsageMistakesAreReported(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"no command", nil},
+		{"unknown command", []string{"frobnicate"}},
+		{"unknown flag", []string{"serve", "--port", "1"}},
+		{"export without a name", []string{"audiences", "export"}},
+		{"export with a bad format", []string{"audiences", "export", "x", "--format", "xml"}},
+		{"import without a file", []string{"import"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tc.args, func(string) string { return "" },
+				&stdout, &stderr)
+			if !errors.Is(err, errUsage) {
+				t.Errorf("run returned %v, want a usage error", err)
+			}
+		})
+	}
+}
