@@ -73,19 +73,12 @@ func csvRecord(m Member, attrs []string) []string {
 	return record
 }
 
-// cellText renders an attribute value for one CSV cell.
+// cellText renders an attribute value for one CSV cell: scalars as text,
+// lists joined with ";", anything else as JSON.
 func cellText(v any) string {
 	switch v := v.(type) {
 	case nil:
 		return ""
-	case string:
-		return v
-	case json.Number:
-		return v.String()
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	case bool:
-		return strconv.FormatBool(v)
 	case []any:
 		parts := make([]string, len(v))
 		for i, item := range v {
@@ -94,10 +87,11 @@ func cellText(v any) string {
 		return strings.Join(parts, ";")
 	case []string:
 		return strings.Join(v, ";")
-	default:
+	case map[string]any:
 		encoded, _ := json.Marshal(v)
 		return string(encoded)
 	}
+	return scalarText(v)
 }
 
 // SafeCell neutralises text that a spreadsheet would treat as a formula (it
