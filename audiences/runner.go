@@ -81,15 +81,23 @@ func (r *Runner) Run(ctx context.Context, name string) (Run, error) {
 		return Run{}, err
 	}
 
+	// Take a free lock first: a select with both cases ready picks one at
+	// random, which would skip recording a run whose ctx already ended.
 	lock := r.locks[name]
 	select {
 	case lock <- struct{}{}:
-		defer func() { <-lock }()
-	case <-ctx.Done():
-		return Run{}, fmt.Errorf("wait for running %s: %w", name, ctx.Err())
+	default:
+		select {
+		case lock <- struct{}{}:
+		case <-ctx.Done():
+			return Run{}, fmt.Errorf("wait for running %s: %w", name, ctx.Err())
+		}
 	}
+	defer func() { <-lock }()
 
-	run, err := r.start(ctx, name)
+	// The run is recorded even when ctx has ended, so that compute records
+	// it as aborted instead of leaving no trace.
+	run, err := r.start(context.WithoutCancel(ctx), name)
 	if err != nil {
 		return Run{}, err
 	}
