@@ -126,8 +126,10 @@ func (a *Auth) startSession(c *gin.Context) error {
 	if err != nil {
 		return fmt.Errorf("store session: %w", err)
 	}
+	// MaxAge, not Expires: the browser counts from now on its own clock,
+	// so a server clock pinned elsewhere (--clock) cannot expire the cookie.
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name: sessionCookie, Value: id, Path: "/", Expires: expires,
+		Name: sessionCookie, Value: id, Path: "/", MaxAge: int(sessionLifetime.Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: isHTTPS(c.Request),
 	})
 	return nil

@@ -32,6 +32,9 @@ type page struct {
 	SignedIn bool
 	Query    string
 	Error    string
+	// Next is where signing in leads: the page that sent the visitor to
+	// the sign-in form.
+	Next string
 
 	Audiences   []audienceSummary
 	Results     []int64
@@ -46,8 +49,9 @@ type page struct {
 
 func parseTemplates() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"iso":  func(t any) string { return asTime(t).Format(time.RFC3339) },
-		"when": func(t any) string { return asTime(t).Format("2 Jan 2006 15:04 MST") },
+		"iso":   func(t any) string { return asTime(t).Format(time.RFC3339) },
+		"when":  func(t any) string { return asTime(t).Format("2 Jan 2006 15:04 MST") },
+		"trait": traitText,
 	}
 	pages := map[string]*template.Template{}
 	for _, name := range []string{"login", "audiences", "search", "person"} {
@@ -119,22 +123,23 @@ func (c *console) requireSession(ctx *gin.Context) {
 }
 
 func (c *console) loginForm(ctx *gin.Context) {
-	c.render(ctx, http.StatusOK, "login", page{Title: "Sign in"})
+	c.render(ctx, http.StatusOK, "login", page{Title: "Sign in", Next: ctx.Query("next")})
 }
 
 func (c *console) login(ctx *gin.Context) {
+	next := firstOf(ctx.PostForm("next"), ctx.Query("next"))
 	if !c.server.auth.ValidToken(strings.TrimSpace(ctx.PostForm("token"))) {
 		c.render(ctx, http.StatusUnauthorized, "login",
-			page{Title: "Sign in", Error: "That token is not valid."})
+			page{Title: "Sign in", Error: "That token is not valid.", Next: next})
 		return
 	}
 	if err := c.server.auth.startSession(ctx); err != nil {
 		c.server.log.Error("start session", "error", err)
 		c.render(ctx, http.StatusInternalServerError, "login",
-			page{Title: "Sign in", Error: "Could not start a session; try again."})
+			page{Title: "Sign in", Error: "Could not start a session; try again.", Next: next})
 		return
 	}
-	ctx.Redirect(http.StatusSeeOther, safeNext(ctx.Query("next")))
+	ctx.Redirect(http.StatusSeeOther, safeNext(next))
 }
 
 // safeNext allows only local paths, so the login form cannot redirect to
@@ -253,6 +258,16 @@ func displayName(traits []resolver.Trait) string {
 	first := firstOf(values["first_name"], values["firstName"])
 	last := firstOf(values["last_name"], values["lastName"])
 	return strings.TrimSpace(first + " " + last)
+}
+
+// traitText shows a trait value as a marketer reads it: text without its
+// JSON quotes, anything else (numbers, booleans, lists, objects) as JSON.
+func traitText(raw json.RawMessage) string {
+	var text string
+	if err := jsonString(raw, &text); err == nil {
+		return text
+	}
+	return string(raw)
 }
 
 func firstOf(values ...string) string {

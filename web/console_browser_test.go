@@ -1,0 +1,599 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"image/png"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/audiences"
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
+	"github.com/knit-cdp/knit/web"
+	"github.com/knit-cdp/knit/web/httpx"
+)
+
+// The console's browser tests drive a real headless Chromium against a knit
+// console that serves the seed journey (testdata/seed-journey) from a fresh
+// SQLite database on 127.0.0.1. CI installs Chromium in .ci/run.
+
+const (
+	chromiumPath   = "/usr/bin/chromium"
+	browserToken   = "test-token"
+	sessionCookie  = "knit_session"
+	browserTimeout = 90 * time.Second
+)
+
+// seedEvaluatedAt is when the audiences are computed: Jane's cart holds
+// ShoeC and the socks, and her ShoeD is due for a reorder.
+func seedEvaluatedAt() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+
+// mustConsoleServer serves the console over the seed journey and returns its
+// base URL.
+func mustConsoleServer(t *testing.T) string {
+	t.Helper()
+	ctx := t.Context()
+	db := sqltest.MustOpen(t)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	clock := seedEvaluatedAt
+
+	store := resolver.NewStore(db, resolver.DefaultRules(), clock, log)
+	if _, err := store.Ingest(ctx, mustSeedMessages(t, clock())); err != nil {
+		t.Fatalf("ingest seed journey: %v", err)
+	}
+	runner := audiences.NewRunner(db, audiences.WithBuiltins(nil), clock, log)
+	for _, def := range runner.Definitions() {
+		run, err := runner.Run(ctx, def.Name)
+		if err != nil || run.Status != audiences.StatusOK {
+			t.Fatalf("run audience %s: status %q, error %v", def.Name, run.Status, err)
+		}
+	}
+
+	// Sessions run on the real clock: the browser judges the cookie's
+	// Expires by its own clock, so a session started "on 2026-11-27" would
+	// already be expired for a browser that runs later than that.
+	auth, _, err := web.EnsureToken(ctx, db, browserToken, time.Now)
+	if err != nil {
+		t.Fatalf("ensure token: %v", err)
+	}
+	site := web.NewServer(runner, resolver.NewProfiles(db), auth, "", log)
+
+	gin.SetMode(gin.ReleaseMode)
+	router := gin.New()
+	router.UseRawPath = true
+	router.UnescapePathValues = true
+	router.Use(httpx.Recover(log))
+	site.Register(router)
+
+	server := httptest.NewServer(router) // listens on 127.0.0.1 only
+	t.Cleanup(server.Close)
+	return server.URL
+}
+
+// mustSeedMessages parses every line of the seed journey.
+func mustSeedMessages(t *testing.T, receivedAt time.Time) []*resolver.Message {
+	t.Helper()
+	raw, err := os.ReadFile("../testdata/seed-journey/messages.ndjson")
+	if err != nil {
+		t.Fatalf("read seed journey: %v", err)
+	}
+	env := resolver.Envelope{Source: "test", ReceivedAt: receivedAt}
+	var messages []*resolver.Message
+	for i, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		m, err := resolver.ParseMessage(line, env)
+		if err != nil {
+			t.Fatalf("parse seed message on line %d: %v", i+1, err)
+		}
+		messages = append(messages, m)
+	}
+	if len(messages) != 69 {
+		t.Fatalf("seed journey has %d messages, want 69", len(messages))
+	}
+	return messages
+}
+
+// mustBrowser starts a headless Chromium with a fresh profile and returns a
+// tab's context. When the test ends it checks that the tab requested
+// nothing but base.
+func mustBrowser(t *testing.T, base string) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("chromium is required for the console's browser tests "+
+			"(CI installs it in .ci/run; locally: apt-get install chromium): %v", err)
+	}
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-breakpad", true),
+		chromedp.Flag("metrics-recording-only", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 800),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium-profile")),
+	}
+	parent, cancelTimeout := context.WithTimeout(context.Background(), browserTimeout)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(parent, opts...)
+
+	var mu sync.Mutex
+	var requested []string
+	record := func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
+			mu.Lock()
+			requested = append(requested, e.Request.URL)
+			mu.Unlock()
+		}
+	}
+	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithListener(record))
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+		cancelTimeout()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, u := range requested {
+			if !strings.HasPrefix(u, base+"/") && u != "about:blank" {
+				t.Errorf("the browser requested %s, outside the test server %s", u, base)
+			}
+		}
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+func mustDo(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+}
+
+func mustRun[T any](t *testing.T, ctx context.Context, action chromedp.Action[T]) T {
+	t.Helper()
+	value, err := chromedp.Run(ctx, action)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	return value
+}
+
+// mustLoad runs steps that make the tab load a page (following redirects)
+// and returns the page's HTTP status and final URL.
+func mustLoad(t *testing.T, ctx context.Context,
+	steps ...chromedp.Action[chromedp.Void]) (int64, string) {
+	t.Helper()
+	resp, err := chromedp.RunResponse(ctx, steps...)
+	if err != nil {
+		t.Fatalf("browser: load page: %v", err)
+	}
+	return resp.Status, mustRun(t, ctx, chromedp.Location())
+}
+
+func mustVisit(t *testing.T, ctx context.Context, address string) (int64, string) {
+	t.Helper()
+	return mustLoad(t, ctx, chromedp.Navigate(address))
+}
+
+// mustSignIn types token into the sign-in form of the current page.
+func mustSignIn(t *testing.T, ctx context.Context, token string) (int64, string) {
+	t.Helper()
+	mustDo(t, ctx, chromedp.SendKeys(chromedp.CSS("#token"), token))
+	return mustLoad(t, ctx, chromedp.Click(chromedp.CSS(`form[action^="/login"] button`)))
+}
+
+// mustSearch types query into the header's search box and submits it.
+func mustSearch(t *testing.T, ctx context.Context, query string) (int64, string) {
+	t.Helper()
+	mustDo(t, ctx, chromedp.Clear(chromedp.CSS("#q")),
+		chromedp.SendKeys(chromedp.CSS("#q"), query))
+	return mustLoad(t, ctx, chromedp.Click(chromedp.CSS("form.search button")))
+}
+
+func mustText(t *testing.T, ctx context.Context, selector string) string {
+	t.Helper()
+	return strings.TrimSpace(mustRun(t, ctx, chromedp.Text(chromedp.CSS(selector))))
+}
+
+// mustRows returns the text of each body cell of the tables matched by
+// selector, a row at a time.
+func mustRows(t *testing.T, ctx context.Context, selector string) [][]string {
+	t.Helper()
+	quoted, _ := json.Marshal(selector + " tbody tr")
+	return mustRun(t, ctx, chromedp.Evaluate[[][]string](`Array.from(
+		document.querySelectorAll(`+string(quoted)+`),
+		row => Array.from(row.cells, cell => cell.innerText.trim()))`))
+}
+
+// mustSessionCookie returns the browser's console session cookie for base.
+func mustSessionCookie(t *testing.T, ctx context.Context, base string) *network.Cookie {
+	t.Helper()
+	res, err := chromedp.Call(ctx, network.GetCookies,
+		network.GetCookiesParams{URLs: []string{base + "/"}})
+	if err != nil {
+		t.Fatalf("browser: get cookies: %v", err)
+	}
+	for _, c := range res.Cookies {
+		if c.Name == sessionCookie {
+			return c
+		}
+	}
+	return nil
+}
+
+// mustGet fetches base+path outside the browser, without following
+// redirects, with the session cookie when one is given.
+func mustGet(t *testing.T, base, path string, session *network.Cookie) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	if session != nil {
+		req.AddCookie(&http.Cookie{Name: session.Name, Value: session.Value})
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	if _, err := body.ReadFrom(resp.Body); err != nil {
+		t.Fatalf("GET %s: read body: %v", path, err)
+	}
+	return resp, body.Bytes()
+}
+
+func TestConsoleSignIn(t *testing.T) {
+	base := mustConsoleServer(t)
+	ctx := mustBrowser(t, base)
+
+	status, at := mustVisit(t, ctx, base+"/")
+	if status != http.StatusOK || at != base+"/login?next=%2F" {
+		t.Fatalf("visiting / signed out: status %d at %s, want the sign-in page", status, at)
+	}
+	if title := mustRun(t, ctx, chromedp.Title()); title != "Sign in · knit" {
+		t.Errorf("title = %q, want %q", title, "Sign in · knit")
+	}
+
+	status, _ = mustSignIn(t, ctx, "not-the-token")
+	if status != http.StatusUnauthorized {
+		t.Errorf("wrong token: status %d, want 401", status)
+	}
+	if got := mustText(t, ctx, ".error"); got != "That token is not valid." {
+		t.Errorf("wrong token: error %q", got)
+	}
+	if c := mustSessionCookie(t, ctx, base); c != nil {
+		t.Errorf("wrong token started a session: %+v", c)
+	}
+
+	status, at = mustSignIn(t, ctx, browserToken)
+	if status != http.StatusOK || at != base+"/" {
+		t.Fatalf("right token: status %d at %s, want the audiences page", status, at)
+	}
+	if h1 := mustText(t, ctx, "main h1"); h1 != "Audiences" {
+		t.Errorf("heading = %q, want Audiences", h1)
+	}
+	checkAudiencesTable(t, ctx)
+}
+
+// checkAudiencesTable checks the audiences page lists both built-in
+// audiences with Jane as their one member and a CSV link each.
+func checkAudiencesTable(t *testing.T, ctx context.Context) {
+	t.Helper()
+	rows := mustRows(t, ctx, "table.audiences")
+	var names []string
+	for _, row := range rows {
+		if len(row) != 5 {
+			t.Fatalf("audience row has %d cells, want 5: %q", len(row), row)
+		}
+		name, _, _ := strings.Cut(row[0], "\n")
+		names = append(names, name)
+		if row[1] != "1" {
+			t.Errorf("%s: size %q, want 1", name, row[1])
+		}
+		if !strings.Contains(row[2], "27 Nov 2026 12:00") {
+			t.Errorf("%s: last computed %q, want 27 Nov 2026 12:00", name, row[2])
+		}
+		if row[4] != "Download CSV" {
+			t.Errorf("%s: action cell %q, want Download CSV", name, row[4])
+		}
+	}
+	if want := []string{"cart_abandonment", "shoe_reorder"}; !slices.Equal(names, want) {
+		t.Fatalf("audiences listed = %q, want %q", names, want)
+	}
+
+	links := mustRun(t, ctx, chromedp.Evaluate[[][]string](`Array.from(
+		document.querySelectorAll("table.audiences a"),
+		a => [a.textContent.trim(), a.getAttribute("href"), String(a.hasAttribute("download"))])`))
+	want := [][]string{
+		{"Download CSV", "/audiences/cart_abandonment.csv", "true"},
+		{"Download CSV", "/audiences/shoe_reorder.csv", "true"},
+	}
+	if !slices.EqualFunc(links, want, slices.Equal) {
+		t.Errorf("CSV links = %q, want %q", links, want)
+	}
+}
+
+func TestConsoleSearchFindsJane(t *testing.T) {
+	base := mustConsoleServer(t)
+	ctx := mustBrowser(t, base)
+	mustVisit(t, ctx, base+"/login")
+	mustSignIn(t, ctx, browserToken)
+
+	profilePath := regexp.MustCompile(`^/people/[0-9]+$`)
+	var janePath string
+	for _, query := range []string{
+		"janedoe@example.com", "  JaneDoe@Example.com ", "anon_456", "ios.id:ios_abc123",
+	} {
+		status, at := mustSearch(t, ctx, query)
+		path := strings.TrimPrefix(at, base)
+		if status != http.StatusOK || !profilePath.MatchString(path) {
+			t.Fatalf("search %q: status %d at %s, want a profile page", query, status, at)
+		}
+		if janePath == "" {
+			janePath = path
+		} else if path != janePath {
+			t.Errorf("search %q found %s, want Jane's %s", query, path, janePath)
+		}
+	}
+	checkJanesProfile(t, ctx)
+
+	status, at := mustSearch(t, ctx, "nobody@example.com")
+	if status != http.StatusOK || at != base+"/people?q=nobody%40example.com" {
+		t.Fatalf("unknown search: status %d at %s", status, at)
+	}
+	if text := mustText(t, ctx, "main"); !strings.Contains(text,
+		"No profile holds that identifier") {
+		t.Errorf("unknown search page says %q, want the no-profile message", text)
+	}
+	if got := mustRun(t, ctx, chromedp.Value(chromedp.CSS("#q"))); got != "nobody@example.com" {
+		t.Errorf("search box after an unknown search holds %q", got)
+	}
+}
+
+// checkJanesProfile checks the profile page the tab shows is Jane's, across
+// both apps.
+func checkJanesProfile(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if h1 := mustText(t, ctx, "main h1"); !strings.HasSuffix(h1, " · Jane Doe") {
+		t.Errorf("profile heading = %q, want it to name Jane Doe", h1)
+	}
+	if summary := mustText(t, ctx, "main h1 + p"); summary !=
+		"69 events across 2 app(s): SegKicks, SegRuns" {
+		t.Errorf("profile summary = %q", summary)
+	}
+
+	ids := map[string][]string{}
+	apps := map[string]bool{}
+	for _, row := range mustRows(t, ctx, "main section:nth-of-type(1)") {
+		ids[row[0]] = append(ids[row[0]], row[1])
+		apps[row[3]] = true
+	}
+	want := map[string][]string{
+		"user_id": {"abc123def"}, "email": {"janedoe@example.com"},
+		"anonymous_id": {"anon_123", "anon_456", "anon_789"},
+		"ios.id":       {"ios_abc123"}, "android.id": {"and_1a2b3c4d"},
+	}
+	for kind, values := range want {
+		if !slices.Equal(ids[kind], values) {
+			t.Errorf("identifiers %s = %q, want %q", kind, ids[kind], values)
+		}
+	}
+	if len(ids) != len(want) {
+		t.Errorf("identifiers = %q, want exactly %q", ids, want)
+	}
+	if !apps["SegKicks"] || !apps["SegRuns"] {
+		t.Errorf("identifier apps = %v, want SegKicks and SegRuns", apps)
+	}
+
+	traits := map[string]string{}
+	for _, row := range mustRows(t, ctx, "main section:nth-of-type(2)") {
+		traits[row[0]] = row[1]
+	}
+	for key, value := range map[string]string{
+		"email": "janedoe@example.com", "first_name": "Jane", "last_name": "Doe",
+	} {
+		if traits[key] != value {
+			t.Errorf("trait %s shows %q, want %q", key, traits[key], value)
+		}
+	}
+
+	if note := mustText(t, ctx, "main section:nth-of-type(3) p"); note != "The latest 50 of 69." {
+		t.Errorf("latest events note = %q, want The latest 50 of 69.", note)
+	}
+	seen := map[string]bool{}
+	for _, row := range mustRows(t, ctx, "table.events") {
+		seen[row[1]+" in "+row[2]] = true
+	}
+	for _, want := range []string{"Workout Completed in SegRuns", "Order Completed in SegKicks"} {
+		if !seen[want] {
+			t.Errorf("latest events lack %s; they show %v", want, seen)
+		}
+	}
+}
+
+func TestConsoleCSVDownload(t *testing.T) {
+	base := mustConsoleServer(t)
+	ctx := mustBrowser(t, base)
+	mustVisit(t, ctx, base+"/login")
+	mustSignIn(t, ctx, browserToken)
+
+	session := mustSessionCookie(t, ctx, base)
+	if session == nil {
+		t.Fatalf("no %s cookie after signing in", sessionCookie)
+	}
+	if !session.HTTPOnly || session.SameSite != network.CookieSameSiteLax {
+		t.Errorf("session cookie: httpOnly %v, sameSite %q; want true, Lax",
+			session.HTTPOnly, session.SameSite)
+	}
+
+	const csvPath = "/audiences/cart_abandonment.csv"
+	resp, body := mustGet(t, base, csvPath, session)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s with the browser's session: %d %s", csvPath, resp.StatusCode, body)
+	}
+	wantDisposition := `attachment; filename="cart_abandonment-20261127-120000.csv"`
+	if got := resp.Header.Get("Content-Disposition"); got != wantDisposition {
+		t.Errorf("Content-Disposition = %q, want %q", got, wantDisposition)
+	}
+	checkCartCSV(t, body)
+
+	downloaded := mustDownloadByClick(t, ctx, csvPath)
+	if !bytes.Equal(downloaded, body) {
+		t.Errorf("the browser's download differs from the API's:\n%s\nvs\n%s", downloaded, body)
+	}
+
+	resp, body = mustGet(t, base, csvPath, nil)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET %s without credentials: %d %s, want 401", csvPath, resp.StatusCode, body)
+	}
+}
+
+// checkCartCSV checks the cart abandonment export holds Jane's cart.
+func checkCartCSV(t *testing.T, body []byte) {
+	t.Helper()
+	records, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatalf("parse CSV: %v\n%s", err, body)
+	}
+	wantHeader := []string{"profile_id", "email", "user_id", "abandoned_products", "added_at"}
+	if len(records) != 2 || !slices.Equal(records[0], wantHeader) {
+		t.Fatalf("CSV = %q, want header %q and one row", records, wantHeader)
+	}
+	row := records[1]
+	if row[0] == "" || row[1] != "janedoe@example.com" || row[2] != "abc123def" ||
+		row[3] != "shoe-c;sock-1" || row[4] == "" {
+		t.Errorf("CSV row = %q, want Jane with shoe-c;sock-1", row)
+	}
+}
+
+// mustDownloadByClick clicks the page's link to path and returns the file
+// the browser saved.
+func mustDownloadByClick(t *testing.T, ctx context.Context, path string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior:      browser.SetDownloadBehaviorBehaviorAllowAndName,
+		DownloadPath:  dir,
+		EventsEnabled: new(true),
+	})
+	if err != nil {
+		t.Fatalf("browser: allow downloads: %v", err)
+	}
+	progress := chromedp.BrowserEvents(ctx, browser.DownloadProgress)
+	mustDo(t, ctx, chromedp.Click(chromedp.CSS(`a[href="`+path+`"]`)))
+	for ev, err := range progress {
+		if err != nil {
+			t.Fatalf("browser: wait for download: %v", err)
+		}
+		switch ev.State {
+		case browser.DownloadProgressStateCompleted:
+			data, err := os.ReadFile(filepath.Join(dir, ev.GUID))
+			if err != nil {
+				t.Fatalf("read downloaded file: %v", err)
+			}
+			return data
+		case browser.DownloadProgressStateCanceled:
+			t.Fatalf("browser canceled the download of %s", path)
+		}
+	}
+	t.Fatalf("no download of %s", path)
+	return nil
+}
+
+func TestConsoleSignOut(t *testing.T) {
+	base := mustConsoleServer(t)
+	ctx := mustBrowser(t, base)
+	mustVisit(t, ctx, base+"/login")
+	mustSignIn(t, ctx, browserToken)
+	session := mustSessionCookie(t, ctx, base)
+	if session == nil {
+		t.Fatalf("no %s cookie after signing in", sessionCookie)
+	}
+
+	status, at := mustLoad(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)))
+	if status != http.StatusOK || at != base+"/login" {
+		t.Fatalf("sign out: status %d at %s, want the sign-in page", status, at)
+	}
+	if c := mustSessionCookie(t, ctx, base); c != nil {
+		t.Errorf("session cookie survived signing out: %+v", c)
+	}
+	if _, at := mustVisit(t, ctx, base+"/"); at != base+"/login?next=%2F" {
+		t.Errorf("visiting / after signing out lands at %s, want the sign-in page", at)
+	}
+	if resp, _ := mustGet(t, base, "/", session); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the old session cookie still opens /: status %d", resp.StatusCode)
+	}
+
+	// A deep link survives the detour through the sign-in page.
+	status, at = mustVisit(t, ctx, base+"/people?q=anon_456")
+	if status != http.StatusOK || !strings.HasPrefix(at, base+"/login?next=") {
+		t.Fatalf("deep link signed out: status %d at %s, want the sign-in page", status, at)
+	}
+	status, at = mustSignIn(t, ctx, browserToken)
+	if path := strings.TrimPrefix(at, base); status != http.StatusOK ||
+		!regexp.MustCompile(`^/people/[0-9]+$`).MatchString(path) {
+		t.Errorf("signing in from a deep link: status %d at %s, want Jane's profile", status, at)
+	}
+}
+
+func TestConsoleScreenshots(t *testing.T) {
+	base := mustConsoleServer(t)
+	ctx := mustBrowser(t, base)
+	dir := t.ArtifactDir()
+	t.Logf("screenshots in %s (keep them with go test -artifacts)", dir)
+
+	mustVisit(t, ctx, base+"/login")
+	mustSignIn(t, ctx, browserToken)
+	mustScreenshot(t, ctx, filepath.Join(dir, "audiences.png"))
+
+	mustSearch(t, ctx, "janedoe@example.com")
+	mustScreenshot(t, ctx, filepath.Join(dir, "profile.png"))
+}
+
+// mustScreenshot saves a full-page PNG of the tab to file.
+func mustScreenshot(t *testing.T, ctx context.Context, file string) {
+	t.Helper()
+	shot := mustRun(t, ctx, chromedp.FullScreenshot(100))
+	config, err := png.DecodeConfig(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("screenshot %s is no PNG: %v", file, err)
+	}
+	if config.Width < 800 || config.Height < 300 {
+		t.Errorf("screenshot %s is only %dx%d", file, config.Width, config.Height)
+	}
+	if err := os.WriteFile(file, shot, 0o644); err != nil {
+		t.Fatalf("save screenshot: %v", err)
+	}
+}
