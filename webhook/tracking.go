@@ -114,11 +114,13 @@ func decodeStrict(body []byte, dest any) error {
 }
 
 // withBatchDefaults merges a batch's context and integrations into one of
-// its messages, the message's own keys winning at every level. It returns
-// the item untouched when there is nothing to merge or the item is not an
-// object (parsing will name that problem).
+// its messages, the message's own keys winning at every level, and drops a
+// writeKey from the message, since the key is a secret knit does not keep.
+// It returns the item untouched when there is nothing to change or the item
+// is not an object (parsing will name that problem).
 func withBatchDefaults(item json.RawMessage, context, integrations map[string]any) []byte {
-	if len(context) == 0 && len(integrations) == 0 {
+	hasKey := bytes.Contains(item, []byte(`"writeKey"`))
+	if len(context) == 0 && len(integrations) == 0 && !hasKey {
 		return item
 	}
 	var fields map[string]any
@@ -127,6 +129,7 @@ func withBatchDefaults(item json.RawMessage, context, integrations map[string]an
 	if err := dec.Decode(&fields); err != nil || fields == nil {
 		return item
 	}
+	delete(fields, "writeKey")
 
 	for key, defaults := range map[string]map[string]any{
 		"context": context, "integrations": integrations,
