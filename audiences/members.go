@@ -127,7 +127,8 @@ func (r *Runner) withIdentifiers(ctx context.Context, def Definition,
 	return kept, nil
 }
 
-func (r *Runner) identifiersOf(ctx context.Context, batch []Member) (map[int64][]identityRow, error) {
+func (r *Runner) identifiersOf(ctx context.Context,
+	batch []Member) (map[int64][]identityRow, error) {
 	profiles := make([]int64, len(batch))
 	for i, m := range batch {
 		profiles[i] = m.ProfileID

@@ -35,7 +35,8 @@ func runAudiences(ctx context.Context, args []string, getenv env, stdout, stderr
 	return errUsage
 }
 
-func runAudiencesRun(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+func runAudiencesRun(ctx context.Context, args []string, getenv env,
+	stdout, stderr io.Writer) error {
 	fs := newFlagSet("knit audiences run", "knit audiences run [flags] [NAME]: compute "+
 		"NAME (or every audience) now, replace its result and print a summary.", stderr)
 	var flags commonFlags
@@ -72,7 +73,8 @@ func runAudiencesRun(ctx context.Context, args []string, getenv env, stdout, std
 	return failed
 }
 
-func runAudiencesExport(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+func runAudiencesExport(ctx context.Context, args []string, getenv env,
+	stdout, stderr io.Writer) error {
 	fs := newFlagSet("knit audiences export", "knit audiences export [flags] NAME: "+
 		"write NAME's current members to stdout as CSV or JSON.", stderr)
 	var flags commonFlags
@@ -104,7 +106,8 @@ func runAudiencesExport(ctx context.Context, args []string, getenv env, stdout, 
 
 // writeJSONExport streams the audience as the export API's JSON shape
 // without paging, one member at a time.
-func writeJSONExport(ctx context.Context, runner *audiences.Runner, w io.Writer, name string) error {
+func writeJSONExport(ctx context.Context, runner *audiences.Runner, w io.Writer,
+	name string) error {
 	run, err := runner.CurrentRun(ctx, name)
 	if err != nil {
 		return err
