@@ -50,12 +50,13 @@ func DialectFromDSN(dsn string) Dialect {
 }
 
 // SQLiteDSN turns a file path into a go-sqlite3 DSN with the settings knit
-// relies on: WAL so readers never wait for the writer, a busy timeout so
+// relies on: WAL so readers never wait for the writer, synchronous FULL so a
+// commit that knit acknowledged survives a power cut, a busy timeout so
 // concurrent writers queue instead of failing, foreign keys on, and
 // immediate write transactions so two writers never deadlock on upgrade.
 func SQLiteDSN(path string) string {
 	params := "_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on" +
-		"&_synchronous=NORMAL&_txlock=immediate"
+		"&_synchronous=FULL&_txlock=immediate"
 	if strings.Contains(path, "?") {
 		return "file:" + path + "&" + params
 	}
