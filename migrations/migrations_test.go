@@ -1,0 +1,43 @@
+package migrations_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/knit-cdp/knit/migrations"
+	"github.com/knit-cdp/knit/resolver/sqldb"
+)
+
+func TestMigrateEmptyDatabaseLeavesNothingPending(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite3", sqldb.SQLiteDSN(filepath.Join(t.TempDir(), "m.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	pending, err := migrations.Pending(ctx, db, "sqlite")
+	if err != nil || pending == 0 {
+		t.Fatalf("before: %d pending, err %v; want some pending", pending, err)
+	}
+	applied, err := migrations.Up(ctx, db, "sqlite")
+	if err != nil || applied != pending {
+		t.Fatalf("applied %d of %d, err %v", applied, pending, err)
+	}
+	if pending, err = migrations.Pending(ctx, db, "sqlite"); err != nil || pending != 0 {
+		t.Errorf("after: %d pending, err %v; want none", pending, err)
+	}
+	if again, err := migrations.Up(ctx, db, "sqlite"); err != nil || again != 0 {
+		t.Errorf("second Up applied %d, err %v; want 0", again, err)
+	}
+}
+
+func TestUnknownEngineIsRefused(t *testing.T) {
+	if _, err := migrations.Up(context.Background(), nil, "oracle"); err == nil {
+		t.Error("Up accepted an engine without a schema")
+	}
+}

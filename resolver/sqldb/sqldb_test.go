@@ -1,0 +1,68 @@
+package sqldb_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
+)
+
+func TestSQLiteOpensWithWALForeignKeysAndFullSync(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"foreign_keys", "1"},
+		{"synchronous", "2"}, // FULL
+	} {
+		var got string
+		if err := db.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("PRAGMA %s = %s, want %s", tc.pragma, got, tc.want)
+		}
+	}
+}
+
+func TestDialectFromDSN(t *testing.T) {
+	cases := map[string]sqldb.Dialect{
+		"knit.db":                       sqldb.SQLite,
+		"/var/lib/knit/knit.db":         sqldb.SQLite,
+		"postgres://u@localhost/knit":   sqldb.Postgres,
+		"POSTGRESQL://u@localhost/knit": sqldb.Postgres,
+	}
+	for dsn, want := range cases {
+		if got := sqldb.DialectFromDSN(dsn); got != want {
+			t.Errorf("DialectFromDSN(%q) = %s, want %s", dsn, got, want)
+		}
+	}
+}
+
+func TestWithTxRollsBackOnError(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	ctx := context.Background()
+	errBoom := errors.New("boom")
+
+	err := db.WithTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO settings (key, value) VALUES ('k', 'v')`); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if err != errBoom {
+		t.Fatalf("WithTx returned %v, want the callback's error", err)
+	}
+	var n int
+	if err := db.Get(&n, `SELECT COUNT(*) FROM settings`); err != nil || n != 0 {
+		t.Errorf("%d rows after rollback (err %v), want 0", n, err)
+	}
+}
