@@ -40,8 +40,25 @@ func (w *writer) resolve(ctx context.Context, m *Message) (int64, error) {
 	return 0, nil
 }
 
+// lookupChunk bounds how many identifiers one lookup query names: SQLite
+// refuses expressions nested deeper than 1,000, and a message may carry
+// hundreds of external ids.
+const lookupChunk = 100
+
 // owners maps each identifier already held by a profile to that profile.
 func (w *writer) owners(ctx context.Context, ids []Identifier) (map[Identifier]int64, error) {
+	owners := map[Identifier]int64{}
+	for start := 0; start < len(ids); start += lookupChunk {
+		chunk := ids[start:min(start+lookupChunk, len(ids))]
+		if err := w.lookupOwners(ctx, chunk, owners); err != nil {
+			return nil, err
+		}
+	}
+	return owners, nil
+}
+
+func (w *writer) lookupOwners(ctx context.Context, ids []Identifier,
+	owners map[Identifier]int64) error {
 	clauses := make([]string, len(ids))
 	args := make([]any, 0, 2*len(ids))
 	for i, id := range ids {
@@ -53,23 +70,22 @@ func (w *writer) owners(ctx context.Context, ids []Identifier) (map[Identifier]i
 		`SELECT type, value, profile_id FROM identities WHERE `+
 			strings.Join(clauses, " OR ")), args...)
 	if err != nil {
-		return nil, fmt.Errorf("look up identifiers: %w", err)
+		return fmt.Errorf("look up identifiers: %w", err)
 	}
 	defer rows.Close()
 
-	owners := map[Identifier]int64{}
 	for rows.Next() {
 		var id Identifier
 		var profile int64
 		if err := rows.Scan(&id.Type, &id.Value, &profile); err != nil {
-			return nil, fmt.Errorf("scan identifier: %w", err)
+			return fmt.Errorf("scan identifier: %w", err)
 		}
 		owners[id] = profile
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read identifiers: %w", err)
+		return fmt.Errorf("read identifiers: %w", err)
 	}
-	return owners, nil
+	return nil
 }
 
 func distinctProfiles(owners map[Identifier]int64) []int64 {
@@ -85,23 +101,29 @@ func distinctProfiles(owners map[Identifier]int64) []int64 {
 	return profiles
 }
 
+// heldIdentifier is an identifier and the profile holding it.
+type heldIdentifier struct {
+	Identifier
+	profile int64
+}
+
 // identifiersOf returns every identifier held by any of profiles.
-func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]Identifier, error) {
-	query, args, err := sqlx.In(
-		`SELECT type, value FROM identities WHERE profile_id IN (?)`, profiles)
+func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]heldIdentifier, error) {
+	query, args, err := sqlx.In(`SELECT type, value, profile_id FROM identities
+		WHERE profile_id IN (?)`, profiles)
 	if err != nil {
 		return nil, fmt.Errorf("build identifier query: %w", err)
 	}
 
-	var held []Identifier
+	var held []heldIdentifier
 	rows, err := w.tx.QueryxContext(ctx, w.tx.Rebind(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("load profile identifiers: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id Identifier
-		if err := rows.Scan(&id.Type, &id.Value); err != nil {
+		var id heldIdentifier
+		if err := rows.Scan(&id.Type, &id.Value, &id.profile); err != nil {
 			return nil, fmt.Errorf("scan profile identifier: %w", err)
 		}
 		held = append(held, id)
@@ -112,18 +134,37 @@ func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]Identif
 	return held, nil
 }
 
-// breaksLimit reports whether the union of held and incoming identifiers
-// holds more values of some type than the rules allow.
-func (w *writer) breaksLimit(held, incoming []Identifier) bool {
-	values := map[string]map[string]bool{}
-	for _, id := range append(append([]Identifier{}, held...), incoming...) {
-		if values[id.Type] == nil {
-			values[id.Type] = map[string]bool{}
+// breaksLimit reports whether joining the incoming identifiers with the
+// held ones would leave more values of some type than the rules allow on
+// one profile. A profile already over a limit (the rules became stricter
+// since) is not worse off when nothing is added, so messages that only
+// repeat its identifiers still land on it.
+func (w *writer) breaksLimit(held []heldIdentifier, incoming []Identifier) bool {
+	union := map[string]map[string]bool{}
+	perProfile := map[string]map[int64]int{}
+	add := func(id Identifier) {
+		if union[id.Type] == nil {
+			union[id.Type] = map[string]bool{}
 		}
-		values[id.Type][id.Value] = true
+		union[id.Type][id.Value] = true
 	}
-	for kind, set := range values {
-		if len(set) > w.rules.Limit(kind) {
+	for _, id := range held {
+		add(id.Identifier)
+		if perProfile[id.Type] == nil {
+			perProfile[id.Type] = map[int64]int{}
+		}
+		perProfile[id.Type][id.profile]++
+	}
+	for _, id := range incoming {
+		add(id)
+	}
+
+	for kind, values := range union {
+		largest := 0
+		for _, n := range perProfile[kind] {
+			largest = max(largest, n)
+		}
+		if len(values) > w.rules.Limit(kind) && len(values) > largest {
 			return true
 		}
 	}
