@@ -13,8 +13,10 @@ import (
 
 // WriteCSV streams the audience's current members as CSV to w: a header row
 // profile_id,email,user_id followed by the audience's attributes, lists
-// joined with ";", quoted as RFC 4180 says, and any cell that a spreadsheet
-// would run as a formula neutralised with a leading apostrophe.
+// joined with ";", quoted as RFC 4180 says, and any cell
+// or list item that a spreadsheet would run as a formula neutralised with a
+// leading apostrophe (lists too, since spreadsheets in many locales split
+// cells on ";").
 func (r *Runner) WriteCSV(ctx context.Context, w io.Writer, name string) error {
 	def, err := r.Definition(name)
 	if err != nil {
@@ -27,6 +29,8 @@ func (r *Runner) WriteCSV(ctx context.Context, w io.Writer, name string) error {
 
 	buffered := bufio.NewWriterSize(w, 64*1024)
 	out := csv.NewWriter(buffered)
+	// Records end with LF, which every spreadsheet reads: the CRLF mode of
+	// encoding/csv would silently drop a lone carriage return inside a value.
 	attrs := def.Attributes()
 	header := append([]string{"profile_id", "email", "user_id"}, attrs...)
 	if err := out.Write(header); err != nil {
@@ -82,11 +86,15 @@ func cellText(v any) string {
 	case []any:
 		parts := make([]string, len(v))
 		for i, item := range v {
-			parts[i] = cellText(item)
+			parts[i] = SafeCell(cellText(item))
 		}
 		return strings.Join(parts, ";")
 	case []string:
-		return strings.Join(v, ";")
+		parts := make([]string, len(v))
+		for i, item := range v {
+			parts[i] = SafeCell(item)
+		}
+		return strings.Join(parts, ";")
 	case map[string]any:
 		encoded, _ := json.Marshal(v)
 		return string(encoded)

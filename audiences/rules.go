@@ -168,8 +168,13 @@ func (r *DistanceSincePurchase) evaluate(history []Event, now time.Time) (map[st
 
 	miles := 0.0
 	for _, e := range history {
-		if e.Name == r.ActivityEvent && e.Time.After(purchased) {
-			miles += r.miles(e.Properties)
+		if e.Name != r.ActivityEvent || !e.Time.After(purchased) {
+			continue
+		}
+		// A junk distance near the float limit must not turn the sum into
+		// +Inf, which no export can encode.
+		if sum := miles + r.miles(e.Properties); !math.IsInf(sum, 0) {
+			miles = sum
 		}
 	}
 	if miles < r.ThresholdMiles {
@@ -178,7 +183,7 @@ func (r *DistanceSincePurchase) evaluate(history []Event, now time.Time) (map[st
 	return map[string]any{
 		r.productAttribute():   product,
 		"purchased_at":         purchased,
-		"miles_since_purchase": math.Round(miles*10) / 10,
+		"miles_since_purchase": roundTenth(miles),
 	}, true
 }
 
@@ -215,6 +220,15 @@ func (r *DistanceSincePurchase) miles(properties map[string]any) float64 {
 		return distance / kilometresPerMile
 	}
 	return distance
+}
+
+// roundTenth rounds to one decimal; numbers too large to carry a decimal
+// are returned as they are, so rounding never overflows.
+func roundTenth(x float64) float64 {
+	if math.Abs(x) > 1e15 {
+		return x
+	}
+	return math.Round(x*10) / 10
 }
 
 func nonEmpty(values ...string) []string {

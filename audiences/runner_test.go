@@ -298,6 +298,8 @@ func TestWriteCSV(t *testing.T) {
 	f.mustIngest(t, productAdded("u1", "plain", 49*time.Hour))
 	f.mustIngest(t, identify("=1+2", "formula@example.com"),
 		productAdded("=1+2", "p9", 48*time.Hour))
+	f.mustIngest(t, identify("u9", "u9@example.com"),
+		productAdded("u9", "0", 48*time.Hour), productAdded("u9", "=1+1", 48*time.Hour))
 	f.mustRun(t, cartAudience)
 
 	var out bytes.Buffer
@@ -305,6 +307,8 @@ func TestWriteCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Every list item is neutralised, since spreadsheets in many locales
+	// split cells on ";".
 	want := "profile_id,email,user_id,abandoned_products,added_at\n" +
 		"1,u1@example.com,u1,\"a,\"\"b\"\"\nc;plain\"," + addedAt + "\n" +
 		"2,u2@example.com,u2,'=SUM(A1)," + addedAt + "\n" +
@@ -313,7 +317,8 @@ func TestWriteCSV(t *testing.T) {
 		"5,u5@example.com,u5,'@x," + addedAt + "\n" +
 		"6,u6@example.com,u6,'\tx," + addedAt + "\n" +
 		"7,u7@example.com,u7,\"'\rx\"," + addedAt + "\n" +
-		"8,formula@example.com,'=1+2,p9," + addedAt + "\n"
+		"8,formula@example.com,'=1+2,p9," + addedAt + "\n" +
+		"9,u9@example.com,u9,0;'=1+1," + addedAt + "\n"
 	if got := out.String(); got != want {
 		t.Errorf("csv:\ngot  %q\nwant %q", got, want)
 	}
@@ -325,7 +330,7 @@ func TestWriteCSV(t *testing.T) {
 	if got, want := records[1][3], "a,\"b\"\nc;plain"; got != want {
 		t.Errorf("first member's products read back as %q, want %q", got, want)
 	}
-	if got, want := len(records), 9; got != want {
+	if got, want := len(records), 10; got != want {
 		t.Errorf("read back %d records, want %d", got, want)
 	}
 }

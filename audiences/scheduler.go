@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/robfig/cron/v3"
 )
@@ -27,7 +28,7 @@ type Scheduler struct {
 func NewScheduler(runner *Runner, log *slog.Logger) (*Scheduler, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Scheduler{runner: runner, log: log, ctx: ctx, cancel: cancel}
-	s.cron = cron.New(cron.WithChain(
+	s.cron = cron.New(cron.WithLocation(time.UTC), cron.WithChain(
 		cron.Recover(cronLogger{log}),
 		cron.SkipIfStillRunning(cronLogger{log}),
 	))

@@ -63,3 +63,18 @@ func TestProfileOverAStricterLimitStillTakesItsMessages(t *testing.T) {
 		}
 	}
 }
+
+func TestMessageIDLimitCountsCharacters(t *testing.T) {
+	env := resolver.Envelope{Source: "test", ReceivedAt: time.Now()}
+	message := func(id string) []byte {
+		return []byte(`{"type":"track","userId":"u1","event":"E","messageId":"` + id + `"}`)
+	}
+	if _, err := resolver.ParseMessage(message(strings.Repeat("é", 100)), env); err != nil {
+		t.Errorf("a 100-character messageId of 200 bytes was refused: %v", err)
+	}
+	_, err := resolver.ParseMessage(message(strings.Repeat("é", 101)), env)
+	if resolver.ErrorCode(err) != resolver.EInvalid ||
+		!strings.Contains(err.Error(), "101 characters") {
+		t.Errorf("a 101-character messageId: %v, want invalid naming 101 characters", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Segment's limits on what one message may be.
@@ -194,9 +195,9 @@ func (m *Message) validate() error {
 		return Errorf(EInvalid, "groupId is required on a group call")
 	case m.Type == "alias" && strings.TrimSpace(m.PreviousID) == "":
 		return Errorf(EInvalid, "previousId is required on an alias call")
-	case len(m.ID) > MaxMessageIDLen:
+	case utf8.RuneCountInString(m.ID) > MaxMessageIDLen:
 		return Errorf(EInvalid, "messageId is %d characters; the limit is %d",
-			len(m.ID), MaxMessageIDLen)
+			utf8.RuneCountInString(m.ID), MaxMessageIDLen)
 	}
 	return nil
 }

@@ -143,13 +143,21 @@ func (c *console) login(ctx *gin.Context) {
 }
 
 // safeNext allows only local paths, so the login form cannot redirect to
-// another site.
+// another site. Browsers drop tabs, newlines and other control characters
+// from URLs ("/\t/evil.example" becomes "//evil.example"), so any of them, a
+// backslash, or anything that parses with a scheme or host sends the visitor
+// home instead.
 func safeNext(next string) string {
-	if strings.HasPrefix(next, "/") && !strings.HasPrefix(next, "//") &&
-		!strings.Contains(next, "\\") {
-		return next
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsAny(next, "\\") ||
+		strings.ContainsFunc(next, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		return "/"
 	}
-	return "/"
+	parsed, err := url.Parse(next)
+	if err != nil || parsed.Scheme != "" || parsed.Host != "" {
+		return "/"
+	}
+	return next
 }
 
 func (c *console) logout(ctx *gin.Context) {

@@ -89,7 +89,7 @@ func (s *Server) parseProfileQuery(c *gin.Context) (profileQuery, error) {
 }
 
 func (q profileQuery) cursor(c *gin.Context, hasMore bool, last string) profileCursor {
-	cursor := profileCursor{URL: c.Request.URL.Path, HasMore: hasMore, Limit: q.limit}
+	cursor := profileCursor{URL: c.Request.URL.EscapedPath(), HasMore: hasMore, Limit: q.limit}
 	if hasMore {
 		cursor.Next = base64.RawURLEncoding.EncodeToString([]byte(last))
 	}

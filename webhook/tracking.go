@@ -40,7 +40,7 @@ func (h *Handler) trackingCall(kind string) gin.HandlerFunc {
 		if declared, _ := fields["type"].(string); declared != kind || hasKey {
 			fields["type"] = kind
 			delete(fields, "writeKey")
-			item, err = json.Marshal(fields)
+			item, err = encodeJSON(fields)
 			if err != nil {
 				httpx.Error(c, h.log, err)
 				return
@@ -98,6 +98,9 @@ func decodeFields(body []byte) (map[string]any, error) {
 	if err := decodeStrict(body, &fields); err != nil {
 		return nil, err
 	}
+	if fields == nil {
+		return nil, resolver.Errorf(resolver.EInvalid, "body must be a JSON object, not null")
+	}
 	return fields, nil
 }
 
@@ -143,7 +146,7 @@ func withBatchDefaults(item json.RawMessage, context, integrations map[string]an
 		}
 		fields[key] = deepMerge(defaults, own)
 	}
-	merged, err := json.Marshal(fields)
+	merged, err := encodeJSON(fields)
 	if err != nil {
 		return item
 	}
@@ -200,4 +203,17 @@ func (h *Handler) authenticate(c *gin.Context, bodyKey any) (string, error) {
 func WriteKeySource(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return "wk_" + hex.EncodeToString(sum[:6])
+}
+
+// encodeJSON encodes a message knit had to change without Go's HTML
+// escaping, so "<" stays one byte and the 32 KB limit measures what the
+// sender sent.
+func encodeJSON(fields map[string]any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(fields); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }

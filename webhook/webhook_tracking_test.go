@@ -331,3 +331,27 @@ func TestBatchItemsDoNotKeepWriteKeys(t *testing.T) {
 		t.Errorf("stored raw message keeps the write key: %s", ev.Raw)
 	}
 }
+
+func TestNullBodyIsRefused(t *testing.T) {
+	s := mustServer(t, webhook.Config{WriteKeys: []string{"wk-live"}})
+	for _, path := range []string{"/v1/track", "/v1/batch", "/webhook"} {
+		rec := mustPost(t, s, call{path: path, body: []byte("null"), user: "wk-live"})
+		mustFail(t, rec, http.StatusBadRequest, resolver.EInvalid)
+	}
+	if n := mustEventCount(t, s); n != 0 {
+		t.Errorf("%d events stored from null bodies", n)
+	}
+}
+
+func TestChangedMessageKeepsItsSize(t *testing.T) {
+	s := mustServer(t, webhook.Config{WriteKeys: []string{"wk-live"}})
+	// 30,000 bytes of "<" would grow sixfold under HTML escaping.
+	body := `{"userId":"u1","event":"E","messageId":"lt",` +
+		`"properties":{"note":"` + strings.Repeat("<", 30000) + `"}}`
+
+	rec := mustPost(t, s, call{path: "/v1/track", body: []byte(body), user: "wk-live"})
+	mustSucceed(t, rec)
+	if ev := mustEvent(t, s, "lt"); strings.Contains(ev.Raw, `\u003c`) {
+		t.Error("stored raw message was HTML-escaped")
+	}
+}
