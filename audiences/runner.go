@@ -42,15 +42,22 @@ type Runner struct {
 	now    func() time.Time
 	log    *slog.Logger
 	locks  map[string]chan struct{}
+
+	// stopping ends with Abort, and with it every run in progress, however
+	// it was started.
+	stopping context.Context
+	abort    context.CancelFunc
 }
 
 // NewRunner returns a Runner for defs, which must have passed Validate. now
 // is the clock audiences are evaluated at.
 func NewRunner(db *sqldb.DB, defs []Definition, now func() time.Time,
 	log *slog.Logger) *Runner {
+	stopping, abort := context.WithCancel(context.Background())
 	r := &Runner{
 		db: db, defs: defs, now: now, log: log,
 		byName: map[string]Definition{}, locks: map[string]chan struct{}{},
+		stopping: stopping, abort: abort,
 	}
 	for _, d := range defs {
 		r.byName[d.Name] = d
@@ -72,14 +79,23 @@ func (r *Runner) Definition(name string) (Definition, error) {
 	return d, nil
 }
 
+// Abort ends every run in progress and every run started later: each is
+// recorded as aborted and leaves the previous result in place. The server
+// calls it when it shuts down.
+func (r *Runner) Abort() { r.abort() }
+
 // Run computes the named audience now, replaces its result atomically and
-// returns the run's record. When ctx ends first, the run is recorded as
-// aborted and the previous result stays in place.
+// returns the run's record. When ctx ends first, or Abort is called, the run
+// is recorded as aborted and the previous result stays in place.
 func (r *Runner) Run(ctx context.Context, name string) (Run, error) {
 	def, err := r.Definition(name)
 	if err != nil {
 		return Run{}, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(r.stopping, cancel)
+	defer stop()
 
 	// Take a free lock first: a select with both cases ready picks one at
 	// random, which would skip recording a run whose ctx already ended.

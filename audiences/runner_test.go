@@ -434,3 +434,19 @@ func TestCancelledRunIsAbortedAndKeepsThePreviousResult(t *testing.T) {
 		t.Errorf("members = %q, want the previous result %q", got, want)
 	}
 }
+
+func TestAbortEndsRunsStartedWithALiveContext(t *testing.T) {
+	f := mustFixture(t)
+	f.mustIngest(t, identify("u1", "u1@example.com"), productAdded("u1", "p1", 48*time.Hour))
+	previous := f.mustRun(t, cartAudience)
+
+	f.runner.Abort()
+	run, err := f.runner.Run(context.Background(), cartAudience)
+	if !errors.Is(err, context.Canceled) || run.Status != audiences.StatusAborted {
+		t.Fatalf("Run after Abort: status %q, error %v; want aborted", run.Status, err)
+	}
+	current, err := f.runner.CurrentRun(context.Background(), cartAudience)
+	if err != nil || current.ID != previous.ID {
+		t.Errorf("current run %d (err %v), want the previous run %d", current.ID, err, previous.ID)
+	}
+}

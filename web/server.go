@@ -10,6 +10,7 @@ import (
 
 	"github.com/knit-cdp/knit/audiences"
 	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/web/httpx"
 )
 
 // Server holds what the read side needs.
@@ -44,4 +45,8 @@ func (s *Server) Register(router *gin.Engine) {
 	profiles.GET("/external_ids", s.profileExternalIDs)
 
 	s.registerConsole(router)
+	router.NoRoute(func(c *gin.Context) {
+		httpx.Error(c, s.log, resolver.Errorf(resolver.ENotFound,
+			"no endpoint %s %s; see README for the list", c.Request.Method, c.Request.URL.Path))
+	})
 }

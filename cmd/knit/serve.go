@@ -112,9 +112,9 @@ func (a *app) buildServer(ctx context.Context, getenv env,
 }
 
 // serveUntilDone serves until ctx ends (SIGINT or SIGTERM), then shuts down
-// in order: stop taking requests and let in-flight ones finish, stop the
-// scheduler (running computations abort cleanly), and let the caller close
-// the database.
+// in order: abort running audience computations (their previous results
+// stay), stop taking requests and let in-flight ones finish, stop the
+// scheduler, and let the caller close the database.
 func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
 	listener net.Listener, scheduler *audiences.Scheduler) error {
 	served := make(chan error, 1)
@@ -128,6 +128,7 @@ func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
 	case serveErr = <-served:
 	}
 
+	a.runner.Abort()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := server.Shutdown(shutdownCtx); err != nil {
