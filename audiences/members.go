@@ -26,10 +26,26 @@ type Member struct {
 // timeLayout is how times appear in attributes: UTC with milliseconds.
 const timeLayout = "2006-01-02T15:04:05.000Z"
 
-// members evaluates def for every profile with relevant events, streaming
-// one profile's history at a time so memory stays bounded by the largest
-// single history, then attaches identifiers to the members.
+// members evaluates def for every profile with relevant events and attaches
+// identifiers to the members. Events and identifiers are read from one
+// snapshot, so a merge committed meanwhile cannot drop a member.
 func (r *Runner) members(ctx context.Context, def Definition, now time.Time) ([]Member, error) {
+	var members []Member
+	err := r.db.Snapshot(ctx, func(tx *sqlx.Tx) error {
+		found, err := r.evaluate(ctx, tx, def, now)
+		if err != nil {
+			return err
+		}
+		members, err = r.withIdentifiers(ctx, tx, def, found)
+		return err
+	})
+	return members, err
+}
+
+// evaluate streams one profile's history at a time through def's rule, so
+// memory stays bounded by the largest single history.
+func (r *Runner) evaluate(ctx context.Context, tx *sqlx.Tx, def Definition,
+	now time.Time) ([]Member, error) {
 	rule := def.rule()
 	query, args, err := sqlx.In(`SELECT profile_id, event, ts_ms, properties
 		FROM events
@@ -39,7 +55,7 @@ func (r *Runner) members(ctx context.Context, def Definition, now time.Time) ([]
 	if err != nil {
 		return nil, fmt.Errorf("build event query: %w", err)
 	}
-	rows, err := r.db.QueryxContext(ctx, r.db.Rebind(query), args...)
+	rows, err := tx.QueryxContext(ctx, tx.Rebind(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -74,7 +90,7 @@ func (r *Runner) members(ctx context.Context, def Definition, now time.Time) ([]
 	if len(history) > 0 {
 		flush()
 	}
-	return r.withIdentifiers(ctx, def, found)
+	return found, nil
 }
 
 func decodeProperties(text string) map[string]any {
@@ -106,13 +122,13 @@ type identityRow struct {
 
 // withIdentifiers fills in each member's identifiers, user_id and email, and
 // drops members without an email when the audience needs one.
-func (r *Runner) withIdentifiers(ctx context.Context, def Definition,
+func (r *Runner) withIdentifiers(ctx context.Context, tx *sqlx.Tx, def Definition,
 	found []Member) ([]Member, error) {
 	const chunk = 500
 	kept := found[:0]
 	for start := 0; start < len(found); start += chunk {
 		batch := found[start:min(start+chunk, len(found))]
-		ids, err := r.identifiersOf(ctx, batch)
+		ids, err := identifiersOf(ctx, tx, batch)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +143,7 @@ func (r *Runner) withIdentifiers(ctx context.Context, def Definition,
 	return kept, nil
 }
 
-func (r *Runner) identifiersOf(ctx context.Context,
+func identifiersOf(ctx context.Context, tx *sqlx.Tx,
 	batch []Member) (map[int64][]identityRow, error) {
 	profiles := make([]int64, len(batch))
 	for i, m := range batch {
@@ -140,7 +156,7 @@ func (r *Runner) identifiersOf(ctx context.Context,
 	}
 
 	var rows []identityRow
-	if err := r.db.SelectContext(ctx, &rows, r.db.Rebind(query), args...); err != nil {
+	if err := tx.SelectContext(ctx, &rows, tx.Rebind(query), args...); err != nil {
 		return nil, fmt.Errorf("read member identifiers: %w", err)
 	}
 	byProfile := map[int64][]identityRow{}

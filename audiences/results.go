@@ -204,36 +204,70 @@ func decodeJSON(text string, dest any) error {
 	return dec.Decode(dest)
 }
 
+// pageRow is one row of the page query: the current run, and one member
+// of it or none (an empty result still names its run).
+type pageRow struct {
+	runRow
+	ProfileID   *int64  `db:"profile_id"`
+	UserID      *string `db:"user_id"`
+	Email       *string `db:"email"`
+	Identifiers *string `db:"identifiers"`
+	Attributes  *string `db:"attributes"`
+}
+
 // Members returns up to limit members of the audience's current result in
-// profile order, after the position cursor names ("" for the start). A
+// profile order, after the position cursor names ("" for the start). The
+// run and its members are read by one statement, so from one snapshot; a
 // cursor from an older result is refused with code EGone, so a reader never
 // mixes two results.
 func (r *Runner) Members(ctx context.Context, name, cursor string, limit int) (Page, error) {
-	run, err := r.CurrentRun(ctx, name)
-	if err != nil {
+	if _, err := r.Definition(name); err != nil {
 		return Page{}, err
 	}
-	after, err := decodeCursor(cursor, run.ID)
+	cursorRun, after, err := decodeCursor(cursor)
 	if err != nil {
 		return Page{}, err
 	}
 
-	var rows []memberRow
-	err = r.db.SelectContext(ctx, &rows, r.db.Rebind(`SELECT profile_id, run_id,
-		user_id, email, identifiers, attributes FROM audience_members
-		WHERE audience = ? AND profile_id > ? ORDER BY profile_id LIMIT ?`),
-		name, after, limit+1)
+	var rows []pageRow
+	err = r.db.SelectContext(ctx, &rows, r.db.Rebind(`SELECT cur.id, cur.audience,
+		cur.started_ms, cur.finished_ms, cur.evaluated_ms, cur.size, cur.entered,
+		cur.exited, cur.status, cur.error, m.profile_id, m.user_id, m.email,
+		m.identifiers, m.attributes
+		FROM (SELECT `+runColumns+` FROM audience_runs
+		      WHERE audience = ? AND status = 'ok' ORDER BY id DESC LIMIT 1) cur
+		LEFT JOIN audience_members m
+		  ON m.audience = cur.audience AND m.run_id = cur.id AND m.profile_id > ?
+		ORDER BY m.profile_id LIMIT ?`), name, after, limit+1)
 	if err != nil {
 		return Page{}, fmt.Errorf("read members of %s: %w", name, err)
 	}
+	if len(rows) == 0 {
+		return Page{}, resolver.Errorf(resolver.ENotFound,
+			"audience %q has not been computed yet", name)
+	}
+	return pageFrom(rows, cursorRun, limit)
+}
 
-	page := Page{Run: run}
+func pageFrom(rows []pageRow, cursorRun int64, limit int) (Page, error) {
+	page := Page{Run: rows[0].run()}
+	if cursorRun != 0 && cursorRun != page.Run.ID {
+		return Page{}, resolver.Errorf(resolver.EGone, "the audience was recomputed "+
+			"since this cursor was issued; start again without next")
+	}
+
 	for i, row := range rows {
+		if row.ProfileID == nil {
+			break // the result is empty after the cursor
+		}
 		if i == limit {
-			page.Next = encodeCursor(run.ID, page.Members[limit-1].ProfileID)
+			page.Next = encodeCursor(page.Run.ID, page.Members[limit-1].ProfileID)
 			break
 		}
-		m, err := row.member()
+		m, err := memberRow{
+			ProfileID: *row.ProfileID, RunID: row.ID, UserID: *row.UserID,
+			Email: *row.Email, Identifiers: *row.Identifiers, Attributes: *row.Attributes,
+		}.member()
 		if err != nil {
 			return Page{}, err
 		}
@@ -247,22 +281,20 @@ func encodeCursor(run, profile int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(text))
 }
 
-func decodeCursor(cursor string, currentRun int64) (int64, error) {
+// decodeCursor reads a next cursor into the run it belongs to and the last
+// profile id served; "" is the start (0, 0).
+func decodeCursor(cursor string) (run, profile int64, err error) {
 	if cursor == "" {
-		return 0, nil
+		return 0, 0, nil
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	raw, decodeErr := base64.RawURLEncoding.DecodeString(cursor)
 	runText, profileText, ok := strings.Cut(string(raw), ":")
 	run, runErr := strconv.ParseInt(runText, 10, 64)
 	profile, profileErr := strconv.ParseInt(profileText, 10, 64)
-	if err != nil || !ok || runErr != nil || profileErr != nil {
-		return 0, resolver.Errorf(resolver.EInvalid, "next cursor %q is not valid", cursor)
+	if decodeErr != nil || !ok || runErr != nil || profileErr != nil || run < 1 {
+		return 0, 0, resolver.Errorf(resolver.EInvalid, "next cursor %q is not valid", cursor)
 	}
-	if run != currentRun {
-		return 0, resolver.Errorf(resolver.EGone, "the audience was recomputed "+
-			"since this cursor was issued; start again without next")
-	}
-	return profile, nil
+	return run, profile, nil
 }
 
 // EachMember calls fn for every member of the audience's current result in

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,23 +58,18 @@ func openDB(ctx context.Context, dsn string, log *slog.Logger) (*sqldb.DB, error
 			redactDSN(dsn))
 	}
 
-	raw, err := sql.Open("sqlite3", sqldb.SQLiteDSN(dsn))
+	db, err := sqldb.OpenSQLite(ctx, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", dsn, err)
-	}
-	db := sqldb.New(raw, "sqlite3", sqldb.SQLite)
-	if err := db.PingContext(ctx); err != nil {
-		_ = raw.Close()
-		return nil, fmt.Errorf("open database %s: %w", dsn, err)
+		return nil, fmt.Errorf("open database: %w", err)
 	}
 	if err := db.CheckWAL(ctx); err != nil {
-		_ = raw.Close()
+		_ = db.Close()
 		return nil, err
 	}
 
-	applied, err := migrations.Up(ctx, raw, string(sqldb.SQLite))
+	applied, err := migrations.Up(ctx, db.DB.DB, string(sqldb.SQLite))
 	if err != nil {
-		_ = raw.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	if applied > 0 {

@@ -27,12 +27,66 @@ const (
 type DB struct {
 	*sqlx.DB
 	dialect Dialect
+	// snapshots, when set, is a second pool whose transactions start
+	// without taking the write lock (SQLite), for consistent reads.
+	snapshots *sqlx.DB
 }
 
 // New wraps an open *sql.DB whose driver speaks dialect. driverName is the
 // name the connection was opened with (sqlx needs it for rebinding).
 func New(db *sql.DB, driverName string, dialect Dialect) *DB {
 	return &DB{DB: sqlx.NewDb(db, driverName), dialect: dialect}
+}
+
+// OpenSQLite opens the SQLite file at path with the settings of SQLiteDSN,
+// plus a second pool for Snapshot whose transactions begin deferred, so a
+// long consistent read never holds the write lock. The "sqlite3" driver must
+// be registered by the caller (cmd/ or a test helper imports it).
+func OpenSQLite(ctx context.Context, path string) (*DB, error) {
+	writer, err := sql.Open("sqlite3", SQLiteDSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	reader, err := sql.Open("sqlite3",
+		strings.Replace(SQLiteDSN(path), "_txlock=immediate", "_txlock=deferred", 1))
+	if err != nil {
+		_ = writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+
+	db := New(writer, "sqlite3", SQLite)
+	db.snapshots = sqlx.NewDb(reader, "sqlite3")
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	var snapshotErr error
+	if db.snapshots != nil {
+		snapshotErr = db.snapshots.Close()
+	}
+	return errors.Join(db.DB.Close(), snapshotErr)
+}
+
+// Snapshot runs fn in a read-only transaction: every query fn makes sees
+// the database as it was at the first one, whatever commits meanwhile.
+func (db *DB) Snapshot(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	pool := db.DB
+	if db.snapshots != nil {
+		pool = db.snapshots
+	}
+	tx, err := pool.BeginTxx(ctx, &sql.TxOptions{
+		ReadOnly: true, Isolation: sql.LevelRepeatableRead,
+	})
+	if err != nil {
+		return fmt.Errorf("begin snapshot: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
 }
 
 // Dialect reports the engine behind db.

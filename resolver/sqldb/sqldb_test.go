@@ -66,3 +66,34 @@ func TestWithTxRollsBackOnError(t *testing.T) {
 		t.Errorf("%d rows after rollback (err %v), want 0", n, err)
 	}
 }
+
+func TestSnapshotSeesOneMomentAndDoesNotBlockWriters(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	ctx := context.Background()
+	count := func(q sqlx.QueryerContext) int {
+		var n int
+		if err := sqlx.GetContext(ctx, q, &n, `SELECT COUNT(*) FROM settings`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	err := db.Snapshot(ctx, func(tx *sqlx.Tx) error {
+		before := count(tx)
+		// A write commits while the snapshot is open, without waiting for it.
+		if _, err := db.ExecContext(ctx,
+			`INSERT INTO settings (key, value) VALUES ('k', 'v')`); err != nil {
+			return err
+		}
+		if after := count(tx); after != before {
+			t.Errorf("snapshot saw %d rows, then %d", before, after)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(db); n != 1 {
+		t.Errorf("after the snapshot %d rows, want 1", n)
+	}
+}

@@ -4,7 +4,6 @@ package sqltest
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -21,16 +20,15 @@ func MustOpen(t testing.TB) *sqldb.DB {
 	t.Helper()
 
 	path := filepath.Join(t.TempDir(), "knit-test.db")
-	raw, err := sql.Open("sqlite3", sqldb.SQLiteDSN(path))
+	db, err := sqldb.OpenSQLite(context.Background(), path)
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
-	t.Cleanup(func() { _ = raw.Close() })
+	t.Cleanup(func() { _ = db.Close() })
 
-	if _, err := migrations.Up(context.Background(), raw, "sqlite"); err != nil {
+	if _, err := migrations.Up(context.Background(), db.DB.DB, "sqlite"); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	db := sqldb.New(raw, "sqlite3", sqldb.SQLite)
 	if err := db.CheckWAL(context.Background()); err != nil {
 		t.Fatalf("check WAL: %v", err)
 	}
