@@ -118,11 +118,18 @@ func (a *Auth) Require(c *gin.Context) {
 func (a *Auth) startSession(c *gin.Context) error {
 	id := randomHex(32)
 	hash := sha256.Sum256([]byte(id))
-	expires := a.now().Add(sessionLifetime)
+	now := a.now()
+	ctx := c.Request.Context()
 
-	_, err := a.db.ExecContext(c.Request.Context(), a.db.Rebind(
-		`INSERT INTO web_sessions (id_hash, expires_ms) VALUES (?, ?)`),
-		hex.EncodeToString(hash[:]), expires.UnixMilli())
+	_, err := a.db.ExecContext(ctx, a.db.Rebind(
+		`DELETE FROM web_sessions WHERE expires_ms <= ?`), now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("forget expired sessions: %w", err)
+	}
+	_, err = a.db.ExecContext(ctx, a.db.Rebind(`INSERT INTO web_sessions
+		(id_hash, expires_ms, token_sha256) VALUES (?, ?, ?)`),
+		hex.EncodeToString(hash[:]), now.Add(sessionLifetime).UnixMilli(),
+		hex.EncodeToString(a.tokenHash[:]))
 	if err != nil {
 		return fmt.Errorf("store session: %w", err)
 	}
@@ -142,10 +149,11 @@ func (a *Auth) validSession(c *gin.Context) bool {
 	}
 	hash := sha256.Sum256([]byte(cookie.Value))
 
+	// A session opened with an earlier API token no longer counts.
 	var expires int64
 	err = a.db.GetContext(c.Request.Context(), &expires, a.db.Rebind(
-		`SELECT expires_ms FROM web_sessions WHERE id_hash = ?`),
-		hex.EncodeToString(hash[:]))
+		`SELECT expires_ms FROM web_sessions WHERE id_hash = ? AND token_sha256 = ?`),
+		hex.EncodeToString(hash[:]), hex.EncodeToString(a.tokenHash[:]))
 	return err == nil && expires > a.now().UnixMilli()
 }
 

@@ -66,9 +66,8 @@ func mustConsoleServer(t *testing.T) string {
 		}
 	}
 
-	// Sessions run on the real clock: the browser judges the cookie's
-	// Expires by its own clock, so a session started "on 2026-11-27" would
-	// already be expired for a browser that runs later than that.
+	// Sessions run on the real clock, as they do in a server started with
+	// --clock: session expiry is about people, not about the data's time.
 	auth, _, err := web.EnsureToken(ctx, db, browserToken, time.Now)
 	if err != nil {
 		t.Fatalf("ensure token: %v", err)

@@ -1,0 +1,100 @@
+package web_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/audiences"
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
+	"github.com/knit-cdp/knit/web"
+)
+
+// mustSite serves the API and console over db with token as the API token.
+func mustSite(t *testing.T, db *sqldb.DB, token string) *httptest.Server {
+	t.Helper()
+	auth, _, err := web.EnsureToken(t.Context(), db, token, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := audiences.NewRunner(db, audiences.WithBuiltins(nil), time.Now, nil)
+	router := gin.New()
+	web.NewServer(runner, resolver.NewProfiles(db), auth, "", nil).Register(router)
+	server := httptest.NewServer(router)
+	t.Cleanup(server.Close)
+	return server
+}
+
+func mustSignInCookie(t *testing.T, server *httptest.Server, token string) *http.Cookie {
+	t.Helper()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	resp, err := client.PostForm(server.URL+"/login", url.Values{"token": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "knit_session" && c.Value != "" {
+			if c.MaxAge <= 0 || !c.HttpOnly {
+				t.Errorf("session cookie %+v: want MaxAge > 0 and HttpOnly", c)
+			}
+			return c
+		}
+	}
+	t.Fatalf("sign-in answered %d without a session cookie", resp.StatusCode)
+	return nil
+}
+
+func statusWithCookie(t *testing.T, server *httptest.Server, path string, c *http.Cookie) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, server.URL+path, nil)
+	req.AddCookie(c)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestChangingTheTokenEndsConsoleSessions(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	before := mustSite(t, db, "token-a")
+	cookie := mustSignInCookie(t, before, "token-a")
+	if got := statusWithCookie(t, before, "/audiences", cookie); got != http.StatusOK {
+		t.Fatalf("GET /audiences with a fresh session: %d", got)
+	}
+
+	after := mustSite(t, db, "token-b")
+	if got := statusWithCookie(t, after, "/audiences", cookie); got != http.StatusUnauthorized {
+		t.Errorf("GET /audiences with a session of the old token: %d, want 401", got)
+	}
+}
+
+func TestGeneratedTokenIsPrintedOnceAndKeptHashed(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	auth, generated, err := web.EnsureToken(t.Context(), db, "", time.Now)
+	if err != nil || !strings.HasPrefix(generated, "knit_") || !auth.ValidToken(generated) {
+		t.Fatalf("first start: token %q, err %v", generated, err)
+	}
+
+	again, second, err := web.EnsureToken(t.Context(), db, "", time.Now)
+	if err != nil || second != "" || !again.ValidToken(generated) {
+		t.Errorf("second start: generated %q (want none), err %v, first token valid %v",
+			second, err, again.ValidToken(generated))
+	}
+	var stored string
+	if err := db.Get(&stored, `SELECT value FROM settings`); err != nil ||
+		strings.Contains(stored, generated) {
+		t.Errorf("settings hold %q (err %v); the token itself must not be stored", stored, err)
+	}
+}
