@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/knit-cdp/knit/resolver"
 	"github.com/knit-cdp/knit/resolver/sqldb"
@@ -59,15 +60,37 @@ func EnsureToken(ctx context.Context, db *sqldb.DB, configured string,
 		return nil, "", fmt.Errorf("read API token hash: %w", err)
 	}
 
-	generated = "knit_" + randomHex(24)
-	auth.tokenHash = sha256.Sum256([]byte(generated))
-	_, err = db.ExecContext(ctx, db.Rebind(
-		`INSERT INTO settings (key, value) VALUES (?, ?)`),
-		tokenSettingKey, hex.EncodeToString(auth.tokenHash[:]))
+	generated, err = ResetToken(ctx, db)
 	if err != nil {
-		return nil, "", fmt.Errorf("store API token hash: %w", err)
+		return nil, "", err
 	}
+	auth.tokenHash = sha256.Sum256([]byte(generated))
 	return auth, generated, nil
+}
+
+// ResetToken generates a new API token, stores its hash in place of any
+// earlier one, signs every console session out and returns the token, which
+// is shown this once. KNIT_API_TOKEN, when set, still wins over it.
+func ResetToken(ctx context.Context, db *sqldb.DB) (string, error) {
+	token := "knit_" + randomHex(24)
+	hash := sha256.Sum256([]byte(token))
+
+	err := db.WithTx(ctx, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO settings (key, value)
+			VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`),
+			tokenSettingKey, hex.EncodeToString(hash[:]))
+		if err != nil {
+			return fmt.Errorf("store API token hash: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions`); err != nil {
+			return fmt.Errorf("end console sessions: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return token, nil
 }
 
 func randomHex(n int) string {
@@ -102,13 +125,20 @@ func tokenFromRequest(r *http.Request) string {
 }
 
 // Require lets a request through with a valid token or console session and
-// answers 401 otherwise.
+// answers 401 otherwise, saying whether the token was missing or wrong.
 func (a *Auth) Require(c *gin.Context) {
-	if a.ValidToken(tokenFromRequest(c.Request)) || a.validSession(c) {
+	token := tokenFromRequest(c.Request)
+	if a.ValidToken(token) || (token == "" && a.validSession(c)) {
 		c.Next()
 		return
 	}
 	c.Header("WWW-Authenticate", `Bearer realm="knit"`)
+	if token != "" {
+		httpx.Error(c, nil, resolver.Errorf(resolver.EUnauthorized,
+			"the API token is not valid; use the token knit printed on its first "+
+				"start, the value of KNIT_API_TOKEN, or one from `knit token reset`"))
+		return
+	}
 	httpx.Error(c, nil, resolver.Errorf(resolver.EUnauthorized,
 		"an API token is required: send Authorization: Bearer <token> "+
 			"or the token as the HTTP Basic user name"))

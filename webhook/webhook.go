@@ -176,7 +176,7 @@ func (h *Handler) refuse(c *gin.Context, items [][]byte, rejected []Rejection, e
 	}
 	whole := resolver.Errorf(resolver.ErrorCode(err),
 		"none of the %d messages is valid; see rejected", len(items))
-	c.AbortWithStatusJSON(httpx.Status(whole), failure{
+	c.AbortWithStatusPureJSON(httpx.Status(whole), failure{
 		ErrorBody: httpx.ErrorBody{Error: httpx.Detail(whole)},
 		Rejected:  rejected,
 	})

@@ -21,6 +21,7 @@ Usage:
   knit import [flags] FILE                load NDJSON Segment messages (.gz too)
   knit audiences run [flags] [NAME]       compute one or every audience now
   knit audiences export [flags] NAME      write an audience to stdout
+  knit token reset [flags]                make a new API token (the old one stops working)
 
 Run "knit COMMAND --help" for a command's flags. Every flag also has an
 environment variable, shown in its help; a flag given on the command line
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runImport(ctx, args[1:], getenv, stdout, stderr)
 	case "audiences":
 		return runAudiences(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		return runToken(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return flag.ErrHelp

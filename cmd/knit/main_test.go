@@ -16,7 +16,7 @@ func TestHelpDocumentsEveryOption(t *testing.T) {
 		want []string
 	}{
 		{"knit --help lists commands and secrets", []string{"--help"},
-			[]string{"serve", "import", "audiences run", "audiences export",
+			[]string{"serve", "import", "audiences run", "audiences export", "token reset",
 				"KNIT_WEBHOOK_SECRET", "KNIT_WRITE_KEYS", "KNIT_API_TOKEN"}},
 		{"serve --help lists its flags and environment", []string{"serve", "--help"},
 			[]string{"-addr", "KNIT_ADDR", "-db", "KNIT_DB", "-config", "KNIT_CONFIG",
@@ -68,5 +68,14 @@ func TestUsageMistakesAreReported(t *testing.T) {
 				t.Errorf("run returned %v, want a usage error", err)
 			}
 		})
+	}
+}
+
+func TestTokenResetPrintsANewTokenEachTime(t *testing.T) {
+	db := t.TempDir() + "/token.db"
+	first := mustRun(t, "token", "reset", "--db", db)
+	second := mustRun(t, "token", "reset", "--db", db)
+	if !strings.Contains(first, "knit_") || first == second {
+		t.Errorf("token reset printed %q then %q; want two different tokens", first, second)
 	}
 }

@@ -48,6 +48,14 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return fmt.Errorf("%w: knit serve takes no arguments, got %q", errUsage, positional)
 	}
 
+	// Listen first: a start that cannot serve must not use up the token
+	// that is printed only once.
+	listener, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	defer listener.Close()
+
 	a, err := openApp(ctx, flags, getenv, stderr)
 	if err != nil {
 		return err
@@ -57,10 +65,6 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	server, scheduler, err := a.buildServer(ctx, getenv, stdout)
 	if err != nil {
 		return err
-	}
-	listener, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
 	a.log.Info("knit listening", "addr", listener.Addr().String(), "db", flags.db)
 	return a.serveUntilDone(ctx, server, listener, scheduler)

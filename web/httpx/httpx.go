@@ -49,14 +49,23 @@ func Detail(err error) ErrorDetail {
 }
 
 // Error answers err as JSON with its mapped status. Internal errors are
-// logged with their cause and shown to the caller only as "internal error".
+// logged with their cause and shown to the caller only as "internal error";
+// refusals are logged with the reason the caller was given, so an operator
+// can see why deliveries fail.
 func Error(c *gin.Context, log *slog.Logger, err error) {
 	status := Status(err)
-	if status >= http.StatusInternalServerError && log != nil {
+	detail := Detail(err)
+	switch {
+	case log == nil:
+	case status >= http.StatusInternalServerError:
 		log.Error("request failed", "method", c.Request.Method,
-			"path", c.FullPath(), "error", err)
+			"path", c.Request.URL.Path, "status", status, "error", err)
+	default:
+		log.Warn("request refused", "method", c.Request.Method,
+			"path", c.Request.URL.Path, "status", status,
+			"code", detail.Code, "reason", detail.Message)
 	}
-	c.AbortWithStatusJSON(status, ErrorBody{Error: Detail(err)})
+	c.AbortWithStatusPureJSON(status, ErrorBody{Error: detail})
 }
 
 // Recover turns a panic in a handler into a logged 500. A handler that
@@ -76,7 +85,7 @@ func Recover(log *slog.Logger) gin.HandlerFunc {
 				log.Error("handler panicked", "path", c.FullPath(), "panic", recovered)
 			}
 			if !c.Writer.Written() {
-				c.AbortWithStatusJSON(http.StatusInternalServerError, ErrorBody{
+				c.AbortWithStatusPureJSON(http.StatusInternalServerError, ErrorBody{
 					Error: ErrorDetail{Code: resolver.EInternal, Message: "internal error"},
 				})
 			}
