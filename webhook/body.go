@@ -56,6 +56,10 @@ func readBody(r *http.Request) ([]byte, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, resolver.Errorf(resolver.EInvalid, "request body is empty")
 	}
+	if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
+		return nil, resolver.Errorf(resolver.EInvalid, "request body looks gzip-compressed; "+
+			"send it with Content-Encoding: gzip")
+	}
 	return data, nil
 }
 

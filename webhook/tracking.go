@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"bytes"
+	"errors"
+	"reflect"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -108,7 +110,7 @@ func decodeStrict(body []byte, dest any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(dest); err != nil {
-		return resolver.Errorf(resolver.EInvalid, "body is not a valid JSON object: %v", err)
+		return describeJSONError(err)
 	}
 	if dec.More() {
 		return resolver.Errorf(resolver.EInvalid, "body has data after its JSON object")
@@ -216,4 +218,32 @@ func encodeJSON(fields map[string]any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// describeJSONError explains why a body did not decode in the caller's
+// terms, without Go type names.
+func describeJSONError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return resolver.Errorf(resolver.EInvalid, "%s must be %s, not %s",
+			field, jsonKind(typeErr.Type), typeErr.Value)
+	}
+	return resolver.Errorf(resolver.EInvalid, "body is not valid JSON: %v", err)
+}
+
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	default:
+		return "a " + t.Kind().String()
+	}
 }

@@ -107,6 +107,10 @@ func (h *Handler) webhook(c *gin.Context) {
 // signed: the whole body, or the first element exactly as it stands.
 func splitWebhookBody(body []byte) (items [][]byte, signed []byte, err error) {
 	trimmed := bytes.TrimSpace(body)
+	if bytes.HasPrefix(trimmed, []byte(`{"batch"`)) {
+		return nil, nil, resolver.Errorf(resolver.EInvalid, "this is a tracking API "+
+			"batch; send {\"batch\": [...]} bodies to /v1/batch with a write key")
+	}
 	if len(trimmed) == 0 || trimmed[0] != '[' {
 		return [][]byte{body}, body, nil
 	}

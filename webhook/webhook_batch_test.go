@@ -212,9 +212,15 @@ func TestBatchWithNoValidItemIsRefused(t *testing.T) {
 			[]byte(track("m1") + track("m2")), resolver.EInvalid,
 			[]string{"data after its JSON object"}, nil},
 		{"broken tracking batch is refused", "/v1/batch", []byte(`{"batch":[`),
-			resolver.EInvalid, []string{"not a valid JSON object"}, nil},
+			resolver.EInvalid, []string{"not valid JSON"}, nil},
 		{"tracking batch that is a bare array is refused", "/v1/batch",
-			array(track("m1")), resolver.EInvalid, []string{"not a valid JSON object"}, nil},
+			array(track("m1")), resolver.EInvalid, []string{"body must be an object, not array"},
+			nil},
+		{"tracking batch whose batch is an object is refused", "/v1/batch",
+			[]byte(`{"batch":{}}`), resolver.EInvalid,
+			[]string{"batch must be an array, not object"}, nil},
+		{"tracking batch sent to the webhook is pointed to /v1/batch", "/webhook",
+			batchBody(track("m1")), resolver.EInvalid, []string{"/v1/batch"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -367,3 +367,12 @@ func TestContentTypes(t *testing.T) {
 		}
 	}
 }
+
+func TestGzipWithoutContentEncodingIsExplained(t *testing.T) {
+	s := mustServer(t, webhook.Config{})
+	rec := mustPost(t, s, call{path: "/webhook", body: mustGzip(t, []byte(track("m1")))})
+	mustFail(t, rec, http.StatusBadRequest, resolver.EInvalid, "Content-Encoding: gzip")
+	if n := mustEventCount(t, s); n != 0 {
+		t.Errorf("%d events stored", n)
+	}
+}

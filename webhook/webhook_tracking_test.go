@@ -204,7 +204,7 @@ func TestTrackingCallValidatesForEndpointType(t *testing.T) {
 		{"/v1/page without ids is refused", "/v1/page", `{"name":"Home"}`,
 			"userId or anonymousId is required"},
 		{"/v1/track with an array body is refused", "/v1/track", `[` + track("m1") + `]`,
-			"not a valid JSON object"},
+			"body must be an object, not array"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
