@@ -2,12 +2,12 @@ package webhook
 
 import (
 	"bytes"
-	"errors"
-	"reflect"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"reflect"
 
 	"github.com/gin-gonic/gin"
 

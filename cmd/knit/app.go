@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -30,7 +31,16 @@ type app struct {
 // openApp loads the configuration, opens and migrates the database and
 // builds the core. The caller closes app.db.
 func openApp(ctx context.Context, flags commonFlags, getenv env, stderr io.Writer) (*app, error) {
-	log := newLogger(getenv("KNIT_LOG_LEVEL"), stderr)
+	log, err := newLogger(getenv("KNIT_LOG_LEVEL"), stderr)
+	if err != nil {
+		return nil, err
+	}
+	if flags.mustExist {
+		if _, err := os.Stat(flags.db); err != nil {
+			return nil, fmt.Errorf("--db %s: no database there (%w); "+
+				"give the file knit serve or knit import uses", flags.db, err)
+		}
+	}
 	cfg, err := loadSettings(flags.config)
 	if err != nil {
 		return nil, err
@@ -92,10 +102,10 @@ func redactDSN(dsn string) string {
 	return scheme + "://" + user + ":***@" + host
 }
 
-func newLogger(level string, out io.Writer) *slog.Logger {
+func newLogger(level string, out io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(orDefault(level, "info"))); err != nil {
-		lvl = slog.LevelInfo
+		return nil, fmt.Errorf("KNIT_LOG_LEVEL %q: use debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl}))
+	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl})), nil
 }

@@ -46,6 +46,7 @@ func runAudiencesRun(ctx context.Context, args []string, getenv env,
 		return err
 	}
 
+	flags.mustExist = true
 	a, err := openApp(ctx, flags, getenv, stderr)
 	if err != nil {
 		return err
@@ -91,6 +92,7 @@ func runAudiencesExport(ctx context.Context, args []string, getenv env,
 		return fmt.Errorf("%w: --format must be csv or json, not %q", errUsage, *format)
 	}
 
+	flags.mustExist = true
 	a, err := openApp(ctx, flags, getenv, stderr)
 	if err != nil {
 		return err

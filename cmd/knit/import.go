@@ -30,11 +30,18 @@ type importSummary struct {
 	rejected                 map[string]int // by reason
 }
 
-func (s importSummary) String() string {
+func (s importSummary) rejectedCount() int {
 	total := 0
+	for _, n := range s.rejected {
+		total += n
+	}
+	return total
+}
+
+func (s importSummary) String() string {
+	total := s.rejectedCount()
 	reasons := make([]string, 0, len(s.rejected))
 	for reason, n := range s.rejected {
-		total += n
 		reasons = append(reasons, fmt.Sprintf("%d %s", n, reason))
 	}
 	sort.Strings(reasons)
@@ -77,7 +84,15 @@ func runImport(ctx context.Context, args []string, getenv env, stdout, stderr io
 	summary, err := a.importLines(ctx, &counted, stderr)
 	_ = progress.Finish()
 	fmt.Fprintln(stdout, summary)
-	return err
+	if err != nil {
+		return err
+	}
+	if rejected := summary.rejectedCount(); rejected > 0 {
+		// The valid lines are stored; the exit status tells scripts that
+		// some were not.
+		return fmt.Errorf("%d of %d lines rejected", rejected, summary.read)
+	}
+	return nil
 }
 
 // openInput opens path ("-" for stdin) and reports its size, or -1 when
@@ -88,7 +103,7 @@ func openInput(path string) (io.ReadCloser, int64, error) {
 	}
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("open %s: %w", path, err)
+		return nil, 0, err // the error already names the path
 	}
 	info, err := file.Stat()
 	if err != nil {

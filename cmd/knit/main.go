@@ -90,6 +90,9 @@ type commonFlags struct {
 	db     string
 	config string
 	clock  string
+	// mustExist refuses a --db file that does not exist yet, for commands
+	// that only read what others stored.
+	mustExist bool
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet, getenv env) {
