@@ -26,6 +26,10 @@ type Member struct {
 // timeLayout is how times appear in attributes: UTC with milliseconds.
 const timeLayout = "2006-01-02T15:04:05.000Z"
 
+// FormatTime writes t as every knit export and API writes times: UTC with
+// milliseconds, such as 2026-11-27T12:00:00.000Z.
+func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
 // members evaluates def for every profile with relevant events and attaches
 // identifiers to the members. Events and identifiers are read from one
 // snapshot, so a merge committed meanwhile cannot drop a member.

@@ -2,6 +2,7 @@ package audiences
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,33 @@ type Run struct {
 	Exited      int       `json:"exited"`
 	Status      string    `json:"status"`
 	Error       string    `json:"error,omitempty"`
+}
+
+// MarshalJSON writes the run with every time in one form, UTC with
+// milliseconds, as exports write times; a run not finished has
+// "finished_at": null.
+func (r Run) MarshalJSON() ([]byte, error) {
+	var finished *string
+	if !r.FinishedAt.IsZero() {
+		text := r.FinishedAt.UTC().Format(timeLayout)
+		finished = &text
+	}
+	return json.Marshal(struct {
+		ID          int64   `json:"id"`
+		Audience    string  `json:"audience"`
+		StartedAt   string  `json:"started_at"`
+		FinishedAt  *string `json:"finished_at"`
+		EvaluatedAt string  `json:"evaluated_at"`
+		Size        int     `json:"size"`
+		Entered     int     `json:"entered"`
+		Exited      int     `json:"exited"`
+		Status      string  `json:"status"`
+		Error       string  `json:"error,omitempty"`
+	}{
+		r.ID, r.Audience, r.StartedAt.UTC().Format(timeLayout), finished,
+		r.EvaluatedAt.UTC().Format(timeLayout), r.Size, r.Entered, r.Exited,
+		r.Status, r.Error,
+	})
 }
 
 // Runner computes audiences and keeps their results. Runs of one audience

@@ -8,14 +8,15 @@ import (
 // Error codes shared by every knit package. The HTTP edge maps each code to
 // one status in one place; core packages never choose statuses.
 const (
-	EInvalid      = "invalid"      // the caller sent something wrong
-	ETooLarge     = "too_large"    // a size or count limit was passed
-	ENotFound     = "not_found"    // the thing asked for does not exist
-	EUnauthorized = "unauthorized" // missing or wrong credentials
-	EConflict     = "conflict"     // the request clashes with current state
-	EGone         = "gone"         // a cursor or handle no longer applies
-	EUnsupported  = "unsupported"  // a content type or encoding knit does not take
-	EInternal     = "internal"     // knit itself failed
+	EInvalid      = "invalid"            // the caller sent something wrong
+	ETooLarge     = "too_large"          // a size or count limit was passed
+	ENotFound     = "not_found"          // the thing asked for does not exist
+	EUnauthorized = "unauthorized"       // missing or wrong credentials
+	EConflict     = "conflict"           // the request clashes with current state
+	EGone         = "gone"               // a cursor or handle no longer applies
+	EUnsupported  = "unsupported"        // a content type or encoding knit does not take
+	EMethod       = "method_not_allowed" // the path exists, the method does not
+	EInternal     = "internal"           // knit itself failed
 )
 
 // Error is a failure with a code from the list above and a message that is

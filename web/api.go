@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -26,7 +25,7 @@ type audienceSummary struct {
 	Schedule    string         `json:"schedule"`
 	Attributes  []string       `json:"attributes"`
 	Size        int            `json:"size"`
-	ComputedAt  *time.Time     `json:"computed_at"`
+	ComputedAt  *string        `json:"computed_at"`
 	LastRun     *audiences.Run `json:"last_run"`
 }
 
@@ -50,7 +49,8 @@ func (s *Server) summaries(c *gin.Context) ([]audienceSummary, error) {
 		}
 		if current, err := s.runner.CurrentRun(ctx, def.Name); err == nil {
 			summary.Size = current.Size
-			summary.ComputedAt = &current.EvaluatedAt
+			computed := audiences.FormatTime(current.EvaluatedAt)
+			summary.ComputedAt = &computed
 		} else if resolver.ErrorCode(err) != resolver.ENotFound {
 			return nil, err
 		}
@@ -67,7 +67,7 @@ func (s *Server) summaries(c *gin.Context) ([]audienceSummary, error) {
 // audiencePage is the body of GET /audiences/{name}.
 type audiencePage struct {
 	Name       string             `json:"name"`
-	ComputedAt time.Time          `json:"computed_at"`
+	ComputedAt string             `json:"computed_at"`
 	Size       int                `json:"size"`
 	Members    []audiences.Member `json:"members"`
 	Next       *string            `json:"next"`
@@ -94,7 +94,8 @@ func (s *Server) getAudience(c *gin.Context) {
 	}
 
 	body := audiencePage{
-		Name: name, ComputedAt: page.Run.EvaluatedAt, Size: page.Run.Size,
+		Name: name, ComputedAt: audiences.FormatTime(page.Run.EvaluatedAt),
+		Size: page.Run.Size,
 		Members: page.Members,
 	}
 	if body.Members == nil {

@@ -73,6 +73,11 @@ func asTime(v any) time.Time {
 		if t != nil {
 			return t.UTC()
 		}
+	case *string:
+		if t != nil {
+			parsed, _ := resolver.ParseTime(*t)
+			return parsed
+		}
 	}
 	return time.Time{}
 }

@@ -31,9 +31,9 @@ func NewServer(runner *audiences.Runner, profiles *resolver.Profiles, auth *Auth
 
 // Register adds the API and console routes to router.
 func (s *Server) Register(router *gin.Engine) {
-	router.GET("/healthz", func(c *gin.Context) {
-		c.JSON(http.StatusOK, gin.H{"status": "ok"})
-	})
+	healthy := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+	router.GET("/healthz", healthy)
+	router.HEAD("/healthz", healthy)
 
 	api := router.Group("/", s.auth.Require)
 	api.GET("/audiences", s.listAudiences)
@@ -45,6 +45,11 @@ func (s *Server) Register(router *gin.Engine) {
 	profiles.GET("/external_ids", s.profileExternalIDs)
 
 	s.registerConsole(router)
+	router.HandleMethodNotAllowed = true
+	router.NoMethod(func(c *gin.Context) {
+		httpx.Error(c, s.log, resolver.Errorf(resolver.EMethod,
+			"%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+	})
 	router.NoRoute(func(c *gin.Context) {
 		httpx.Error(c, s.log, resolver.Errorf(resolver.ENotFound,
 			"no endpoint %s %s; see README for the list", c.Request.Method, c.Request.URL.Path))

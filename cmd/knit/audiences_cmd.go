@@ -116,7 +116,7 @@ func writeJSONExport(ctx context.Context, runner *audiences.Runner, w io.Writer,
 	}
 	out := bufio.NewWriter(w)
 	head, _ := json.Marshal(map[string]any{
-		"name": name, "computed_at": run.EvaluatedAt, "size": run.Size,
+		"name": name, "computed_at": audiences.FormatTime(run.EvaluatedAt), "size": run.Size,
 	})
 	fmt.Fprintf(out, "%s,\"members\":[", head[:len(head)-1])
 

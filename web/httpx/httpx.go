@@ -20,6 +20,7 @@ var statusByCode = map[string]int{
 	resolver.EConflict:     http.StatusConflict,
 	resolver.EGone:         http.StatusGone,
 	resolver.EUnsupported:  http.StatusUnsupportedMediaType,
+	resolver.EMethod:       http.StatusMethodNotAllowed,
 	resolver.EInternal:     http.StatusInternalServerError,
 }
 
