@@ -95,7 +95,7 @@ func (s *Server) getAudience(c *gin.Context) {
 
 	body := audiencePage{
 		Name: name, ComputedAt: audiences.FormatTime(page.Run.EvaluatedAt),
-		Size: page.Run.Size,
+		Size:    page.Run.Size,
 		Members: page.Members,
 	}
 	if body.Members == nil {
