@@ -32,6 +32,7 @@ type Trait struct {
 	Text      string          `db:"value"`
 	UpdatedMS int64           `db:"ts_ms"`
 	MessageID string          `db:"message_id"`
+	Source    string          `db:"source"` // the source of that message
 	UpdatedAt time.Time       `db:"-"`
 }
 
@@ -120,8 +121,10 @@ func (p *Profiles) Identifiers(ctx context.Context, profile int64) ([]IdentityRe
 func (p *Profiles) Traits(ctx context.Context, profile int64) ([]Trait, error) {
 	var traits []Trait
 	err := p.db.SelectContext(ctx, &traits, p.db.Rebind(
-		`SELECT key, value, ts_ms, message_id FROM traits
-		 WHERE profile_id = ? AND value <> 'null' ORDER BY key`), profile)
+		`SELECT t.key, t.value, t.ts_ms, t.message_id,
+		        COALESCE(e.source, '') AS source
+		 FROM traits t LEFT JOIN events e ON e.message_id = t.message_id
+		 WHERE t.profile_id = ? AND t.value <> 'null' ORDER BY t.key`), profile)
 	if err != nil {
 		return nil, fmt.Errorf("list traits of profile %d: %w", profile, err)
 	}

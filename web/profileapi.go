@@ -130,7 +130,7 @@ func traitValue(t resolver.Trait, verbose bool) any {
 		return t.Value
 	}
 	return gin.H{
-		"value": json.RawMessage(t.Value), "source_id": t.MessageID,
+		"value": json.RawMessage(t.Value), "source_id": t.Source,
 		"updated_at": t.UpdatedAt.Format(time.RFC3339Nano),
 	}
 }
