@@ -48,18 +48,56 @@ func loadSettings(path string) (settings, error) {
 	if err != nil {
 		return out, fmt.Errorf("read config: %w", err)
 	}
+	// A strict pass names unknown keys; the second lays each audience over
+	// the built-in of the same name, so an override needs only what changes.
 	var file fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
 		return out, fmt.Errorf("config %s: %w", path, err)
 	}
+	configured, err := overlayAudiences(data)
+	if err != nil {
+		return out, fmt.Errorf("config %s: %w", path, err)
+	}
 
 	out.Rules = file.Identity.apply(out.Rules)
-	out.Audiences = audiences.WithBuiltins(file.Audiences)
+	out.Audiences = audiences.WithBuiltins(configured)
 	problems := errors.Join(out.Rules.Validate(), audiences.Validate(out.Audiences))
 	if problems != nil {
-		return out, fmt.Errorf("config %s: %w", path, problems)
+		return out, fmt.Errorf("config %s has problems:\n  - %s", path,
+			strings.ReplaceAll(problems.Error(), "; ", "\n  - "))
+	}
+	return out, nil
+}
+
+// overlayAudiences decodes the file's audiences, each on top of the
+// built-in audience of the same name when there is one.
+func overlayAudiences(data []byte) ([]audiences.Definition, error) {
+	var file struct {
+		Audiences []yaml.Node `yaml:"audiences"`
+	}
+	if err := yaml.Unmarshal(data, &file); err != nil {
+		return nil, err
+	}
+
+	builtins := map[string]audiences.Definition{}
+	for _, d := range audiences.Builtins() {
+		builtins[d.Name] = d
+	}
+	var out []audiences.Definition
+	for _, node := range file.Audiences {
+		var named struct {
+			Name string `yaml:"name"`
+		}
+		if err := node.Decode(&named); err != nil {
+			return nil, err
+		}
+		def := builtins[named.Name] // a fresh copy: Builtins parses anew
+		if err := node.Decode(&def); err != nil {
+			return nil, err
+		}
+		out = append(out, def)
 	}
 	return out, nil
 }

@@ -128,3 +128,24 @@ func TestClockStartsAtTheGivenTimeAndRuns(t *testing.T) {
 		t.Error("clock accepted a non-time")
 	}
 }
+
+func TestOverridingABuiltinNeedsOnlyWhatChanges(t *testing.T) {
+	got, err := loadSettings(mustWriteConfig(t, `audiences:
+  - name: cart_abandonment
+    schedule: "*/5 * * * *"
+    abandoned_cart:
+      min_age: 2h
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cart := got.Audiences[0]
+	if cart.Schedule != "*/5 * * * *" || cart.Description == "" {
+		t.Errorf("schedule %q, description %q", cart.Schedule, cart.Description)
+	}
+	rule := cart.AbandonedCart
+	if time.Duration(rule.MinAge) != 2*time.Hour ||
+		time.Duration(rule.MaxAge) != 7*24*time.Hour || rule.AddedEvent != "Product Added" {
+		t.Errorf("rule %+v: want min_age 2h over the built-in's other settings", rule)
+	}
+}
