@@ -20,6 +20,10 @@ import (
 func (h *Handler) trackingCall(kind string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		received := h.cfg.Now()
+		if err := h.authenticateEarly(c); err != nil {
+			httpx.Error(c, h.log, err)
+			return
+		}
 		body, err := readBody(c.Request)
 		if err != nil {
 			httpx.Error(c, h.log, err)
@@ -64,6 +68,10 @@ type batchBody struct {
 
 func (h *Handler) trackingBatch(c *gin.Context) {
 	received := h.cfg.Now()
+	if err := h.authenticateEarly(c); err != nil {
+		httpx.Error(c, h.log, err)
+		return
+	}
 	body, err := readBody(c.Request)
 	if err != nil {
 		httpx.Error(c, h.log, err)
@@ -197,6 +205,18 @@ func (h *Handler) authenticate(c *gin.Context, bodyKey any) (string, error) {
 		}
 	}
 	return "", resolver.Errorf(resolver.EUnauthorized, "write key is not valid")
+}
+
+// authenticateEarly refuses a request before its body is read when the
+// tracking API is off or the HTTP Basic write key is wrong, so callers
+// without a valid key learn that first and cost no parsing. A key in the
+// body is checked once the body is read.
+func (h *Handler) authenticateEarly(c *gin.Context) error {
+	if key, _, ok := c.Request.BasicAuth(); ok && key != "" || len(h.cfg.WriteKeys) == 0 {
+		_, err := h.authenticate(c, nil)
+		return err
+	}
+	return nil
 }
 
 // WriteKeySource is the label stored with events from a write key: "wk_"

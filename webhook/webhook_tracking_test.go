@@ -355,3 +355,9 @@ func TestChangedMessageKeepsItsSize(t *testing.T) {
 		t.Error("stored raw message was HTML-escaped")
 	}
 }
+
+func TestWrongBasicWriteKeyIsRefusedBeforeTheBody(t *testing.T) {
+	s := mustServer(t, webhook.Config{WriteKeys: []string{"wk-live"}})
+	rec := mustPost(t, s, call{path: "/v1/batch", body: []byte("not even json"), user: "nope"})
+	mustFail(t, rec, http.StatusUnauthorized, resolver.EUnauthorized, "not valid")
+}
