@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -15,29 +16,40 @@ import (
 	"github.com/knit-cdp/knit/web/httpx"
 )
 
+// trackingFunc handles a tracking API request whose body has been read and
+// whose HTTP Basic write key, if any, is valid. It answers by calling
+// h.store, or returns an error for tracking to answer.
+type trackingFunc func(c *gin.Context, body []byte, received time.Time) error
+
+// tracking wraps fn with what every tracking API endpoint does first.
+func (h *Handler) tracking(fn trackingFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		received := h.cfg.Now()
+		err := h.authenticateEarly(c)
+		var body []byte
+		if err == nil {
+			body, err = readBody(c.Request)
+		}
+		if err == nil {
+			err = fn(c, body, received)
+		}
+		if err != nil {
+			httpx.Error(c, h.log, err)
+		}
+	}
+}
+
 // trackingCall serves /v1/identify, /v1/track and the other single calls.
 // The endpoint decides the message's type, as on Segment's API.
 func (h *Handler) trackingCall(kind string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		received := h.cfg.Now()
-		if err := h.authenticateEarly(c); err != nil {
-			httpx.Error(c, h.log, err)
-			return
-		}
-		body, err := readBody(c.Request)
-		if err != nil {
-			httpx.Error(c, h.log, err)
-			return
-		}
+	return h.tracking(func(c *gin.Context, body []byte, received time.Time) error {
 		fields, err := decodeFields(body)
 		if err != nil {
-			httpx.Error(c, h.log, err)
-			return
+			return err
 		}
 		source, err := h.authenticate(c, fields["writeKey"])
 		if err != nil {
-			httpx.Error(c, h.log, err)
-			return
+			return err
 		}
 
 		// The write key is a secret: it is not kept with the event.
@@ -46,15 +58,14 @@ func (h *Handler) trackingCall(kind string) gin.HandlerFunc {
 		if declared, _ := fields["type"].(string); declared != kind || hasKey {
 			fields["type"] = kind
 			delete(fields, "writeKey")
-			item, err = encodeJSON(fields)
-			if err != nil {
-				httpx.Error(c, h.log, err)
-				return
+			if item, err = encodeJSON(fields); err != nil {
+				return err
 			}
 		}
 		env := resolver.Envelope{Source: source, ReceivedAt: received, CorrectSkew: true}
 		h.store(c, [][]byte{item}, env)
-	}
+		return nil
+	})
 }
 
 // batchBody is the body of /v1/batch and /v1/import.
@@ -66,31 +77,18 @@ type batchBody struct {
 	SentAt       string            `json:"sentAt"`
 }
 
-func (h *Handler) trackingBatch(c *gin.Context) {
-	received := h.cfg.Now()
-	if err := h.authenticateEarly(c); err != nil {
-		httpx.Error(c, h.log, err)
-		return
-	}
-	body, err := readBody(c.Request)
-	if err != nil {
-		httpx.Error(c, h.log, err)
-		return
-	}
-
+// trackingBatch serves /v1/batch and /v1/import.
+func (h *Handler) trackingBatch(c *gin.Context, body []byte, received time.Time) error {
 	var batch batchBody
 	if err := decodeStrict(body, &batch); err != nil {
-		httpx.Error(c, h.log, err)
-		return
+		return err
 	}
 	source, err := h.authenticate(c, batch.WriteKey)
 	if err != nil {
-		httpx.Error(c, h.log, err)
-		return
+		return err
 	}
 	if err := checkBatchSize(len(batch.Batch)); err != nil {
-		httpx.Error(c, h.log, err)
-		return
+		return err
 	}
 
 	items := make([][]byte, len(batch.Batch))
@@ -101,6 +99,7 @@ func (h *Handler) trackingBatch(c *gin.Context) {
 		Source: source, ReceivedAt: received, CorrectSkew: true, BatchSentAt: batch.SentAt,
 	}
 	h.store(c, items, env)
+	return nil
 }
 
 func decodeFields(body []byte) (map[string]any, error) {

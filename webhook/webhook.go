@@ -56,8 +56,8 @@ func (h *Handler) Register(router gin.IRouter) {
 	for _, kind := range []string{"identify", "track", "page", "screen", "group", "alias"} {
 		router.POST("/v1/"+kind, h.trackingCall(kind))
 	}
-	router.POST("/v1/batch", h.trackingBatch)
-	router.POST("/v1/import", h.trackingBatch)
+	router.POST("/v1/batch", h.tracking(h.trackingBatch))
+	router.POST("/v1/import", h.tracking(h.trackingBatch))
 }
 
 // Rejection reports one message of a batch that was not stored.
