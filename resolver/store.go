@@ -36,9 +36,6 @@ func NewStore(db *sqldb.DB, rules Rules, now func() time.Time, log *slog.Logger)
 	return &Store{db: db, rules: rules, now: now, log: log}
 }
 
-// Rules returns the identity rules the store applies.
-func (s *Store) Rules() Rules { return s.rules }
-
 // Status says what happened to one message.
 type Status string
 
@@ -78,7 +75,22 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 	if err != nil {
 		return nil, fmt.Errorf("resolver.Ingest: %w", err)
 	}
+	s.logOutcomes(outcomes)
 	return outcomes, nil
+}
+
+func (s *Store) logOutcomes(outcomes []Outcome) {
+	if s.log == nil {
+		return
+	}
+	duplicates := 0
+	for _, o := range outcomes {
+		if o.Status == StatusDuplicate {
+			duplicates++
+		}
+	}
+	s.log.Debug("messages committed", "stored", len(outcomes)-duplicates,
+		"duplicates", duplicates)
 }
 
 // writer does the work of one ingest transaction.
