@@ -6,6 +6,7 @@ package audiences
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -132,7 +133,7 @@ func Validate(defs []Definition) error {
 		seen[d.Name] = true
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("invalid audiences: %s", strings.Join(problems, "; "))
+		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
 }

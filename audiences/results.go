@@ -252,8 +252,8 @@ func (r *Runner) Members(ctx context.Context, name, cursor string, limit int) (P
 func pageFrom(rows []pageRow, cursorRun int64, limit int) (Page, error) {
 	page := Page{Run: rows[0].run()}
 	if cursorRun != 0 && cursorRun != page.Run.ID {
-		return Page{}, resolver.Errorf(resolver.EGone, "the audience was recomputed "+
-			"since this cursor was issued; start again without next")
+		return Page{}, resolver.Errorf(resolver.EGone, "this cursor belongs to an "+
+			"earlier result (or another audience); start again without next")
 	}
 
 	for i, row := range rows {

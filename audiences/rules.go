@@ -47,7 +47,9 @@ func (r *AbandonedCart) validate(prefix string) []string {
 		problems = append(problems, prefix+".removed_product is required "+
 			"when removed_event is set")
 	}
-	if r.MinAge < 0 || r.MaxAge <= r.MinAge {
+	if r.MaxAge == 0 {
+		problems = append(problems, prefix+".max_age is required (for example 7d)")
+	} else if r.MinAge < 0 || r.MaxAge <= r.MinAge {
 		problems = append(problems, fmt.Sprintf("%s: max_age (%s) must be "+
 			"longer than min_age (%s), and neither negative", prefix, r.MaxAge, r.MinAge))
 	}

@@ -187,11 +187,13 @@ func (r *Runner) logRun(run Run, err error) {
 
 func (r *Runner) start(ctx context.Context, name string) (Run, error) {
 	now := r.now().UTC()
-	run := Run{Audience: name, StartedAt: now, EvaluatedAt: now, Status: StatusRunning}
+	// Evaluate at a whole second, so "as of" times read as people write them.
+	run := Run{Audience: name, StartedAt: now, EvaluatedAt: now.Truncate(time.Second),
+		Status: StatusRunning}
 
 	err := r.db.GetContext(ctx, &run.ID, r.db.Rebind(`INSERT INTO audience_runs
 		(audience, started_ms, evaluated_ms, status) VALUES (?, ?, ?, ?)
-		RETURNING id`), name, now.UnixMilli(), now.UnixMilli(), StatusRunning)
+		RETURNING id`), name, now.UnixMilli(), run.EvaluatedAt.UnixMilli(), StatusRunning)
 	if err != nil {
 		return run, fmt.Errorf("record run of %s: %w", name, err)
 	}

@@ -28,9 +28,12 @@ const (
 // Auth checks the API token and console sessions. It keeps only hashes:
 // the token itself is never stored.
 type Auth struct {
-	db        *sqldb.DB
-	tokenHash [32]byte
-	now       func() time.Time
+	db  *sqldb.DB
+	now func() time.Time
+	// configured is the hash of KNIT_API_TOKEN; nil means the token is the
+	// one whose hash the database holds, read at every check so that
+	// `knit token reset` takes effect on a running server.
+	configured *[32]byte
 }
 
 // EnsureToken prepares authentication. A configured token (KNIT_API_TOKEN)
@@ -41,31 +44,47 @@ func EnsureToken(ctx context.Context, db *sqldb.DB, configured string,
 	now func() time.Time) (auth *Auth, generated string, err error) {
 	auth = &Auth{db: db, now: now}
 	if configured != "" {
-		auth.tokenHash = sha256.Sum256([]byte(configured))
+		hash := sha256.Sum256([]byte(configured))
+		auth.configured = &hash
 		return auth, "", nil
 	}
 
-	var stored string
-	err = db.GetContext(ctx, &stored, db.Rebind(
-		`SELECT value FROM settings WHERE key = ?`), tokenSettingKey)
+	_, err = auth.storedHash(ctx)
 	if err == nil {
-		decoded, decodeErr := hex.DecodeString(stored)
-		if decodeErr != nil || len(decoded) != 32 {
-			return nil, "", fmt.Errorf("stored API token hash is corrupt")
-		}
-		copy(auth.tokenHash[:], decoded)
 		return auth, "", nil
 	}
 	if !sqldb.IsNoRows(err) {
-		return nil, "", fmt.Errorf("read API token hash: %w", err)
+		return nil, "", err
 	}
-
 	generated, err = ResetToken(ctx, db)
 	if err != nil {
 		return nil, "", err
 	}
-	auth.tokenHash = sha256.Sum256([]byte(generated))
 	return auth, generated, nil
+}
+
+// tokenHash returns the hash of the token in force.
+func (a *Auth) tokenHash(ctx context.Context) ([32]byte, error) {
+	if a.configured != nil {
+		return *a.configured, nil
+	}
+	return a.storedHash(ctx)
+}
+
+func (a *Auth) storedHash(ctx context.Context) ([32]byte, error) {
+	var hash [32]byte
+	var stored string
+	err := a.db.GetContext(ctx, &stored, a.db.Rebind(
+		`SELECT value FROM settings WHERE key = ?`), tokenSettingKey)
+	if err != nil {
+		return hash, fmt.Errorf("read API token hash: %w", err)
+	}
+	decoded, err := hex.DecodeString(stored)
+	if err != nil || len(decoded) != len(hash) {
+		return hash, fmt.Errorf("stored API token hash is corrupt")
+	}
+	copy(hash[:], decoded)
+	return hash, nil
 }
 
 // ResetToken generates a new API token, stores its hash in place of any
@@ -101,14 +120,18 @@ func randomHex(n int) string {
 	return hex.EncodeToString(buf)
 }
 
-// ValidToken compares a presented token with the configured one in
-// constant time.
-func (a *Auth) ValidToken(token string) bool {
+// ValidToken compares a presented token with the one in force, in constant
+// time. It is false when the token cannot be read.
+func (a *Auth) ValidToken(ctx context.Context, token string) bool {
 	if token == "" {
 		return false
 	}
+	want, err := a.tokenHash(ctx)
+	if err != nil {
+		return false
+	}
 	given := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(given[:], a.tokenHash[:]) == 1
+	return subtle.ConstantTimeCompare(given[:], want[:]) == 1
 }
 
 // tokenFromRequest reads a token sent as "Authorization: Bearer T" or as
@@ -128,7 +151,7 @@ func tokenFromRequest(r *http.Request) string {
 // answers 401 otherwise, saying whether the token was missing or wrong.
 func (a *Auth) Require(c *gin.Context) {
 	token := tokenFromRequest(c.Request)
-	if a.ValidToken(token) || (token == "" && a.validSession(c)) {
+	if a.ValidToken(c.Request.Context(), token) || (token == "" && a.validSession(c)) {
 		c.Next()
 		return
 	}
@@ -150,8 +173,12 @@ func (a *Auth) startSession(c *gin.Context) error {
 	hash := sha256.Sum256([]byte(id))
 	now := a.now()
 	ctx := c.Request.Context()
+	token, err := a.tokenHash(ctx)
+	if err != nil {
+		return err
+	}
 
-	_, err := a.db.ExecContext(ctx, a.db.Rebind(
+	_, err = a.db.ExecContext(ctx, a.db.Rebind(
 		`DELETE FROM web_sessions WHERE expires_ms <= ?`), now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("forget expired sessions: %w", err)
@@ -159,7 +186,7 @@ func (a *Auth) startSession(c *gin.Context) error {
 	_, err = a.db.ExecContext(ctx, a.db.Rebind(`INSERT INTO web_sessions
 		(id_hash, expires_ms, token_sha256) VALUES (?, ?, ?)`),
 		hex.EncodeToString(hash[:]), now.Add(sessionLifetime).UnixMilli(),
-		hex.EncodeToString(a.tokenHash[:]))
+		hex.EncodeToString(token[:]))
 	if err != nil {
 		return fmt.Errorf("store session: %w", err)
 	}
@@ -178,12 +205,16 @@ func (a *Auth) validSession(c *gin.Context) bool {
 		return false
 	}
 	hash := sha256.Sum256([]byte(cookie.Value))
+	token, err := a.tokenHash(c.Request.Context())
+	if err != nil {
+		return false
+	}
 
 	// A session opened with an earlier API token no longer counts.
 	var expires int64
 	err = a.db.GetContext(c.Request.Context(), &expires, a.db.Rebind(
 		`SELECT expires_ms FROM web_sessions WHERE id_hash = ? AND token_sha256 = ?`),
-		hex.EncodeToString(hash[:]), hex.EncodeToString(a.tokenHash[:]))
+		hex.EncodeToString(hash[:]), hex.EncodeToString(token[:]))
 	return err == nil && expires > a.now().UnixMilli()
 }
 

@@ -83,18 +83,44 @@ func TestChangingTheTokenEndsConsoleSessions(t *testing.T) {
 func TestGeneratedTokenIsPrintedOnceAndKeptHashed(t *testing.T) {
 	db := sqltest.MustOpen(t)
 	auth, generated, err := web.EnsureToken(t.Context(), db, "", time.Now)
-	if err != nil || !strings.HasPrefix(generated, "knit_") || !auth.ValidToken(generated) {
+	if err != nil || !strings.HasPrefix(generated, "knit_") || !auth.ValidToken(t.Context(), generated) {
 		t.Fatalf("first start: token %q, err %v", generated, err)
 	}
 
 	again, second, err := web.EnsureToken(t.Context(), db, "", time.Now)
-	if err != nil || second != "" || !again.ValidToken(generated) {
+	if err != nil || second != "" || !again.ValidToken(t.Context(), generated) {
 		t.Errorf("second start: generated %q (want none), err %v, first token valid %v",
-			second, err, again.ValidToken(generated))
+			second, err, again.ValidToken(t.Context(), generated))
 	}
 	var stored string
 	if err := db.Get(&stored, `SELECT value FROM settings`); err != nil ||
 		strings.Contains(stored, generated) {
 		t.Errorf("settings hold %q (err %v); the token itself must not be stored", stored, err)
+	}
+}
+
+func TestTokenResetTakesEffectOnARunningServer(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	_, first, err := web.EnsureToken(t.Context(), db, "", time.Now)
+	if err != nil || first == "" {
+		t.Fatalf("first token %q, err %v", first, err)
+	}
+	server := mustSite(t, db, "")
+
+	fresh, err := web.ResetToken(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for token, want := range map[string]int{fresh: http.StatusOK, first: 401} {
+		req, _ := http.NewRequest(http.MethodGet, server.URL+"/audiences", nil)
+		req.SetBasicAuth(token, "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("token %q after reset: %d, want %d", token, resp.StatusCode, want)
+		}
 	}
 }

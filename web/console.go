@@ -133,7 +133,8 @@ func (c *console) loginForm(ctx *gin.Context) {
 
 func (c *console) login(ctx *gin.Context) {
 	next := firstOf(ctx.PostForm("next"), ctx.Query("next"))
-	if !c.server.auth.ValidToken(strings.TrimSpace(ctx.PostForm("token"))) {
+	token := strings.TrimSpace(ctx.PostForm("token"))
+	if !c.server.auth.ValidToken(ctx.Request.Context(), token) {
 		c.render(ctx, http.StatusUnauthorized, "login",
 			page{Title: "Sign in", Error: "That token is not valid.", Next: next})
 		return

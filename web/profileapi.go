@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/knit-cdp/knit/audiences"
 	"github.com/knit-cdp/knit/resolver"
 	"github.com/knit-cdp/knit/web/httpx"
 )
@@ -80,8 +80,8 @@ func (s *Server) parseProfileQuery(c *gin.Context) (profileQuery, error) {
 	}
 	if next := c.Query("next"); next != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(next)
-		if err != nil {
-			return q, resolver.Errorf(resolver.EInvalid, "next cursor is not valid")
+		if err != nil || len(raw) == 0 {
+			return q, resolver.Errorf(resolver.EInvalid, "next cursor %q is not valid", next)
 		}
 		q.after = string(raw)
 	}
@@ -131,7 +131,7 @@ func traitValue(t resolver.Trait, verbose bool) any {
 	}
 	return gin.H{
 		"value": json.RawMessage(t.Value), "source_id": t.Source,
-		"updated_at": t.UpdatedAt.Format(time.RFC3339Nano),
+		"updated_at": audiences.FormatTime(t.UpdatedAt),
 	}
 }
 
@@ -160,7 +160,7 @@ func (s *Server) profileExternalIDs(c *gin.Context) {
 		}
 		data = append(data, externalID{
 			SourceID: r.Source, Collection: "users", ID: r.Value, Type: r.Type,
-			CreatedAt: r.FirstSeen.Format(time.RFC3339Nano), Encoding: "none",
+			CreatedAt: audiences.FormatTime(r.FirstSeen), Encoding: "none",
 			FirstMessageID: r.FirstMessageID,
 		})
 		last = key

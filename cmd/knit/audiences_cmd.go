@@ -68,7 +68,7 @@ func runAudiencesRun(ctx context.Context, args []string, getenv env,
 		}
 		fmt.Fprintf(stdout, "%s: %d members (%d entered, %d exited), evaluated at %s in %s\n",
 			run.Audience, run.Size, run.Entered, run.Exited,
-			run.EvaluatedAt.Format(time.RFC3339),
+			audiences.FormatTime(run.EvaluatedAt),
 			run.FinishedAt.Sub(run.StartedAt).Round(time.Millisecond))
 	}
 	return failed

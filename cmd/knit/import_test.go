@@ -63,6 +63,7 @@ func TestReadCommandsRefuseAMissingDatabase(t *testing.T) {
 	for _, args := range [][]string{
 		{"audiences", "export", "cart_abandonment", "--db", missing},
 		{"audiences", "run", "--db", missing},
+		{"token", "reset", "--db", missing},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr)

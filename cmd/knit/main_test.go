@@ -73,6 +73,7 @@ func TestUsageMistakesAreReported(t *testing.T) {
 
 func TestTokenResetPrintsANewTokenEachTime(t *testing.T) {
 	db := t.TempDir() + "/token.db"
+	mustRun(t, "import", "--db", db, "../../testdata/seed-journey/messages.ndjson")
 	first := mustRun(t, "token", "reset", "--db", db)
 	second := mustRun(t, "token", "reset", "--db", db)
 	if !strings.Contains(first, "knit_") || first == second {

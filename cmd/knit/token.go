@@ -33,6 +33,7 @@ func runToken(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return fmt.Errorf("%w: knit token reset takes no arguments", errUsage)
 	}
 
+	flags.mustExist = true // a typo in --db must not reset nothing
 	a, err := openApp(ctx, flags, getenv, stderr)
 	if err != nil {
 		return err
