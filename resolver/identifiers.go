@@ -131,13 +131,20 @@ func (r Rules) Blocked(value string) bool {
 // Extract returns the identifiers a message carries, normalised, without
 // blocked values or repeats, ordered from most to least trusted type.
 func (r Rules) Extract(m *Message) []Identifier {
-	var ids []Identifier
+	ids, _ := r.extract(m)
+	return ids
+}
+
+// extract returns the message's identifiers and, apart, the non-empty
+// values it carried in identifier fields that are blocked.
+func (r Rules) extract(m *Message) (ids, blocked []Identifier) {
 	add := func(kind, value string) {
 		value = normalise(kind, value)
-		if r.Blocked(value) {
-			return
+		if !r.Blocked(value) {
+			ids = append(ids, Identifier{Type: kind, Value: value})
+		} else if value != "" {
+			blocked = append(blocked, Identifier{Type: kind, Value: value})
 		}
-		ids = append(ids, Identifier{Type: kind, Value: value})
 	}
 
 	add(TypeUserID, m.UserID)
@@ -151,7 +158,7 @@ func (r Rules) Extract(m *Message) []Identifier {
 	add(TypeGAClientID, gaClientID(m))
 	addExternalIDs(m.Context, add)
 
-	return r.sortUnique(ids)
+	return r.sortUnique(ids), r.sortUnique(blocked)
 }
 
 func addDeviceIDs(m *Message, add func(kind, value string)) {

@@ -15,9 +15,7 @@ import (
 // of a type than the rules allow, the message's lowest-priority identifier
 // type is dropped and matching starts again, so a shared device never fuses
 // two identified people. It returns 0 when no identifier is left.
-func (w *writer) resolve(ctx context.Context, m *Message) (int64, error) {
-	ids := w.rules.Extract(m)
-
+func (w *writer) resolve(ctx context.Context, m *Message, ids []Identifier) (int64, error) {
 	for len(ids) > 0 {
 		owners, err := w.owners(ctx, ids)
 		if err != nil {
@@ -32,10 +30,18 @@ func (w *writer) resolve(ctx context.Context, m *Message) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if !w.breaksLimit(held, ids) {
+		kind, limit, broken := w.breaksLimit(held, ids)
+		if !broken {
 			return w.join(ctx, m, profiles, ids, owners)
 		}
-		ids = dropLowestType(ids)
+		var dropped []Identifier
+		ids, dropped = dropLowestType(ids)
+		for _, id := range dropped {
+			w.record(decision{kind: DecisionLimit, identifier: id,
+				rule: fmt.Sprintf("limit: at most %d %s on a profile", limit, kind),
+				detail: "the message's least trusted identifier type was left out " +
+					"and matching ran again"})
+		}
 	}
 	return 0, nil
 }
@@ -136,10 +142,11 @@ func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]heldIde
 
 // breaksLimit reports whether joining the incoming identifiers with the
 // held ones would leave more values of some type than the rules allow on
-// one profile. A profile already over a limit (the rules became stricter
-// since) is not worse off when nothing is added, so messages that only
-// repeat its identifiers still land on it.
-func (w *writer) breaksLimit(held []heldIdentifier, incoming []Identifier) bool {
+// one profile, and which type and limit. A profile already over a limit
+// (the rules became stricter since) is not worse off when nothing is added,
+// so messages that only repeat its identifiers still land on it.
+func (w *writer) breaksLimit(held []heldIdentifier,
+	incoming []Identifier) (kind string, limit int, broken bool) {
 	union := map[string]map[string]bool{}
 	perProfile := map[string]map[int64]int{}
 	add := func(id Identifier) {
@@ -159,29 +166,41 @@ func (w *writer) breaksLimit(held []heldIdentifier, incoming []Identifier) bool 
 		add(id)
 	}
 
-	for kind, values := range union {
+	for _, kind := range sortedKeys(union) {
 		largest := 0
 		for _, n := range perProfile[kind] {
 			largest = max(largest, n)
 		}
+		values := union[kind]
 		if len(values) > w.rules.Limit(kind) && len(values) > largest {
-			return true
+			return kind, w.rules.Limit(kind), true
 		}
 	}
-	return false
+	return "", 0, false
 }
 
-// dropLowestType removes every identifier of the least trusted type; ids are
-// sorted from most to least trusted.
-func dropLowestType(ids []Identifier) []Identifier {
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// dropLowestType removes every identifier of the least trusted type and
+// returns what is kept and what was dropped; ids are sorted from most to
+// least trusted.
+func dropLowestType(ids []Identifier) (kept, dropped []Identifier) {
 	lowest := ids[len(ids)-1].Type
-	kept := ids[:0:0]
 	for _, id := range ids {
-		if id.Type != lowest {
+		if id.Type == lowest {
+			dropped = append(dropped, id)
+		} else {
 			kept = append(kept, id)
 		}
 	}
-	return kept
+	return kept, dropped
 }
 
 // capped keeps at most the allowed number of values of each type, for a
@@ -207,6 +226,9 @@ func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier
 		return 0, fmt.Errorf("create profile: %w", err)
 	}
 
+	w.record(decision{kind: DecisionCreated, profile: profile,
+		rule: "no profile held any of the message's identifiers",
+		detail: listIdentifiers(ids)})
 	if err := w.attach(ctx, m, profile, ids, nil); err != nil {
 		return 0, err
 	}
@@ -219,6 +241,7 @@ func (w *writer) join(ctx context.Context, m *Message, profiles []int64,
 	ids []Identifier, owners map[Identifier]int64) (int64, error) {
 	survivor := profiles[0]
 	for _, merged := range profiles[1:] {
+		w.recordMerge(ids, owners, survivor, merged)
 		if err := w.merge(ctx, m, survivor, merged); err != nil {
 			return 0, err
 		}
@@ -230,19 +253,54 @@ func (w *writer) join(ctx context.Context, m *Message, profiles []int64,
 	return survivor, nil
 }
 
+// recordMerge explains a merge by the identifiers that bridged the two
+// profiles: one the message shared with each.
+func (w *writer) recordMerge(ids []Identifier, owners map[Identifier]int64,
+	survivor, merged int64) {
+	var onSurvivor, onMerged Identifier
+	for _, id := range ids {
+		switch owners[id] {
+		case survivor:
+			if onSurvivor.Type == "" {
+				onSurvivor = id
+			}
+		case merged:
+			if onMerged.Type == "" {
+				onMerged = id
+			}
+		}
+	}
+	w.record(decision{kind: DecisionMerged, profile: survivor, other: merged,
+		identifier: onMerged, rule: "one message carried identifiers of both profiles",
+		detail: fmt.Sprintf("%s was on profile %d and %s on profile %d",
+			onSurvivor, survivor, onMerged, merged)})
+}
+
+// attach adds the identifiers no profile held yet to profile, and marks
+// the ones it already holds as seen at the message's time.
 func (w *writer) attach(ctx context.Context, m *Message, profile int64,
 	ids []Identifier, owners map[Identifier]int64) error {
+	at := m.Timestamp.UnixMilli()
 	for _, id := range ids {
 		if _, held := owners[id]; held {
+			_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`UPDATE identities
+				SET last_seen_ms = ? WHERE type = ? AND value = ? AND last_seen_ms < ?`),
+				at, id.Type, id.Value, at)
+			if err != nil {
+				return fmt.Errorf("mark %s seen: %w", id, err)
+			}
 			continue
 		}
 		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO identities
-			(type, value, profile_id, first_seen_ms, first_message_id, source,
-			 app, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-			id.Type, id.Value, profile, m.Timestamp.UnixMilli(), m.ID,
-			m.Source, m.App, deviceLabel(m))
+			(type, value, profile_id, first_seen_ms, last_seen_ms, first_message_id,
+			 source, app, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			id.Type, id.Value, profile, at, at, m.ID, m.Source, m.App, deviceLabel(m))
 		if err != nil {
 			return fmt.Errorf("attach %s: %w", id, err)
+		}
+		if owners != nil {
+			w.record(decision{kind: DecisionAttached, profile: profile, identifier: id,
+				rule: "the message's other identifiers are on this profile"})
 		}
 	}
 	return nil

@@ -95,9 +95,10 @@ func (s *Store) logOutcomes(outcomes []Outcome) {
 
 // writer does the work of one ingest transaction.
 type writer struct {
-	tx    *sqlx.Tx
-	rules Rules
-	now   time.Time
+	tx        *sqlx.Tx
+	rules     Rules
+	now       time.Time
+	decisions []decision // of the message being stored
 }
 
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
@@ -113,11 +114,19 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 		return outcome, nil
 	}
 
-	profileID, err := w.resolve(ctx, m)
+	ids, blocked := w.rules.extract(m)
+	for _, id := range blocked {
+		w.record(decision{kind: DecisionBlocked, identifier: id,
+			rule: "blocked values", detail: "junk placeholders are never identifiers"})
+	}
+	profileID, err := w.resolve(ctx, m, ids)
 	if err != nil {
 		return outcome, err
 	}
 	if err := w.insertEvent(ctx, m, profileID); err != nil {
+		return outcome, err
+	}
+	if err := w.writeDecisions(ctx, m, profileID, ids); err != nil {
 		return outcome, err
 	}
 	if profileID != 0 && m.Type == "identify" {

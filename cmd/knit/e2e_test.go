@@ -304,7 +304,18 @@ func checkAudienceList(t *testing.T, s *server) {
 			} `json:"last_run"`
 		} `json:"audiences"`
 	}
-	mustGet(t, s, "/audiences", &list)
+	// The runs at start are asynchronous: wait for both to be recorded.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		mustGet(t, s, "/audiences", &list)
+		recorded := len(list.Audiences) > 0
+		for _, a := range list.Audiences {
+			recorded = recorded && a.LastRun != nil
+		}
+		if recorded || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	var names []string
 	for _, a := range list.Audiences {
 		names = append(names, a.Name)
