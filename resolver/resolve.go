@@ -227,7 +227,7 @@ func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier
 	}
 
 	w.record(decision{kind: DecisionCreated, profile: profile,
-		rule: "no profile held any of the message's identifiers",
+		rule:   "no profile held any of the message's identifiers",
 		detail: listIdentifiers(ids)})
 	if err := w.attach(ctx, m, profile, ids, nil); err != nil {
 		return 0, err
