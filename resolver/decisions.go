@@ -82,3 +82,63 @@ func listIdentifiers(ids []Identifier) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// DecisionRecord is one stored identity decision.
+type DecisionRecord struct {
+	ID             int64  `db:"id"`
+	ProfileID      *int64 `db:"profile_id"`
+	Kind           string `db:"kind"`
+	MessageID      string `db:"message_id"`
+	Identifier     string `db:"identifier"`
+	OtherProfileID *int64 `db:"other_profile_id"`
+	Rule           string `db:"rule"`
+	Detail         string `db:"detail"`
+	EventMS        int64  `db:"event_ms"`
+	AtMS           int64  `db:"at_ms"`
+}
+
+// Explain says what happened in plain words, for people reading a
+// profile's history.
+func (d DecisionRecord) Explain() string {
+	id := strings.Replace(d.Identifier, ":", " ", 1)
+	switch d.Kind {
+	case DecisionCreated:
+		return fmt.Sprintf("Created for message %s, which carried %s.", d.MessageID, d.Detail)
+	case DecisionAttached:
+		return fmt.Sprintf("Added %s from message %s, whose other identifiers "+
+			"were already on this profile.", id, d.MessageID)
+	case DecisionMerged:
+		return fmt.Sprintf("Merged with profile %d because message %s tied them: %s.",
+			deref(d.OtherProfileID), d.MessageID, d.Detail)
+	case DecisionLimit:
+		return fmt.Sprintf("Did not add %s from message %s: %s, so the message's "+
+			"least trusted identifier type was left out.", id, d.MessageID,
+			strings.TrimPrefix(d.Rule, "limit: "))
+	case DecisionBlocked:
+		return fmt.Sprintf("Ignored %s in message %s: a blocked value (%s).",
+			id, d.MessageID, d.Detail)
+	}
+	return fmt.Sprintf("%s: %s %s (%s)", d.Kind, id, d.MessageID, d.Rule)
+}
+
+func deref(id *int64) int64 {
+	if id == nil {
+		return 0
+	}
+	return *id
+}
+
+// History returns the identity decisions of a profile and of every profile
+// merged into it, oldest first.
+func (p *Profiles) History(ctx context.Context, profile int64) ([]DecisionRecord, error) {
+	var records []DecisionRecord
+	err := p.db.SelectContext(ctx, &records, p.db.Rebind(`SELECT id, profile_id,
+		kind, message_id, identifier, other_profile_id, rule, detail, event_ms, at_ms
+		FROM identity_decisions
+		WHERE profile_id = ? OR profile_id IN (SELECT id FROM profiles WHERE merged_into = ?)
+		ORDER BY id`), profile, profile)
+	if err != nil {
+		return nil, fmt.Errorf("read history of profile %d: %w", profile, err)
+	}
+	return records, nil
+}

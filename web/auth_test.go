@@ -25,6 +25,7 @@ func mustSite(t *testing.T, db *sqldb.DB, token string) *httptest.Server {
 		t.Fatal(err)
 	}
 	runner := audiences.NewRunner(db, audiences.WithBuiltins(nil), time.Now, nil)
+	gin.SetMode(gin.TestMode)
 	router := gin.New()
 	web.NewServer(runner, resolver.NewProfiles(db), auth, "", nil).Register(router)
 	server := httptest.NewServer(router)

@@ -45,6 +45,7 @@ type page struct {
 	Identifiers []resolver.IdentityRecord
 	Traits      []resolver.Trait
 	Events      []resolver.EventRecord
+	History     []resolver.DecisionRecord
 }
 
 func parseTemplates() (map[string]*template.Template, error) {
@@ -52,6 +53,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 		"iso":   func(t any) string { return asTime(t).Format(time.RFC3339) },
 		"when":  func(t any) string { return asTime(t).Format("2 Jan 2006 15:04 MST") },
 		"trait": traitText,
+		"ms":    func(ms int64) time.Time { return time.UnixMilli(ms).UTC() },
 	}
 	pages := map[string]*template.Template{}
 	for _, name := range []string{"login", "audiences", "search", "person"} {
@@ -235,6 +237,9 @@ func (c *console) personPage(ctx *gin.Context, profile int64) (page, error) {
 		return data, err
 	}
 	if data.EventCount, err = c.server.profiles.EventCount(reqCtx, profile); err != nil {
+		return data, err
+	}
+	if data.History, err = c.server.profiles.History(reqCtx, profile); err != nil {
 		return data, err
 	}
 

@@ -440,6 +440,14 @@ func checkJanesProfile(t *testing.T, ctx context.Context) {
 			t.Errorf("latest events lack %s; they show %v", want, seen)
 		}
 	}
+
+	history := mustText(t, ctx, "main section:nth-of-type(4)")
+	for _, want := range []string{"Created for message jane-001",
+		"Added user_id abc123def from message jane-006"} {
+		if !strings.Contains(history, want) {
+			t.Errorf("identity history lacks %q:\n%s", want, history)
+		}
+	}
 }
 
 func TestConsoleCSVDownload(t *testing.T) {

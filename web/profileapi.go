@@ -3,9 +3,11 @@ package web
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -164,6 +166,55 @@ func (s *Server) profileExternalIDs(c *gin.Context) {
 			FirstMessageID: r.FirstMessageID,
 		})
 		last = key
+	}
+	c.JSON(http.StatusOK, gin.H{"data": data, "cursor": q.cursor(c, hasMore, last)})
+}
+
+// historyEntry is one identity decision as GET .../merges shows it.
+type historyEntry struct {
+	Kind           string `json:"kind"`
+	Description    string `json:"description"`
+	MessageID      string `json:"message_id"`
+	Identifier     string `json:"identifier,omitempty"`
+	OtherProfileID *int64 `json:"other_profile_id,omitempty"`
+	Rule           string `json:"rule"`
+	EventTimestamp string `json:"event_timestamp"`
+	DecidedAt      string `json:"decided_at"`
+}
+
+// profileHistory serves the profile's identity history, oldest first: every
+// creation, attachment, merge and dropped identifier with the message and
+// rule behind it. next pages on by the last entry's position.
+func (s *Server) profileHistory(c *gin.Context) {
+	q, err := s.parseProfileQuery(c)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+	records, err := s.profiles.History(c.Request.Context(), q.profile)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+
+	data := []historyEntry{}
+	last, hasMore := "", false
+	for _, r := range records {
+		position := fmt.Sprintf("%020d", r.ID)
+		if position <= q.after {
+			continue
+		}
+		if len(data) == q.limit {
+			hasMore = true
+			break
+		}
+		data = append(data, historyEntry{
+			Kind: r.Kind, Description: r.Explain(), MessageID: r.MessageID,
+			Identifier: r.Identifier, OtherProfileID: r.OtherProfileID, Rule: r.Rule,
+			EventTimestamp: audiences.FormatTime(time.UnixMilli(r.EventMS)),
+			DecidedAt:      audiences.FormatTime(time.UnixMilli(r.AtMS)),
+		})
+		last = position
 	}
 	c.JSON(http.StatusOK, gin.H{"data": data, "cursor": q.cursor(c, hasMore, last)})
 }

@@ -43,6 +43,7 @@ func (s *Server) Register(router *gin.Engine) {
 	profiles := api.Group("/v1/spaces/:space/collections/users/profiles/:id")
 	profiles.GET("/traits", s.profileTraits)
 	profiles.GET("/external_ids", s.profileExternalIDs)
+	profiles.GET("/merges", s.profileHistory)
 
 	s.registerConsole(router)
 	router.HandleMethodNotAllowed = true
