@@ -1,8 +1,6 @@
 package resolver
 
 import (
-	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -25,109 +23,6 @@ type Identifier struct {
 // uses in its paths.
 func (id Identifier) String() string { return id.Type + ":" + id.Value }
 
-// Rules are the identity resolution settings: how many values of each type
-// a profile may hold, which types win when a limit would be broken, and
-// which values never count as identifiers.
-type Rules struct {
-	// Limits caps the values of one type on a profile; DefaultLimit applies
-	// to types not listed.
-	Limits       map[string]int
-	DefaultLimit int
-	// Priority lists types from most to least trusted; unlisted types rank
-	// after them, alphabetically.
-	Priority []string
-	// BlockedValues holds extra values (compared case-insensitively) that are never
-	// identifiers, on top of the built-in junk list.
-	BlockedValues []string
-}
-
-// DefaultRules returns Segment Unify's defaults: one user_id and five of
-// every other type; user_id, then email, then the rest alphabetically.
-func DefaultRules() Rules {
-	return Rules{
-		Limits:       map[string]int{TypeUserID: 1},
-		DefaultLimit: 5,
-		Priority:     []string{TypeUserID, TypeEmail},
-	}
-}
-
-// Validate reports every contradiction in the rules at once.
-func (r Rules) Validate() error {
-	var problems []string
-	if r.DefaultLimit < 1 {
-		problems = append(problems, "identity.default_limit must be at least 1")
-	}
-	for kind, limit := range r.Limits {
-		if limit < 1 {
-			problems = append(problems, fmt.Sprintf(
-				"identity.limits.%s must be at least 1, got %d", kind, limit))
-		}
-	}
-	seen := map[string]bool{}
-	for _, kind := range r.Priority {
-		if seen[kind] {
-			problems = append(problems, fmt.Sprintf(
-				"identity.priority lists %q twice", kind))
-		}
-		seen[kind] = true
-	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return Errorf(EInvalid, "%s", strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// Limit returns how many values of kind a profile may hold.
-func (r Rules) Limit(kind string) int {
-	if limit, ok := r.Limits[kind]; ok {
-		return limit
-	}
-	return r.DefaultLimit
-}
-
-// less orders identifier types from most to least trusted.
-func (r Rules) less(a, b string) bool {
-	ra, rb := r.rank(a), r.rank(b)
-	if ra != rb {
-		return ra < rb
-	}
-	return a < b
-}
-
-func (r Rules) rank(kind string) int {
-	for i, listed := range r.Priority {
-		if listed == kind {
-			return i
-		}
-	}
-	return len(r.Priority)
-}
-
-// junkValues are never identifiers: placeholders that broken clients send.
-var junkValues = map[string]bool{
-	"null": true, "undefined": true, "none": true, "nan": true,
-	"anonymous": true, "[object object]": true, "-1": true,
-	"true": true, "false": true,
-}
-
-var zerosAndDashes = regexp.MustCompile(`^[0-]*$`)
-
-// Blocked reports whether value must never be used as an identifier.
-func (r Rules) Blocked(value string) bool {
-	trimmed := strings.TrimSpace(value)
-	lower := strings.ToLower(trimmed)
-	if trimmed == "" || junkValues[lower] || zerosAndDashes.MatchString(trimmed) {
-		return true
-	}
-	for _, blocked := range r.BlockedValues {
-		if strings.EqualFold(strings.TrimSpace(blocked), trimmed) {
-			return true
-		}
-	}
-	return strings.ContainsFunc(trimmed, func(c rune) bool { return c < 0x20 || c == 0x7f })
-}
-
 // Extract returns the identifiers a message carries, normalised, without
 // blocked values or repeats, ordered from most to least trusted type.
 func (r Rules) Extract(m *Message) []Identifier {
@@ -137,13 +32,15 @@ func (r Rules) Extract(m *Message) []Identifier {
 
 // extract returns the message's identifiers and, apart, the non-empty
 // values it carried in identifier fields that are blocked.
-func (r Rules) extract(m *Message) (ids, blocked []Identifier) {
+func (r Rules) extract(m *Message) (ids []Identifier, blocked []blockedIdentifier) {
 	add := func(kind, value string) {
-		value = normalise(kind, value)
-		if !r.Blocked(value) {
+		value = r.normalise(kind, value)
+		reason := r.blockedReason(kind, value)
+		switch {
+		case reason == "":
 			ids = append(ids, Identifier{Type: kind, Value: value})
-		} else if value != "" {
-			blocked = append(blocked, Identifier{Type: kind, Value: value})
+		case strings.TrimSpace(value) != "":
+			blocked = append(blocked, blockedIdentifier{Identifier{kind, value}, reason})
 		}
 	}
 
@@ -157,8 +54,33 @@ func (r Rules) extract(m *Message) (ids, blocked []Identifier) {
 	addDeviceIDs(m, add)
 	add(TypeGAClientID, gaClientID(m))
 	addExternalIDs(m.Context, add)
+	r.addCustomIDs(m, add)
 
-	return r.sortUnique(ids), r.sortUnique(blocked)
+	return r.sortUnique(ids), blocked
+}
+
+// blockedIdentifier is a value in an identifier field that is not used,
+// with the reason.
+type blockedIdentifier struct {
+	Identifier
+	reason string
+}
+
+// addCustomIDs reads the declared custom types from context.traits,
+// identify traits and event properties.
+func (r Rules) addCustomIDs(m *Message, add func(kind, value string)) {
+	contextTraits, _ := m.Context["traits"].(map[string]any)
+	sources := []map[string]any{contextTraits, m.Traits}
+	if m.Type != "identify" {
+		sources = append(sources, m.Properties)
+	}
+	for _, custom := range r.Custom {
+		for _, key := range custom.Keys {
+			for _, fields := range sources {
+				add(custom.Type, looseString(fields[key]))
+			}
+		}
+	}
 }
 
 func addDeviceIDs(m *Message, add func(kind, value string)) {
@@ -210,14 +132,52 @@ func asObject(v any) map[string]any {
 	return object
 }
 
-// normalise brings a value to the form it is stored and matched in: trimmed,
-// and for email also lower-cased.
-func normalise(kind, value string) string {
-	value = strings.TrimSpace(value)
-	if kind == TypeEmail {
-		value = strings.ToLower(value)
+// normalisers bring values to the form they are stored and matched in.
+var normalisers = map[string]func(string) string{
+	"": strings.TrimSpace, "none": strings.TrimSpace,
+	"lower": func(v string) string { return strings.ToLower(strings.TrimSpace(v)) },
+	"email": func(v string) string { return strings.ToLower(strings.TrimSpace(v)) },
+	"phone": normalisePhone,
+}
+
+// normalise brings a value to its stored form: emails trimmed and
+// lower-cased, custom types by their normaliser, everything else trimmed.
+func (r Rules) normalise(kind, value string) string {
+	for _, custom := range r.Custom {
+		if custom.Type == kind {
+			return normalisers[custom.Normaliser](value)
+		}
 	}
-	return value
+	return normalise(kind, value)
+}
+
+func normalise(kind, value string) string {
+	if kind == TypeEmail {
+		return normalisers["email"](value)
+	}
+	return strings.TrimSpace(value)
+}
+
+// normalisePhone writes a phone number as "+" and its digits, the country
+// code included (E.164): spaces, dots, dashes and brackets go, a leading 00
+// becomes +. A value that is not 7 to 15 digits is returned empty, so it is
+// not used.
+func normalisePhone(value string) string {
+	value = strings.TrimSpace(value)
+	value = strings.TrimPrefix(strings.TrimPrefix(value, "+"), "00")
+	digits := strings.Map(func(c rune) rune {
+		switch {
+		case c >= '0' && c <= '9':
+			return c
+		case strings.ContainsRune(" .-()/", c):
+			return -1
+		}
+		return 'x'
+	}, value)
+	if strings.Contains(digits, "x") || len(digits) < 7 || len(digits) > 15 {
+		return ""
+	}
+	return "+" + digits
 }
 
 // NormaliseIdentifier normalises a value given by a caller (a Profile API

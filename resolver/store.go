@@ -115,9 +115,9 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 	}
 
 	ids, blocked := w.rules.extract(m)
-	for _, id := range blocked {
-		w.record(decision{kind: DecisionBlocked, identifier: id,
-			rule: "blocked values", detail: "junk placeholders are never identifiers"})
+	for _, b := range blocked {
+		w.record(decision{kind: DecisionBlocked, identifier: b.Identifier,
+			rule: "blocked values", detail: b.reason})
 	}
 	profileID, err := w.resolve(ctx, m, ids)
 	if err != nil {
