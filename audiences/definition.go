@@ -6,7 +6,6 @@ package audiences
 
 import (
 	_ "embed"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/knit-cdp/knit/resolver"
 )
 
 //go:embed builtin.yaml
@@ -133,7 +134,7 @@ func Validate(defs []Definition) error {
 		seen[d.Name] = true
 	}
 	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
+		return resolver.Errorf(resolver.EInvalid, "%s", strings.Join(problems, "; "))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ const (
 	DecisionMerged   = "merged"           // two profiles became one
 	DecisionLimit    = "dropped_by_limit" // an identifier kept off by a limit
 	DecisionBlocked  = "dropped_blocked"  // a value that is never an identifier
+	DecisionCap      = "cap_reached"      // a merge or identifier over a hard cap
 )
 
 // decision is one choice the resolver made for a message; profile 0 means
@@ -114,6 +115,13 @@ func (d DecisionRecord) Explain() string {
 		return fmt.Sprintf("Did not add %s from message %s: %s, so the message's "+
 			"least trusted identifier type was left out.", id, d.MessageID,
 			strings.TrimPrefix(d.Rule, "limit: "))
+	case DecisionCap:
+		if d.OtherProfileID != nil {
+			return fmt.Sprintf("Not merged with profile %d although message %s tied "+
+				"them: %s.", *d.OtherProfileID, d.MessageID, strings.TrimPrefix(d.Rule, "cap: "))
+		}
+		return fmt.Sprintf("Did not add %s from message %s: %s.", id, d.MessageID,
+			strings.TrimPrefix(d.Rule, "cap: "))
 	case DecisionBlocked:
 		return fmt.Sprintf("Ignored %s in message %s: a blocked value (%s).",
 			id, d.MessageID, d.Detail)

@@ -3,8 +3,10 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -14,36 +16,80 @@ import (
 // attach; several do -> merge them. When the result would hold more values
 // of a type than the rules allow, the message's lowest-priority identifier
 // type is dropped and matching starts again, so a shared device never fuses
-// two identified people. It returns 0 when no identifier is left.
-func (w *writer) resolve(ctx context.Context, m *Message, ids []Identifier) (int64, error) {
-	for len(ids) > 0 {
-		owners, err := w.owners(ctx, ids)
-		if err != nil {
-			return 0, err
+// two identified people. previous (an alias call's previousId) is tried
+// first and dropped first. It returns 0 when no identifier is left.
+func (w *writer) resolve(ctx context.Context, m *Message,
+	ids, previous []Identifier) (int64, error) {
+	previous = slices.DeleteFunc(previous, func(p Identifier) bool {
+		return slices.Contains(ids, p)
+	})
+	if len(previous) > 0 {
+		all := append(append([]Identifier{}, ids...), previous...)
+		profile, broke, err := w.place(ctx, m, all)
+		if err != nil || broke == nil {
+			return profile, err
 		}
-		profiles := distinctProfiles(owners)
-		if len(profiles) == 0 {
-			return w.createProfile(ctx, m, w.capped(ids))
-		}
+		w.recordDropped(previous, *broke, "the alias's previousId was left out")
+	}
 
-		held, err := w.identifiersOf(ctx, profiles)
-		if err != nil {
-			return 0, err
-		}
-		kind, limit, broken := w.breaksLimit(held, ids)
-		if !broken {
-			return w.join(ctx, m, profiles, ids, owners)
+	for len(ids) > 0 {
+		profile, broke, err := w.place(ctx, m, ids)
+		if err != nil || broke == nil {
+			return profile, err
 		}
 		var dropped []Identifier
 		ids, dropped = dropLowestType(ids)
-		for _, id := range dropped {
-			w.record(decision{kind: DecisionLimit, identifier: id,
-				rule: fmt.Sprintf("limit: at most %d %s on a profile", limit, kind),
-				detail: "the message's least trusted identifier type was left out " +
-					"and matching ran again"})
-		}
+		w.recordDropped(dropped, *broke,
+			"the message's least trusted identifier type was left out and matching ran again")
 	}
 	return 0, nil
+}
+
+// brokenLimit names the limit that kept identifiers apart.
+type brokenLimit struct {
+	kind  string
+	limit int
+}
+
+// place puts the message on a profile with ids, or reports the limit that
+// placing them would break.
+func (w *writer) place(ctx context.Context, m *Message,
+	ids []Identifier) (int64, *brokenLimit, error) {
+	owners, err := w.owners(ctx, ids)
+	if err != nil {
+		return 0, nil, err
+	}
+	profiles := distinctProfiles(owners)
+	if len(profiles) == 0 {
+		profile, err := w.createProfile(ctx, m, w.capped(ids))
+		return profile, nil, err
+	}
+
+	held, err := w.identifiersOf(ctx, profiles)
+	if err != nil {
+		return 0, nil, err
+	}
+	if kind, limit, broken := w.breaksLimit(held, ids, m.Timestamp); broken {
+		return 0, &brokenLimit{kind: kind, limit: limit}, nil
+	}
+	profile, err := w.join(ctx, m, profiles, ids, owners)
+	return profile, nil, err
+}
+
+func (w *writer) recordDropped(dropped []Identifier, broke brokenLimit, detail string) {
+	for _, id := range dropped {
+		w.record(decision{kind: DecisionLimit, identifier: id, detail: detail,
+			rule: fmt.Sprintf("limit: at most %d %s on a profile%s",
+				broke.limit, broke.kind, w.windowText(broke.kind))})
+	}
+}
+
+func (w *writer) windowText(kind string) string {
+	window := w.rules.Windows[kind]
+	if window == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" seen within %s", window)
 }
 
 // lookupChunk bounds how many identifiers one lookup query names: SQLite
@@ -107,16 +153,18 @@ func distinctProfiles(owners map[Identifier]int64) []int64 {
 	return profiles
 }
 
-// heldIdentifier is an identifier and the profile holding it.
+// heldIdentifier is an identifier, the profile holding it and when it was
+// last seen.
 type heldIdentifier struct {
 	Identifier
-	profile int64
+	profile    int64
+	lastSeenMS int64
 }
 
 // identifiersOf returns every identifier held by any of profiles.
 func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]heldIdentifier, error) {
-	query, args, err := sqlx.In(`SELECT type, value, profile_id FROM identities
-		WHERE profile_id IN (?)`, profiles)
+	query, args, err := sqlx.In(`SELECT type, value, profile_id, last_seen_ms
+		FROM identities WHERE profile_id IN (?)`, profiles)
 	if err != nil {
 		return nil, fmt.Errorf("build identifier query: %w", err)
 	}
@@ -129,7 +177,7 @@ func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]heldIde
 	defer rows.Close()
 	for rows.Next() {
 		var id heldIdentifier
-		if err := rows.Scan(&id.Type, &id.Value, &id.profile); err != nil {
+		if err := rows.Scan(&id.Type, &id.Value, &id.profile, &id.lastSeenMS); err != nil {
 			return nil, fmt.Errorf("scan profile identifier: %w", err)
 		}
 		held = append(held, id)
@@ -144,9 +192,10 @@ func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]heldIde
 // held ones would leave more values of some type than the rules allow on
 // one profile, and which type and limit. A profile already over a limit
 // (the rules became stricter since) is not worse off when nothing is added,
-// so messages that only repeat its identifiers still land on it.
-func (w *writer) breaksLimit(held []heldIdentifier,
-	incoming []Identifier) (kind string, limit int, broken bool) {
+// so messages that only repeat its identifiers still land on it. A type with
+// a time window counts only held values seen within it before at.
+func (w *writer) breaksLimit(held []heldIdentifier, incoming []Identifier,
+	at time.Time) (kind string, limit int, broken bool) {
 	union := map[string]map[string]bool{}
 	perProfile := map[string]map[int64]int{}
 	add := func(id Identifier) {
@@ -156,6 +205,10 @@ func (w *writer) breaksLimit(held []heldIdentifier,
 		union[id.Type][id.Value] = true
 	}
 	for _, id := range held {
+		if window := w.rules.Windows[id.Type]; window > 0 &&
+			id.lastSeenMS < at.Add(-window).UnixMilli() {
+			continue // seen too long ago to count
+		}
 		add(id.Identifier)
 		if perProfile[id.Type] == nil {
 			perProfile[id.Type] = map[int64]int{}
@@ -240,7 +293,22 @@ func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier
 func (w *writer) join(ctx context.Context, m *Message, profiles []int64,
 	ids []Identifier, owners map[Identifier]int64) (int64, error) {
 	survivor := profiles[0]
+	merges, err := w.mergeCount(ctx, survivor)
+	if err != nil {
+		return 0, err
+	}
 	for _, merged := range profiles[1:] {
+		theirs, err := w.mergeCount(ctx, merged)
+		if err != nil {
+			return 0, err
+		}
+		if merges+1+theirs > w.rules.MaxMerges {
+			w.record(decision{kind: DecisionCap, profile: survivor, other: merged,
+				rule:   fmt.Sprintf("cap: at most %d merges a profile", w.rules.MaxMerges),
+				detail: "the profiles stay apart and the message lands on this one"})
+			continue
+		}
+		merges += 1 + theirs
 		w.recordMerge(ids, owners, survivor, merged)
 		if err := w.merge(ctx, m, survivor, merged); err != nil {
 			return 0, err
@@ -276,11 +344,27 @@ func (w *writer) recordMerge(ids []Identifier, owners map[Identifier]int64,
 			onSurvivor, survivor, onMerged, merged)})
 }
 
-// attach adds the identifiers no profile held yet to profile, and marks
-// the ones it already holds as seen at the message's time.
+// mergeCount is how many profiles were merged into profile.
+func (w *writer) mergeCount(ctx context.Context, profile int64) (int, error) {
+	var n int
+	err := w.tx.GetContext(ctx, &n, w.tx.Rebind(
+		`SELECT COUNT(*) FROM profiles WHERE merged_into = ?`), profile)
+	if err != nil {
+		return 0, fmt.Errorf("count merges of profile %d: %w", profile, err)
+	}
+	return n, nil
+}
+
+// attach adds the identifiers no profile held yet to profile, up to the
+// identifier cap, and marks the ones it already holds as seen at the
+// message's time.
 func (w *writer) attach(ctx context.Context, m *Message, profile int64,
 	ids []Identifier, owners map[Identifier]int64) error {
 	at := m.Timestamp.UnixMilli()
+	room, err := w.identifierRoom(ctx, profile, ids, owners)
+	if err != nil {
+		return err
+	}
 	for _, id := range ids {
 		if _, held := owners[id]; held {
 			_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`UPDATE identities
@@ -291,6 +375,14 @@ func (w *writer) attach(ctx context.Context, m *Message, profile int64,
 			}
 			continue
 		}
+		if room == 0 {
+			w.record(decision{kind: DecisionCap, profile: profile, identifier: id,
+				rule: fmt.Sprintf("cap: at most %d identifiers a profile",
+					w.rules.MaxIdentifiers),
+				detail: "the identifier was not added; the message still lands here"})
+			continue
+		}
+		room--
 		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO identities
 			(type, value, profile_id, first_seen_ms, last_seen_ms, first_message_id,
 			 source, app, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -304,6 +396,28 @@ func (w *writer) attach(ctx context.Context, m *Message, profile int64,
 		}
 	}
 	return nil
+}
+
+// identifierRoom is how many more identifiers profile may take; it reads
+// the count only when the message brings new ones.
+func (w *writer) identifierRoom(ctx context.Context, profile int64, ids []Identifier,
+	owners map[Identifier]int64) (int, error) {
+	fresh := 0
+	for _, id := range ids {
+		if _, held := owners[id]; !held {
+			fresh++
+		}
+	}
+	if fresh == 0 {
+		return 0, nil
+	}
+	var count int
+	err := w.tx.GetContext(ctx, &count, w.tx.Rebind(
+		`SELECT COUNT(*) FROM identities WHERE profile_id = ?`), profile)
+	if err != nil {
+		return 0, fmt.Errorf("count identifiers of profile %d: %w", profile, err)
+	}
+	return max(0, w.rules.MaxIdentifiers-count), nil
 }
 
 func deviceLabel(m *Message) string {

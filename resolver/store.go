@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,7 +120,11 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 		w.record(decision{kind: DecisionBlocked, identifier: b.Identifier,
 			rule: "blocked values", detail: b.reason})
 	}
-	profileID, err := w.resolve(ctx, m, ids)
+	previous, err := w.aliasPrevious(ctx, m)
+	if err != nil {
+		return outcome, err
+	}
+	profileID, err := w.resolve(ctx, m, ids, previous)
 	if err != nil {
 		return outcome, err
 	}
@@ -157,4 +162,29 @@ func (w *writer) insertEvent(ctx context.Context, m *Message, profileID int64) e
 		return fmt.Errorf("insert event: %w", err)
 	}
 	return nil
+}
+
+// aliasPrevious returns the identifier an alias call's previousId stands
+// for when alias merges are on: the user_id of that value if a profile holds
+// one, else the anonymous_id (what analytics.js sends). Nothing otherwise.
+func (w *writer) aliasPrevious(ctx context.Context, m *Message) ([]Identifier, error) {
+	if m.Type != "alias" || !w.rules.AliasMerges {
+		return nil, nil
+	}
+	value := strings.TrimSpace(m.PreviousID)
+	if reason := w.rules.blockedReason(TypeUserID, value); reason != "" {
+		w.record(decision{kind: DecisionBlocked, rule: "blocked values", detail: reason,
+			identifier: Identifier{Type: "previous_id", Value: value}})
+		return nil, nil
+	}
+
+	asUser := Identifier{Type: TypeUserID, Value: value}
+	owners, err := w.owners(ctx, []Identifier{asUser})
+	if err != nil {
+		return nil, err
+	}
+	if _, held := owners[asUser]; held {
+		return []Identifier{asUser}, nil
+	}
+	return []Identifier{{Type: TypeAnonymousID, Value: value}}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -23,10 +24,25 @@ type fileConfig struct {
 
 // identityConfig overrides Segment's default identity rules.
 type identityConfig struct {
-	Limits        map[string]int `yaml:"limits"`
-	DefaultLimit  *int           `yaml:"default_limit"`
-	Priority      []string       `yaml:"priority"`
-	BlockedValues []string       `yaml:"blocked_values"`
+	Types          map[string]typeConfig `yaml:"types"`
+	Limits         map[string]int        `yaml:"limits"` // shorthand for types.X.limit
+	DefaultLimit   *int                  `yaml:"default_limit"`
+	Priority       []string              `yaml:"priority"`
+	Blocked        []string              `yaml:"blocked"`
+	BlockedValues  []string              `yaml:"blocked_values"` // exact values only
+	AliasMerges    *bool                 `yaml:"alias_merges"`
+	MaxMerges      *int                  `yaml:"max_merges"`
+	MaxIdentifiers *int                  `yaml:"max_identifiers"`
+}
+
+// typeConfig is the rule of one identifier type. keys makes it a custom
+// type read from those trait and property keys.
+type typeConfig struct {
+	Limit      *int     `yaml:"limit"`
+	Frequency  string   `yaml:"frequency"`
+	Blocked    []string `yaml:"blocked"`
+	Keys       []string `yaml:"keys"`
+	Normaliser string   `yaml:"normaliser"`
 }
 
 // settings is everything knit reads from the configuration file.
@@ -61,12 +77,17 @@ func loadSettings(path string) (settings, error) {
 		return out, fmt.Errorf("config %s: %w", path, err)
 	}
 
-	out.Rules = file.Identity.apply(out.Rules)
+	var problems []string
+	out.Rules, problems = file.Identity.apply(out.Rules)
 	out.Audiences = audiences.WithBuiltins(configured)
-	problems := errors.Join(out.Rules.Validate(), audiences.Validate(out.Audiences))
-	if problems != nil {
+	for _, err := range []error{out.Rules.Validate(), audiences.Validate(out.Audiences)} {
+		if err != nil {
+			problems = append(problems, strings.Split(resolver.ErrorMessage(err), "; ")...)
+		}
+	}
+	if len(problems) > 0 {
 		return out, fmt.Errorf("config %s has problems:\n  - %s", path,
-			strings.ReplaceAll(problems.Error(), "; ", "\n  - "))
+			strings.Join(problems, "\n  - "))
 	}
 	return out, nil
 }
@@ -102,9 +123,16 @@ func overlayAudiences(data []byte) ([]audiences.Definition, error) {
 	return out, nil
 }
 
-func (c identityConfig) apply(rules resolver.Rules) resolver.Rules {
+// apply lays the configuration over rules and lists the problems it finds
+// on the way (frequencies and patterns), each naming its key.
+func (c identityConfig) apply(rules resolver.Rules) (resolver.Rules, []string) {
+	var problems []string
 	for kind, limit := range c.Limits {
 		rules.Limits[strings.ToLower(kind)] = limit
+	}
+	for name, t := range c.Types {
+		kind := strings.ToLower(name)
+		problems = append(problems, applyType(&rules, kind, t)...)
 	}
 	if c.DefaultLimit != nil {
 		rules.DefaultLimit = *c.DefaultLimit
@@ -113,7 +141,74 @@ func (c identityConfig) apply(rules resolver.Rules) resolver.Rules {
 		rules.Priority = c.Priority
 	}
 	rules.BlockedValues = append(rules.BlockedValues, c.BlockedValues...)
-	return rules
+	values, patterns, bad := splitBlocked("identity.blocked", c.Blocked)
+	rules.BlockedValues = append(rules.BlockedValues, values...)
+	rules.BlockedPatterns = append(rules.BlockedPatterns, patterns...)
+	problems = append(problems, bad...)
+
+	setIf(&rules.AliasMerges, c.AliasMerges)
+	setIf(&rules.MaxMerges, c.MaxMerges)
+	setIf(&rules.MaxIdentifiers, c.MaxIdentifiers)
+	return rules, problems
+}
+
+func applyType(rules *resolver.Rules, kind string, t typeConfig) []string {
+	var problems []string
+	key := "identity.types." + kind
+	if t.Limit != nil {
+		rules.Limits[kind] = *t.Limit
+	}
+	if t.Frequency != "" {
+		window, ok := resolver.Frequency(t.Frequency)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s.frequency %q is not one of "+
+				"ever, annually, monthly, weekly, daily", key, t.Frequency))
+		}
+		rules.Windows[kind] = window
+	}
+	values, patterns, bad := splitBlocked(key+".blocked", t.Blocked)
+	rules.BlockedByType[kind] = append(rules.BlockedByType[kind], values...)
+	if len(patterns) > 0 {
+		if rules.BlockedPatternsByType == nil {
+			rules.BlockedPatternsByType = map[string][]*regexp.Regexp{}
+		}
+		rules.BlockedPatternsByType[kind] = append(rules.BlockedPatternsByType[kind], patterns...)
+	}
+	if len(t.Keys) > 0 || t.Normaliser != "" {
+		rules.Custom = append(rules.Custom, resolver.CustomType{
+			Type: kind, Keys: t.Keys, Normaliser: t.Normaliser,
+		})
+	}
+	return append(problems, bad...)
+}
+
+// splitBlocked separates exact values from /regular expressions/ and names
+// each expression that does not compile.
+func splitBlocked(key string, entries []string) ([]string, []*regexp.Regexp, []string) {
+	var values []string
+	var patterns []*regexp.Regexp
+	var problems []string
+	for i, entry := range entries {
+		body, isPattern := strings.CutPrefix(entry, "/")
+		if body, isPattern = strings.CutSuffix(body, "/"); !isPattern || len(entry) < 2 {
+			values = append(values, entry)
+			continue
+		}
+		pattern, err := regexp.Compile(body)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s[%d] %q does not compile: %v",
+				key, i, entry, err))
+			continue
+		}
+		patterns = append(patterns, pattern)
+	}
+	return values, patterns, problems
+}
+
+func setIf[T any](dest *T, value *T) {
+	if value != nil {
+		*dest = *value
+	}
 }
 
 // clock returns knit's clock: the real time, or, when start is set (the

@@ -44,6 +44,20 @@ func TestLoadSettingsRejectsContradictions(t *testing.T) {
   - name: carts
     abandoned_cart: {max_age: soon}
 `, []string{"duration", "soon"}},
+		{"an unknown frequency is named", "identity:\n  types:\n    email: {frequency: hourly}\n",
+			[]string{"identity.types.email.frequency", "hourly"}},
+		{"a pattern that does not compile is named",
+			"identity:\n  blocked: [\"/(/\"]\n  types:\n    email: {blocked: [\"/[/\"]}\n",
+			[]string{"identity.blocked[0]", "identity.types.email.blocked[0]"}},
+		{"an unknown type in the priority list is named",
+			"identity:\n  priority: [user_id, emial]\n",
+			[]string{"identity.priority", "emial"}},
+		{"a custom type without keys is named",
+			"identity:\n  types:\n    loyalty_id: {normaliser: lower}\n",
+			[]string{"identity.types.loyalty_id.keys"}},
+		{"an unknown normaliser is named",
+			"identity:\n  types:\n    phone: {keys: [phone], normaliser: e164}\n",
+			[]string{"identity.types.phone.normaliser", "e164"}},
 		{"two problems are reported together", `identity:
   default_limit: 0
 audiences:
@@ -147,5 +161,37 @@ func TestOverridingABuiltinNeedsOnlyWhatChanges(t *testing.T) {
 	if time.Duration(rule.MinAge) != 2*time.Hour ||
 		time.Duration(rule.MaxAge) != 7*24*time.Hour || rule.AddedEvent != "Product Added" {
 		t.Errorf("rule %+v: want min_age 2h over the built-in's other settings", rule)
+	}
+}
+
+func TestIdentityConfigSetsEveryRule(t *testing.T) {
+	got, err := loadSettings(mustWriteConfig(t, `identity:
+  types:
+    anonymous_id: {limit: 3, frequency: weekly}
+    email: {blocked: ["team@acme.test", "/@example\\.org$/"]}
+    phone: {keys: [phone, phoneNumber], normaliser: phone, limit: 2}
+  priority: [user_id, email, phone]
+  blocked: ["/^test-/"]
+  alias_merges: true
+  max_merges: 50
+  max_identifiers: 500
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := got.Rules
+	if r.Limit("anonymous_id") != 3 || r.Windows["anonymous_id"] != 7*24*time.Hour ||
+		r.Limit("phone") != 2 {
+		t.Errorf("limits and windows: %v %v", r.Limits, r.Windows)
+	}
+	if len(r.Custom) != 1 || r.Custom[0].Type != "phone" || len(r.Custom[0].Keys) != 2 {
+		t.Errorf("custom types: %+v", r.Custom)
+	}
+	if !r.AliasMerges || r.MaxMerges != 50 || r.MaxIdentifiers != 500 {
+		t.Errorf("alias %v, caps %d %d", r.AliasMerges, r.MaxMerges, r.MaxIdentifiers)
+	}
+	if len(r.BlockedPatterns) != 1 || len(r.BlockedByType["email"]) != 1 ||
+		len(r.BlockedPatternsByType["email"]) != 1 {
+		t.Errorf("blocks: %v %v %v", r.BlockedPatterns, r.BlockedByType, r.BlockedPatternsByType)
 	}
 }
