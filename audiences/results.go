@@ -349,3 +349,25 @@ func (r *Runner) runByID(ctx context.Context, id int64) (Run, error) {
 	}
 	return row.run(), nil
 }
+
+// Memberships tells, for every audience, whether the profile is in its
+// current result, as Segment's Profile API shows audiences: boolean traits
+// keyed by the audience name.
+func (r *Runner) Memberships(ctx context.Context, profile int64) (map[string]bool, error) {
+	var in []string
+	err := r.db.SelectContext(ctx, &in, r.db.Rebind(
+		`SELECT audience FROM audience_members WHERE profile_id = ?`), profile)
+	if err != nil {
+		return nil, fmt.Errorf("read memberships of profile %d: %w", profile, err)
+	}
+	out := make(map[string]bool, len(r.defs))
+	for _, def := range r.defs {
+		out[def.Name] = false
+	}
+	for _, name := range in {
+		if _, known := out[name]; known {
+			out[name] = true
+		}
+	}
+	return out, nil
+}

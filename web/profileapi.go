@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -98,13 +99,17 @@ func (q profileQuery) cursor(c *gin.Context, hasMore bool, last string) profileC
 	return cursor
 }
 
+// profileTraits serves the profile's traits and, as a true boolean trait
+// named after each audience, the audiences it is in. class=audience shows
+// every audience, true or false, and nothing else; class=computed_trait has
+// none.
 func (s *Server) profileTraits(c *gin.Context) {
 	q, err := s.parseProfileQuery(c)
 	if err != nil {
 		httpx.Error(c, s.log, err)
 		return
 	}
-	traits, err := s.profiles.Traits(c.Request.Context(), q.profile)
+	traits, err := s.traitList(c, q.profile, c.Query("class"))
 	if err != nil {
 		httpx.Error(c, s.log, err)
 		return
@@ -125,6 +130,39 @@ func (s *Server) profileTraits(c *gin.Context) {
 		last = t.Key
 	}
 	c.JSON(http.StatusOK, gin.H{"traits": out, "cursor": q.cursor(c, hasMore, last)})
+}
+
+// traitList returns the traits of a class, sorted by key.
+func (s *Server) traitList(c *gin.Context, profile int64, class string) ([]resolver.Trait, error) {
+	ctx := c.Request.Context()
+	var traits []resolver.Trait
+	switch class {
+	case "", "audience":
+	case "computed_trait":
+		return nil, nil
+	default:
+		return nil, resolver.Errorf(resolver.EInvalid,
+			"class must be audience or computed_trait, not %q", class)
+	}
+	if class == "" {
+		var err error
+		if traits, err = s.profiles.Traits(ctx, profile); err != nil {
+			return nil, err
+		}
+	}
+	memberships, err := s.runner.Memberships(ctx, profile)
+	if err != nil {
+		return nil, err
+	}
+	for name, member := range memberships {
+		if class == "" && !member {
+			continue // the default view shows the audiences the profile is in
+		}
+		value, _ := json.Marshal(member)
+		traits = append(traits, resolver.Trait{Key: name, Value: value, Source: "audiences"})
+	}
+	sort.Slice(traits, func(i, j int) bool { return traits[i].Key < traits[j].Key })
+	return traits, nil
 }
 
 func traitValue(t resolver.Trait, verbose bool) any {

@@ -3,6 +3,7 @@ package web_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,118 @@ func TestProfileHistoryEndpointExplainsMerges(t *testing.T) {
 	got := strings.Join(pages, "\n")
 	if len(pages) != 3 || !strings.Contains(got, "merged m3: Merged with profile 2") {
 		t.Errorf("history:\n%s\nwant created, created, merged", got)
+	}
+}
+
+// mustSeededSite serves the seed journey, ingested in one batch, plus a
+// group call of Jane's, with the API token token-a.
+func mustSeededSite(t *testing.T) *httptest.Server {
+	t.Helper()
+	db := sqltest.MustOpen(t)
+	store := resolver.NewStore(db, resolver.DefaultRules(), time.Now, nil)
+	messages := mustSeedMessages(t, time.Now())
+	group, err := resolver.ParseMessage([]byte(`{"type":"group","messageId":"g1",
+		"userId":"abc123def","groupId":"acme","timestamp":"2026-08-05T00:00:00Z"}`),
+		resolver.Envelope{Source: "test", ReceivedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Ingest(t.Context(), append(messages, group)); err != nil {
+		t.Fatal(err)
+	}
+	return mustSite(t, db, "token-a")
+}
+
+func mustProfileAPI(t *testing.T, server *httptest.Server, path string, dest any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, server.URL+
+		"/v1/spaces/s/collections/users/profiles/email:janedoe@example.com"+path, nil)
+	req.SetBasicAuth("token-a", "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(dest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type eventsPage struct {
+	Data []struct {
+		Type        string          `json:"type"`
+		Event       string          `json:"event"`
+		MessageID   string          `json:"message_id"`
+		Timestamp   string          `json:"timestamp"`
+		Context     json.RawMessage `json:"context"`
+		ExternalIDs []struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+		} `json:"external_ids"`
+	} `json:"data"`
+	Cursor struct {
+		HasMore bool   `json:"has_more"`
+		Next    string `json:"next"`
+	} `json:"cursor"`
+}
+
+func TestProfileEventsPageAcrossDevices(t *testing.T) {
+	server := mustSeededSite(t)
+
+	var all []string
+	next := ""
+	for {
+		var page eventsPage
+		mustProfileAPI(t, server, "/events?limit=7&sort=asc&exclude=Workout%20Completed"+
+			"&next="+next, &page)
+		for _, e := range page.Data {
+			all = append(all, e.MessageID)
+		}
+		if !page.Cursor.HasMore {
+			break
+		}
+		next = page.Cursor.Next
+	}
+	// 69 messages and a group call, less the 56 workouts.
+	if len(all) != 14 || all[0] != "jane-001" || all[len(all)-1] != "jane-069" {
+		t.Errorf("events in time order without workouts: %v", all)
+	}
+
+	var window eventsPage
+	mustProfileAPI(t, server, "/events?include=Product%20Added"+
+		"&start=2026-11-01T00:00:00Z&end=2026-12-01T00:00:00Z", &window)
+	if len(window.Data) != 2 || window.Data[0].MessageID != "jane-068" ||
+		string(window.Data[0].Context) == "{}" || len(window.Data[0].ExternalIDs) == 0 {
+		t.Errorf("November adds, newest first, with context and ids: %+v", window.Data)
+	}
+}
+
+func TestProfileMetadataAndLinks(t *testing.T) {
+	server := mustSeededSite(t)
+
+	var meta struct {
+		Metadata map[string]any `json:"metadata"`
+	}
+	mustProfileAPI(t, server, "/metadata", &meta)
+	if meta.Metadata["first_message_id"] != "jane-001" ||
+		meta.Metadata["last_message_id"] != "g1" || meta.Metadata["first_source_id"] != "test" {
+		t.Errorf("metadata %v", meta.Metadata)
+	}
+
+	var links struct {
+		Data []struct {
+			ToCollection string `json:"to_collection"`
+			ExternalIDs  []struct {
+				ID string `json:"id"`
+			} `json:"external_ids"`
+		} `json:"data"`
+	}
+	mustProfileAPI(t, server, "/links", &links)
+	if len(links.Data) != 1 || links.Data[0].ToCollection != "accounts" ||
+		links.Data[0].ExternalIDs[0].ID != "acme" {
+		t.Errorf("links %+v", links.Data)
 	}
 }

@@ -44,6 +44,9 @@ func (s *Server) Register(router *gin.Engine) {
 	profiles.GET("/traits", s.profileTraits)
 	profiles.GET("/external_ids", s.profileExternalIDs)
 	profiles.GET("/merges", s.profileHistory)
+	profiles.GET("/events", s.profileEvents)
+	profiles.GET("/metadata", s.profileMetadata)
+	profiles.GET("/links", s.profileLinks)
 
 	s.registerConsole(router)
 	router.HandleMethodNotAllowed = true

@@ -376,11 +376,31 @@ func checkSeedAudiences(t *testing.T, s *server, at string, want map[string]any)
 		}
 	}
 
+	checkMembershipTraits(t, s, at, want)
+
 	csvCart := csvMembers(t, s, "cart_abandonment", "abandoned_products")
 	g, _ := json.Marshal(csvCart)
 	w, _ := json.Marshal(want["cart_abandonment"])
 	if string(g) != string(w) {
 		t.Errorf("at %s cart_abandonment CSV = %s, want %s", at, g, w)
+	}
+}
+
+// checkMembershipTraits reads Jane's audiences as boolean traits from the
+// Profile API, as Segment shows them.
+func checkMembershipTraits(t *testing.T, s *server, at string, want map[string]any) {
+	t.Helper()
+	var got struct {
+		Traits map[string]bool `json:"traits"`
+	}
+	mustGet(t, s, "/v1/spaces/any/collections/users/profiles/user_id:abc123def/traits"+
+		"?class=audience", &got)
+	for _, name := range []string{"cart_abandonment", "shoe_reorder"} {
+		members, _ := want[name].(map[string]any)
+		_, wantIn := members["abc123def"]
+		if in, listed := got.Traits[name]; !listed || in != wantIn {
+			t.Errorf("at %s trait %s = %v (listed %v), want %v", at, name, in, listed, wantIn)
+		}
 	}
 }
 
