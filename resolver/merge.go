@@ -2,9 +2,7 @@ package resolver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"sort"
 )
 
 // merge folds profile merged into survivor: identifiers, events and traits
@@ -51,35 +49,6 @@ func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) 
 		if _, err := w.tx.ExecContext(ctx, w.tx.Rebind(step.query), step.args...); err != nil {
 			return fmt.Errorf("merge profile %d into %d: %s: %w",
 				merged, survivor, step.what, err)
-		}
-	}
-	return nil
-}
-
-// setTraits applies an identify call's traits: per key, the value wins only
-// if its event time is at least as late as the stored one, so messages that
-// arrive out of order never roll a trait back.
-func (w *writer) setTraits(ctx context.Context, profile int64, m *Message) error {
-	keys := make([]string, 0, len(m.Traits))
-	for key := range m.Traits {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-
-	for _, key := range keys {
-		value, err := json.Marshal(m.Traits[key])
-		if err != nil {
-			return fmt.Errorf("encode trait %q: %w", key, err)
-		}
-		_, err = w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO traits
-			(profile_id, key, value, ts_ms, message_id) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (profile_id, key) DO UPDATE SET
-			  value = excluded.value, ts_ms = excluded.ts_ms,
-			  message_id = excluded.message_id
-			WHERE excluded.ts_ms >= traits.ts_ms`),
-			profile, key, string(value), m.Timestamp.UnixMilli(), m.ID)
-		if err != nil {
-			return fmt.Errorf("set trait %q: %w", key, err)
 		}
 	}
 	return nil

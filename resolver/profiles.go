@@ -116,25 +116,6 @@ func (p *Profiles) Identifiers(ctx context.Context, profile int64) ([]IdentityRe
 	return records, nil
 }
 
-// Traits lists a profile's traits ordered by key, leaving out traits whose
-// latest value is null.
-func (p *Profiles) Traits(ctx context.Context, profile int64) ([]Trait, error) {
-	var traits []Trait
-	err := p.db.SelectContext(ctx, &traits, p.db.Rebind(
-		`SELECT t.key, t.value, t.ts_ms, t.message_id,
-		        COALESCE(e.source, '') AS source
-		 FROM traits t LEFT JOIN events e ON e.message_id = t.message_id
-		 WHERE t.profile_id = ? AND t.value <> 'null' ORDER BY t.key`), profile)
-	if err != nil {
-		return nil, fmt.Errorf("list traits of profile %d: %w", profile, err)
-	}
-	for i := range traits {
-		traits[i].Value = json.RawMessage(traits[i].Text)
-		traits[i].UpdatedAt = time.UnixMilli(traits[i].UpdatedMS).UTC()
-	}
-	return traits, nil
-}
-
 // Events lists a profile's latest events, newest first, at most limit.
 func (p *Profiles) Events(ctx context.Context, profile int64, limit int) ([]EventRecord, error) {
 	var events []EventRecord

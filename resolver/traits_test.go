@@ -1,0 +1,88 @@
+package resolver_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/knit-cdp/knit/resolver"
+)
+
+func TestTraitsMergeFieldByFieldByEventTime(t *testing.T) {
+	identify := func(id, user, at, traits string) string {
+		return `{"type":"identify","messageId":"` + id + `","userId":"` + user +
+			`","timestamp":"` + at + `","traits":` + traits + `}`
+	}
+	cases := []struct {
+		name     string
+		messages []string
+		want     string // the traits as the Profile API shows them
+	}{
+		{"nested objects merge field by field",
+			[]string{
+				identify("m1", "u1", "2026-01-01T00:00:00Z",
+					`{"address":{"city":"Paris","street":"Rue A"}}`),
+				identify("m2", "u1", "2026-02-01T00:00:00Z", `{"address":{"city":"Lyon"}}`),
+			},
+			`address={"city":"Lyon","street":"Rue A"}`},
+		{"an older message arriving late changes nothing newer",
+			[]string{
+				identify("m2", "u1", "2026-02-01T00:00:00Z", `{"plan":"pro","address":{"city":"Lyon"}}`),
+				identify("m1", "u1", "2026-01-01T00:00:00Z",
+					`{"plan":"free","address":{"city":"Paris","zip":"75001"}}`),
+			},
+			`address={"city":"Lyon","zip":"75001"} plan="pro"`},
+		{"null removes a trait, and a later value brings it back",
+			[]string{
+				identify("m1", "u1", "2026-01-01T00:00:00Z", `{"plan":"pro","address":{"city":"A"}}`),
+				identify("m2", "u1", "2026-02-01T00:00:00Z", `{"plan":null,"address":null}`),
+				identify("m3", "u1", "2026-03-01T00:00:00Z", `{"address":{"zip":"1"}}`),
+			},
+			`address={"zip":"1"}`},
+		{"a removal older than the value is ignored",
+			[]string{
+				identify("m2", "u1", "2026-02-01T00:00:00Z", `{"plan":"pro"}`),
+				identify("m1", "u1", "2026-01-01T00:00:00Z", `{"plan":null}`),
+			},
+			`plan="pro"`},
+		{"a newer scalar replaces an object and a newer object replaces a scalar",
+			[]string{
+				identify("m1", "u1", "2026-01-01T00:00:00Z", `{"a":{"x":1},"b":"flat"}`),
+				identify("m2", "u1", "2026-02-01T00:00:00Z", `{"a":"flat","b":{"y":2}}`),
+			},
+			`a="flat" b={"y":2}`},
+		{"across a merge each field keeps its latest value",
+			[]string{
+				identify("m1", "u1", "2026-03-01T00:00:00Z", `{"address":{"city":"Lyon"}}`),
+				`{"type":"identify","messageId":"m2","anonymousId":"a1",` +
+					`"timestamp":"2026-02-01T00:00:00Z",` +
+					`"traits":{"address":{"city":"Paris","street":"Rue B"},"plan":"free"}}`,
+				`{"type":"track","messageId":"m3","userId":"u1","anonymousId":"a1",` +
+					`"event":"E","timestamp":"2026-04-01T00:00:00Z"}`,
+			},
+			`address={"city":"Lyon","street":"Rue B"} plan="free"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			db, store := mustResolverStore(t)
+			mustIngestEach(t, store, tc.messages...)
+			profiles := resolver.NewProfiles(db)
+			profile, err := profiles.Find(context.Background(),
+				resolver.Identifier{Type: "user_id", Value: "u1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			traits, err := profiles.Traits(context.Background(), profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, tr := range traits {
+				got = append(got, tr.Key+"="+string(tr.Value))
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("traits %s\nwant   %s", strings.Join(got, " "), tc.want)
+			}
+		})
+	}
+}
