@@ -21,6 +21,7 @@ const (
 var messageTypes = map[string]bool{
 	"identify": true, "track": true, "page": true,
 	"screen": true, "group": true, "alias": true,
+	"delete": true, // Segment's deletion notification for a userId
 }
 
 // Message is one Segment message after parsing and validation. Raw holds the
@@ -186,7 +187,7 @@ func (m *Message) validate() error {
 		return Errorf(EInvalid, "type is required")
 	case !messageTypes[m.Type]:
 		return Errorf(EInvalid, "type %q is not one of identify, track, page, "+
-			"screen, group, alias", m.Type)
+			"screen, group, alias (or delete, Segment's deletion request)", m.Type)
 	case strings.TrimSpace(m.UserID) == "" && strings.TrimSpace(m.AnonymousID) == "":
 		return Errorf(EInvalid, "userId or anonymousId is required")
 	case m.Type == "track" && strings.TrimSpace(m.Event) == "":
@@ -195,6 +196,8 @@ func (m *Message) validate() error {
 		return Errorf(EInvalid, "groupId is required on a group call")
 	case m.Type == "alias" && strings.TrimSpace(m.PreviousID) == "":
 		return Errorf(EInvalid, "previousId is required on an alias call")
+	case m.Type == "delete" && strings.TrimSpace(m.UserID) == "":
+		return Errorf(EInvalid, "userId is required on a delete request")
 	case utf8.RuneCountInString(m.ID) > MaxMessageIDLen:
 		return Errorf(EInvalid, "messageId is %d characters; the limit is %d",
 			utf8.RuneCountInString(m.ID), MaxMessageIDLen)

@@ -100,6 +100,7 @@ type writer struct {
 	rules     Rules
 	now       time.Time
 	decisions []decision // of the message being stored
+	anyBlocks *bool      // whether any identifier was unlinked, read once
 }
 
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
@@ -115,34 +116,56 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 		return outcome, nil
 	}
 
-	ids, blocked := w.rules.extract(m)
-	for _, b := range blocked {
-		w.record(decision{kind: DecisionBlocked, identifier: b.Identifier,
-			rule: "blocked values", detail: b.reason})
+	if m.Type == "delete" {
+		return w.deleteFor(ctx, m)
 	}
-	previous, err := w.aliasPrevious(ctx, m)
-	if err != nil {
-		return outcome, err
-	}
-	profileID, err := w.resolve(ctx, m, ids, previous)
+	profileID, ids, err := w.resolveMessage(ctx, m)
 	if err != nil {
 		return outcome, err
 	}
 	if err := w.insertEvent(ctx, m, profileID); err != nil {
 		return outcome, err
 	}
-	if err := w.writeDecisions(ctx, m, profileID, ids); err != nil {
+	if err := w.settle(ctx, m, profileID, ids); err != nil {
 		return outcome, err
-	}
-	if profileID != 0 && m.Type == "identify" {
-		if err := w.setTraits(ctx, profileID, m); err != nil {
-			return outcome, err
-		}
 	}
 
 	outcome.Status = StatusStored
 	outcome.ProfileID = profileID
 	return outcome, nil
+}
+
+// resolveMessage extracts the message's identifiers, leaves out blocked
+// ones (recording why) and resolves the message to a profile.
+func (w *writer) resolveMessage(ctx context.Context, m *Message) (int64, []Identifier, error) {
+	ids, blocked := w.rules.extract(m)
+	ids, unlinked, err := w.withoutUnlinked(ctx, ids)
+	if err != nil {
+		return 0, nil, err
+	}
+	blocked = append(blocked, unlinked...)
+	for _, b := range blocked {
+		w.record(decision{kind: DecisionBlocked, identifier: b.Identifier,
+			rule: "blocked values", detail: b.reason})
+	}
+	previous, err := w.aliasPrevious(ctx, m)
+	if err != nil {
+		return 0, nil, err
+	}
+	profile, err := w.resolve(ctx, m, ids, previous)
+	return profile, ids, err
+}
+
+// settle writes what follows from where the message landed: its decisions,
+// its identity links and, for an identify, its traits.
+func (w *writer) settle(ctx context.Context, m *Message, profile int64, ids []Identifier) error {
+	if err := w.writeDecisions(ctx, m, profile, ids); err != nil {
+		return err
+	}
+	if profile != 0 && m.Type == "identify" {
+		return w.setTraits(ctx, profile, m)
+	}
+	return nil
 }
 
 func (w *writer) insertEvent(ctx context.Context, m *Message, profileID int64) error {

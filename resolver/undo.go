@@ -1,0 +1,261 @@
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Decision kinds of undo and erase.
+const (
+	DecisionUnlinked = "unlinked" // an identifier was blocked after the fact
+	DecisionRebuilt  = "rebuilt"  // a profile re-made from stored messages
+)
+
+// withoutUnlinked leaves out identifiers that an unlink blocked for good.
+func (w *writer) withoutUnlinked(ctx context.Context,
+	ids []Identifier) ([]Identifier, []blockedIdentifier, error) {
+	if len(ids) == 0 {
+		return ids, nil, nil
+	}
+	if w.anyBlocks == nil {
+		var n int
+		if err := w.tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM identity_blocks`); err != nil {
+			return nil, nil, fmt.Errorf("count unlinked identifiers: %w", err)
+		}
+		any := n > 0
+		w.anyBlocks = &any
+	}
+	if !*w.anyBlocks {
+		return ids, nil, nil // the common case costs one count per transaction
+	}
+
+	var hits []Identifier
+	for start := 0; start < len(ids); start += lookupChunk {
+		chunk := ids[start:min(start+lookupChunk, len(ids))]
+		clauses := make([]string, len(chunk))
+		args := make([]any, 0, 2*len(chunk))
+		for i, id := range chunk {
+			clauses[i] = "(type = ? AND value = ?)"
+			args = append(args, id.Type, id.Value)
+		}
+		var found []Identifier
+		err := w.tx.SelectContext(ctx, &found, w.tx.Rebind(`SELECT type, value
+			FROM identity_blocks WHERE `+strings.Join(clauses, " OR ")), args...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read unlinked identifiers: %w", err)
+		}
+		hits = append(hits, found...)
+	}
+
+	blocked := map[Identifier]bool{}
+	for _, h := range hits {
+		blocked[h] = true
+	}
+	var kept []Identifier
+	var dropped []blockedIdentifier
+	for _, id := range ids {
+		if blocked[id] {
+			dropped = append(dropped, blockedIdentifier{id, "unlinked by an operator"})
+		} else {
+			kept = append(kept, id)
+		}
+	}
+	return kept, dropped, nil
+}
+
+// UnlinkResult says what an unlink did.
+type UnlinkResult struct {
+	Profile  int64   // the profile that held the identifier, now retired
+	Profiles []int64 // the profiles its messages resolve to now
+	Events   int     // messages re-resolved
+}
+
+// Unlink blocks id for good (it never again joins anything) and rebuilds
+// the profile that held it, and every profile merged into that one, from
+// their stored messages in arrival order: events are re-attributed, traits
+// recomputed, and the split recorded. It returns an *Error with code
+// ENotFound when no profile holds id.
+func (s *Store) Unlink(ctx context.Context, id Identifier, reason string) (UnlinkResult, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+
+	var result UnlinkResult
+	err := s.db.WithTx(ctx, func(tx *sqlx.Tx) error {
+		w := &writer{tx: tx, rules: s.rules, now: s.now()}
+		var err error
+		result, err = w.unlink(ctx, id, reason)
+		return err
+	})
+	if err != nil {
+		return result, fmt.Errorf("resolver.Unlink %s: %w", id, err)
+	}
+	return result, nil
+}
+
+func (w *writer) unlink(ctx context.Context, id Identifier, reason string) (UnlinkResult, error) {
+	profile, err := w.ownerOf(ctx, id)
+	if err != nil {
+		return UnlinkResult{}, err
+	}
+	_, err = w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO identity_blocks
+		(type, value, reason, at_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		id.Type, id.Value, reason, w.now.UnixMilli())
+	if err != nil {
+		return UnlinkResult{}, fmt.Errorf("block %s: %w", id, err)
+	}
+	blocks := true
+	w.anyBlocks = &blocks
+
+	family, err := w.family(ctx, profile)
+	if err != nil {
+		return UnlinkResult{}, err
+	}
+	result := UnlinkResult{Profile: profile}
+	result.Profiles, result.Events, err = w.rebuild(ctx, family,
+		fmt.Sprintf("rebuilt after %s was unlinked", id))
+	if err != nil {
+		return result, err
+	}
+
+	w.record(decision{kind: DecisionUnlinked, profile: profile, identifier: id,
+		rule: "unlinked by an operator", detail: reason})
+	return result, w.writeStandalone(ctx, profile)
+}
+
+// ownerOf returns the profile holding id, or ENotFound.
+func (w *writer) ownerOf(ctx context.Context, id Identifier) (int64, error) {
+	owners, err := w.owners(ctx, []Identifier{id})
+	if err != nil {
+		return 0, err
+	}
+	profile, held := owners[id]
+	if !held {
+		return 0, Errorf(ENotFound, "no profile holds %s", id)
+	}
+	return profile, nil
+}
+
+// family returns profile and every profile merged into it.
+func (w *writer) family(ctx context.Context, profile int64) ([]int64, error) {
+	family := []int64{profile}
+	var merged []int64
+	err := w.tx.SelectContext(ctx, &merged, w.tx.Rebind(
+		`SELECT id FROM profiles WHERE merged_into = ? ORDER BY id`), profile)
+	if err != nil {
+		return nil, fmt.Errorf("list profiles merged into %d: %w", profile, err)
+	}
+	return append(family, merged...), nil
+}
+
+// storedEvent is what a rebuild needs of one stored message.
+type storedEvent struct {
+	ID          int64  `db:"id"`
+	MessageID   string `db:"message_id"`
+	Source      string `db:"source"`
+	TimestampMS int64  `db:"ts_ms"`
+	ReceivedMS  int64  `db:"received_ms"`
+	Raw         string `db:"raw"`
+}
+
+// rebuild retires the family's profiles and re-resolves their messages in
+// arrival order against the rest of the graph.
+func (w *writer) rebuild(ctx context.Context, family []int64,
+	why string) ([]int64, int, error) {
+	query, args, err := sqlx.In(`SELECT id, message_id, source, ts_ms, received_ms, raw
+		FROM events WHERE profile_id IN (?) ORDER BY id`, family)
+	if err != nil {
+		return nil, 0, fmt.Errorf("build event query: %w", err)
+	}
+	var events []storedEvent
+	if err := w.tx.SelectContext(ctx, &events, w.tx.Rebind(query), args...); err != nil {
+		return nil, 0, fmt.Errorf("read events to rebuild: %w", err)
+	}
+	if err := w.retire(ctx, family); err != nil {
+		return nil, 0, err
+	}
+
+	seen := map[int64]bool{}
+	var profiles []int64
+	for _, e := range events {
+		profile, err := w.replay(ctx, e)
+		if err != nil {
+			return nil, 0, err
+		}
+		if profile != 0 && !seen[profile] {
+			seen[profile] = true
+			profiles = append(profiles, profile)
+			w.record(decision{kind: DecisionRebuilt, profile: profile, rule: why,
+				detail: fmt.Sprintf("from the messages of profile %d", family[0])})
+			if err := w.writeStandalone(ctx, profile); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	return profiles, len(events), nil
+}
+
+// retire takes the family's identifiers, traits and events off its
+// profiles and marks the profiles retired.
+func (w *writer) retire(ctx context.Context, family []int64) error {
+	for _, step := range []string{
+		`DELETE FROM identities WHERE profile_id IN (?)`,
+		`DELETE FROM traits WHERE profile_id IN (?)`,
+		`UPDATE events SET profile_id = NULL WHERE profile_id IN (?)`,
+		`UPDATE profiles SET retired_ms = ` + fmt.Sprint(w.now.UnixMilli()) +
+			` WHERE id IN (?)`,
+	} {
+		query, args, err := sqlx.In(step, family)
+		if err != nil {
+			return fmt.Errorf("build retire step: %w", err)
+		}
+		if _, err := w.tx.ExecContext(ctx, w.tx.Rebind(query), args...); err != nil {
+			return fmt.Errorf("retire profiles %v: %w", family, err)
+		}
+	}
+	return nil
+}
+
+// replay re-resolves one stored message with its original time and source.
+func (w *writer) replay(ctx context.Context, e storedEvent) (int64, error) {
+	received := time.UnixMilli(e.ReceivedMS).UTC()
+	m, err := ParseMessage([]byte(e.Raw), Envelope{Source: e.Source, ReceivedAt: received})
+	if err != nil {
+		return 0, fmt.Errorf("re-read message %s: %w", e.MessageID, err)
+	}
+	m.ID, m.Timestamp = e.MessageID, time.UnixMilli(e.TimestampMS).UTC()
+
+	profile, ids, err := w.resolveMessage(ctx, m)
+	if err != nil {
+		return 0, err
+	}
+	_, err = w.tx.ExecContext(ctx, w.tx.Rebind(
+		`UPDATE events SET profile_id = ? WHERE id = ?`), nullable(profile), e.ID)
+	if err != nil {
+		return 0, fmt.Errorf("re-attribute message %s: %w", e.MessageID, err)
+	}
+	return profile, w.settle(ctx, m, profile, ids)
+}
+
+// writeStandalone writes decisions recorded outside any message.
+func (w *writer) writeStandalone(ctx context.Context, profile int64) error {
+	for _, d := range w.decisions {
+		target := d.profile
+		if target == 0 {
+			target = profile
+		}
+		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO identity_decisions
+			(profile_id, kind, message_id, identifier, other_profile_id, rule,
+			 detail, event_ms, at_ms) VALUES (?, ?, '', ?, ?, ?, ?, ?, ?)`),
+			nullable(target), d.kind, identifierText(d.identifier), nullable(d.other),
+			d.rule, d.detail, w.now.UnixMilli(), w.now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("record %s decision: %w", d.kind, err)
+		}
+	}
+	w.decisions = w.decisions[:0]
+	return nil
+}
