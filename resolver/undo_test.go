@@ -110,7 +110,7 @@ func TestDeleteErasesAPersonAndKeepsNoPersonalData(t *testing.T) {
 		query := `SELECT COUNT(*) FROM ` + table + ` WHERE ` +
 			map[string]string{
 				"events": "message_id <> 'other'", "identities": "value <> 'u9'",
-				"identity_links": "message_id <> 'other'",
+				"identity_links":     "message_id <> 'other'",
 				"identity_decisions": "message_id <> 'other'",
 			}[table]
 		if n := mustCount(t, db, query); n != 0 {
