@@ -27,7 +27,9 @@ func mustSite(t *testing.T, db *sqldb.DB, token string) *httptest.Server {
 	runner := audiences.NewRunner(db, audiences.WithBuiltins(nil), time.Now, nil)
 	gin.SetMode(gin.TestMode)
 	router := gin.New()
-	web.NewServer(runner, resolver.NewProfiles(db), auth, "", nil).Register(router)
+	site := web.NewServer(runner, resolver.NewProfiles(db), auth, "", nil)
+	site.SetAdmin(resolver.NewStore(db, resolver.DefaultRules(), time.Now, nil))
+	site.Register(router)
 	server := httptest.NewServer(router)
 	t.Cleanup(server.Close)
 	return server

@@ -184,3 +184,49 @@ func TestProfileMetadataAndLinks(t *testing.T) {
 		t.Errorf("links %+v", links.Data)
 	}
 }
+
+func TestUnlinkAndDeleteThroughTheAPI(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	store := resolver.NewStore(db, resolver.DefaultRules(), time.Now, nil)
+	env := resolver.Envelope{Source: "test", ReceivedAt: time.Now()}
+	for _, raw := range []string{
+		`{"type":"identify","messageId":"m1","anonymousId":"a1","traits":{"email":"j@x.test"},` +
+			`"context":{"device":{"id":"tablet","type":"ios"}}}`,
+		`{"type":"track","messageId":"m2","anonymousId":"a2","event":"E",` +
+			`"context":{"device":{"id":"tablet","type":"ios"}}}`,
+	} {
+		m, err := resolver.ParseMessage([]byte(raw), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Ingest(t.Context(), []*resolver.Message{m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	server := mustSite(t, db, "token-a")
+	call := func(method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, server.URL+"/v1/spaces/s/collections/users/profiles/"+
+			path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer token-a")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+
+	status, out := call(http.MethodPost, "ios.id:tablet/unlink", `{"reason":"shop tablet"}`)
+	if status != http.StatusOK || len(out["profile_ids"].([]any)) != 2 {
+		t.Fatalf("unlink: %d %v", status, out)
+	}
+	status, out = call(http.MethodDelete, "email:J@x.test", "")
+	if status != http.StatusOK || out["events_deleted"] != float64(1) {
+		t.Fatalf("delete: %d %v", status, out)
+	}
+	if status, _ := call(http.MethodDelete, "email:j@x.test", ""); status != http.StatusNotFound {
+		t.Errorf("second delete: %d, want 404", status)
+	}
+}

@@ -3,6 +3,7 @@
 package web
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -21,11 +22,26 @@ type Server struct {
 	log      *slog.Logger
 	// spaceID, when set, is the only Profile API space accepted.
 	spaceID string
+	// admin undoes and erases; nil leaves those endpoints out.
+	admin IdentityAdmin
 }
+
+// IdentityAdmin changes the identity graph on request; *resolver.Store is
+// one.
+type IdentityAdmin interface {
+	Unlink(ctx context.Context, id resolver.Identifier, reason string) (resolver.UnlinkResult, error)
+	Delete(ctx context.Context, id resolver.Identifier, by string) (resolver.DeleteResult, error)
+}
+
+// SetAdmin enables unlink and delete through the API.
+func (s *Server) SetAdmin(admin IdentityAdmin) { s.admin = admin }
 
 // NewServer returns a Server over the given parts.
 func NewServer(runner *audiences.Runner, profiles *resolver.Profiles, auth *Auth,
 	spaceID string, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Server{runner: runner, profiles: profiles, auth: auth, spaceID: spaceID, log: log}
 }
 
@@ -47,6 +63,8 @@ func (s *Server) Register(router *gin.Engine) {
 	profiles.GET("/events", s.profileEvents)
 	profiles.GET("/metadata", s.profileMetadata)
 	profiles.GET("/links", s.profileLinks)
+	profiles.POST("/unlink", s.unlinkIdentifier)
+	profiles.DELETE("", s.deleteProfile)
 
 	s.registerConsole(router)
 	router.HandleMethodNotAllowed = true

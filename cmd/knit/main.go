@@ -22,6 +22,8 @@ Usage:
   knit audiences run [flags] [NAME]       compute one or every audience now
   knit audiences export [flags] NAME      write an audience to stdout
   knit token reset [flags]                make a new API token (the old one stops working)
+  knit identity unlink [flags] TYPE:VALUE block an identifier, rebuild its profile
+  knit profiles delete [flags] TYPE:VALUE erase a person (privacy request)
 
 Run "knit COMMAND --help" for a command's flags. Every flag also has an
 environment variable, shown in its help; a flag given on the command line
@@ -82,6 +84,10 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runAudiences(ctx, args[1:], getenv, stdout, stderr)
 	case "token":
 		return runToken(ctx, args[1:], getenv, stdout, stderr)
+	case "identity":
+		return runIdentity(ctx, args[1:], getenv, stdout, stderr)
+	case "profiles":
+		return runProfiles(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return flag.ErrHelp

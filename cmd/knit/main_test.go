@@ -80,3 +80,18 @@ func TestTokenResetPrintsANewTokenEachTime(t *testing.T) {
 		t.Errorf("token reset printed %q then %q; want two different tokens", first, second)
 	}
 }
+
+func TestUnlinkAndDeleteFromTheCommandLine(t *testing.T) {
+	db := t.TempDir() + "/admin.db"
+	mustRun(t, "import", "--db", db, "../../testdata/seed-journey/messages.ndjson")
+
+	out := mustRun(t, "identity", "unlink", "ios.id:ios_abc123", "--db", db,
+		"--reason", "test")
+	if !strings.Contains(out, "unlinked ios.id:ios_abc123: profile 1 re-made as [") {
+		t.Errorf("unlink said %q", out)
+	}
+	out = mustRun(t, "profiles", "delete", "email:JaneDoe@example.com", "--db", db)
+	if !strings.Contains(out, "69 events") {
+		t.Errorf("delete said %q", out)
+	}
+}

@@ -98,6 +98,7 @@ func (a *app) buildServer(ctx context.Context, getenv env,
 	}
 	site := web.NewServer(a.runner, resolver.NewProfiles(a.db), auth,
 		getenv("KNIT_SPACE_ID"), a.log.With("component", "web"))
+	site.SetAdmin(a.store)
 
 	gin.SetMode(gin.ReleaseMode)
 	router := gin.New()
