@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -221,13 +220,10 @@ func (w *writer) retire(ctx context.Context, family []int64) error {
 
 // replay re-resolves one stored message with its original time and source.
 func (w *writer) replay(ctx context.Context, e storedEvent) (int64, error) {
-	received := time.UnixMilli(e.ReceivedMS).UTC()
-	m, err := ParseMessage([]byte(e.Raw), Envelope{Source: e.Source, ReceivedAt: received})
+	m, err := e.message()
 	if err != nil {
-		return 0, fmt.Errorf("re-read message %s: %w", e.MessageID, err)
+		return 0, err
 	}
-	m.ID, m.Timestamp = e.MessageID, time.UnixMilli(e.TimestampMS).UTC()
-
 	profile, ids, err := w.resolveMessage(ctx, m)
 	if err != nil {
 		return 0, err

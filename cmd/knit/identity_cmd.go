@@ -5,18 +5,25 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/knit-cdp/knit/resolver"
 )
 
 const identityUsage = `Usage:
+  knit identity preview --config NEW.yaml   what the identity rules of NEW.yaml
+                                            would change, changing nothing
   knit identity unlink [flags] TYPE:VALUE   block an identifier for good and
                                             rebuild the profile that held it
   knit profiles delete [flags] TYPE:VALUE   erase a person for a privacy request
 `
 
 func runIdentity(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "preview" {
+		return runPreview(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "unlink" {
 		fmt.Fprint(stderr, identityUsage)
 		return errUsage
@@ -97,4 +104,55 @@ func withStore(ctx context.Context, flags commonFlags, getenv env, stderr io.Wri
 	}
 	defer a.db.Close()
 	return fn(a)
+}
+
+func runPreview(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("knit identity preview", "knit identity preview --config NEW.yaml "+
+		"[flags]: replay every stored message under the identity rules of NEW.yaml in a "+
+		"scratch database and report how many profiles would merge or split, with "+
+		"examples. The database in --db is only read.", stderr)
+	var flags commonFlags
+	flags.register(fs, getenv)
+	var positional []string
+	if err := parseFlags(fs, args, &positional); err != nil {
+		return err
+	}
+	if flags.config == "" || len(positional) > 0 {
+		return fmt.Errorf("%w: knit identity preview needs --config NEW.yaml and no "+
+			"arguments", errUsage)
+	}
+
+	return withStore(ctx, flags, getenv, stderr, func(a *app) error {
+		scratchDir, err := os.MkdirTemp("", "knit-preview-")
+		if err != nil {
+			return fmt.Errorf("make scratch folder: %w", err)
+		}
+		defer os.RemoveAll(scratchDir)
+		scratch, err := openDB(ctx, filepath.Join(scratchDir, "preview.db"), a.log)
+		if err != nil {
+			return err
+		}
+		defer scratch.Close()
+
+		report, err := resolver.Preview(ctx, a.db, scratch, a.settings.Rules, a.now)
+		if err != nil {
+			return err
+		}
+		printPreview(stdout, report)
+		return nil
+	})
+}
+
+func printPreview(w io.Writer, r resolver.PreviewReport) {
+	fmt.Fprintf(w, "replayed %d messages: %d profiles now, %d under the new rules\n",
+		r.Messages, r.ProfilesNow, r.ProfilesProposed)
+	fmt.Fprintf(w, "%d profiles would form by merging profiles of today, "+
+		"%d of today's profiles would split\n", r.Merges, r.Splits)
+	fmt.Fprintf(w, "%d identifiers would be dropped, %d added\n", r.Dropped, r.Added)
+	for _, example := range r.MergeExamples {
+		fmt.Fprintf(w, "  merge: %s\n", example)
+	}
+	for _, example := range r.SplitExamples {
+		fmt.Fprintf(w, "  split: %s\n", example)
+	}
 }

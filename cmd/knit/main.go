@@ -22,6 +22,7 @@ Usage:
   knit audiences run [flags] [NAME]       compute one or every audience now
   knit audiences export [flags] NAME      write an audience to stdout
   knit token reset [flags]                make a new API token (the old one stops working)
+  knit identity preview --config NEW.yaml what new identity rules would change
   knit identity unlink [flags] TYPE:VALUE block an identifier, rebuild its profile
   knit profiles delete [flags] TYPE:VALUE erase a person (privacy request)
 

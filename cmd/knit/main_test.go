@@ -95,3 +95,18 @@ func TestUnlinkAndDeleteFromTheCommandLine(t *testing.T) {
 		t.Errorf("delete said %q", out)
 	}
 }
+
+func TestIdentityPreviewFromTheCommandLine(t *testing.T) {
+	db := t.TempDir() + "/preview.db"
+	mustRun(t, "import", "--db", db, "../../testdata/sample/events.ndjson")
+	proposed := mustWriteConfig(t, "identity:\n  types:\n    ios.id: {limit: 1}\n")
+
+	out := mustRun(t, "identity", "preview", "--db", db, "--config", proposed)
+	if !strings.Contains(out, "replayed 6188 messages: 333 profiles now") {
+		t.Errorf("preview said %q", out)
+	}
+	summary := mustRun(t, "import", "--db", db, "../../testdata/seed-journey/messages.ndjson")
+	if !strings.Contains(summary, "stored 69") {
+		t.Errorf("the database was not left usable: %q", summary)
+	}
+}
