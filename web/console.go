@@ -46,6 +46,13 @@ type page struct {
 	Traits      []resolver.Trait
 	Events      []resolver.EventRecord
 	History     []resolver.DecisionRecord
+
+	// The confirmation page of unlink and delete.
+	Message   string
+	Action    string
+	Button    string
+	CSRF      string
+	AskReason bool
 }
 
 func parseTemplates() (map[string]*template.Template, error) {
@@ -56,7 +63,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 		"ms":    func(ms int64) time.Time { return time.UnixMilli(ms).UTC() },
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "audiences", "search", "person"} {
+	for _, name := range []string{"login", "audiences", "search", "person", "confirm"} {
 		tmpl, err := template.New(name).Funcs(funcs).ParseFS(templateFiles,
 			"templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -103,6 +110,10 @@ func (s *Server) registerConsole(router *gin.Engine) {
 	signedIn.GET("/", c.audiences)
 	signedIn.GET("/people", c.search)
 	signedIn.GET("/people/:id", c.person)
+	signedIn.GET("/people/:id/unlink", c.confirmUnlink)
+	signedIn.POST("/people/:id/unlink", c.unlink)
+	signedIn.GET("/people/:id/delete", c.confirmDelete)
+	signedIn.POST("/people/:id/delete", c.delete)
 }
 
 type console struct {

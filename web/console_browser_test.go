@@ -73,6 +73,7 @@ func mustConsoleServer(t *testing.T) string {
 		t.Fatalf("ensure token: %v", err)
 	}
 	site := web.NewServer(runner, resolver.NewProfiles(db), auth, "", log)
+	site.SetAdmin(store)
 
 	gin.SetMode(gin.ReleaseMode)
 	router := gin.New()
@@ -602,5 +603,56 @@ func mustScreenshot(t *testing.T, ctx context.Context, file string) {
 	}
 	if err := os.WriteFile(file, shot, 0o644); err != nil {
 		t.Fatalf("save screenshot: %v", err)
+	}
+}
+
+func TestConsoleUnlinkAndDeleteWithConfirmation(t *testing.T) {
+	base := mustConsoleServer(t)
+	ctx := mustBrowser(t, base)
+	mustVisit(t, ctx, base+"/login")
+	mustSignIn(t, ctx, browserToken)
+	_, janePage := mustSearch(t, ctx, "janedoe@example.com")
+
+	// Unlink Jane's iPhone id: she stays one person through anon_123.
+	status, at := mustLoad(t, ctx, chromedp.Click(
+		chromedp.CSS(`a[href*="unlink?identifier=ios.id"]`)))
+	if status != http.StatusOK || !strings.Contains(mustText(t, ctx, "main h1"), "ios.id:ios_abc123") {
+		t.Fatalf("unlink confirmation: status %d at %s", status, at)
+	}
+	mustDo(t, ctx, chromedp.SendKeys(chromedp.CSS("#reason"), "shop demo phone"))
+	status, at = mustLoad(t, ctx, chromedp.Click(chromedp.CSS(`main form button`)))
+	if status != http.StatusOK || at == janePage || !regexp.MustCompile(`^/people/[0-9]+$`).
+		MatchString(strings.TrimPrefix(at, base)) {
+		t.Fatalf("after unlink: status %d at %s, want Jane's rebuilt profile", status, at)
+	}
+	history := mustText(t, ctx, "main section:nth-of-type(4)")
+	if !strings.Contains(history, "rebuilt after ios.id:ios_abc123 was unlinked") {
+		t.Errorf("rebuilt profile's history:\n%s", history)
+	}
+	for _, row := range mustRows(t, ctx, "main section:nth-of-type(1)") {
+		if row[0] == "ios.id" {
+			t.Errorf("the unlinked id is still listed: %v", row)
+		}
+	}
+
+	// A form posted without the page's CSRF token is refused.
+	session := mustSessionCookie(t, ctx, base)
+	req, _ := http.NewRequest(http.MethodPost, at+"/delete",
+		strings.NewReader("identifier=email:janedoe@example.com"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: session.Name, Value: session.Value})
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a forged delete: %v %v, want 403", resp, err)
+	}
+
+	// Delete her, confirming on the way.
+	mustLoad(t, ctx, chromedp.Click(chromedp.CSS(`a[href$="/delete"]`)))
+	status, at = mustLoad(t, ctx, chromedp.Click(chromedp.CSS(`main form button`)))
+	if status != http.StatusOK || at != base+"/" {
+		t.Fatalf("after delete: status %d at %s, want the audiences page", status, at)
+	}
+	mustSearch(t, ctx, "janedoe@example.com")
+	if text := mustText(t, ctx, "main"); !strings.Contains(text, "No profile holds that identifier") {
+		t.Errorf("Jane can still be found after her deletion: %q", text)
 	}
 }

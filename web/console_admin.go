@@ -1,0 +1,119 @@
+package web
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/resolver"
+)
+
+// csrfToken binds a form to the session that showed it: the hash of the
+// session id under a fixed label, so a page on another site cannot post it.
+func csrfToken(ctx *gin.Context) string {
+	cookie, err := ctx.Request.Cookie(sessionCookie)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("knit-csrf\x00" + cookie.Value))
+	return hex.EncodeToString(sum[:])
+}
+
+func validCSRF(ctx *gin.Context) bool {
+	want := csrfToken(ctx)
+	got := ctx.PostForm("csrf")
+	return want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
+}
+
+func (c *console) confirmUnlink(ctx *gin.Context) {
+	profile, identifier := ctx.Param("id"), ctx.Query("identifier")
+	c.render(ctx, http.StatusOK, "confirm", page{
+		Title: "Unlink " + identifier, SignedIn: true, Query: identifier,
+		Profile: atoi(profile), CSRF: csrfToken(ctx), AskReason: true,
+		Action: "/people/" + profile + "/unlink", Button: "Unlink and rebuild",
+		Message: fmt.Sprintf("%s will never again tie messages to a person. Profile %s "+
+			"is rebuilt from its stored messages, which may split it into several "+
+			"people. Audiences follow on their next run.", identifier, profile),
+	})
+}
+
+func (c *console) confirmDelete(ctx *gin.Context) {
+	profile := ctx.Param("id")
+	c.render(ctx, http.StatusOK, "confirm", page{
+		Title: "Delete profile " + profile, SignedIn: true, Profile: atoi(profile),
+		CSRF: csrfToken(ctx), Action: "/people/" + profile + "/delete",
+		Button: "Delete for good",
+		Message: "Every identifier, trait, event and audience membership of this " +
+			"person is erased. This cannot be undone.",
+	})
+}
+
+func (c *console) unlink(ctx *gin.Context) {
+	id, ok := c.adminRequest(ctx, ctx.PostForm("identifier"))
+	if !ok {
+		return
+	}
+	result, err := c.server.admin.Unlink(ctx.Request.Context(), id,
+		strings.TrimSpace(ctx.PostForm("reason")))
+	if err != nil {
+		c.adminFailed(ctx, err)
+		return
+	}
+	next := "/"
+	if len(result.Profiles) > 0 {
+		next = fmt.Sprintf("/people/%d", result.Profiles[0])
+	}
+	ctx.Redirect(http.StatusSeeOther, next)
+}
+
+func (c *console) delete(ctx *gin.Context) {
+	ids, err := c.server.profiles.Identifiers(ctx.Request.Context(), atoi(ctx.Param("id")))
+	if err != nil || len(ids) == 0 {
+		ctx.String(http.StatusNotFound, "no such profile")
+		return
+	}
+	id, ok := c.adminRequest(ctx, ids[0].Type+":"+ids[0].Value)
+	if !ok {
+		return
+	}
+	if _, err := c.server.admin.Delete(ctx.Request.Context(), id, "console"); err != nil {
+		c.adminFailed(ctx, err)
+		return
+	}
+	ctx.Redirect(http.StatusSeeOther, "/")
+}
+
+// adminRequest checks the form's CSRF token and that unlink and delete are
+// enabled, and parses the identifier.
+func (c *console) adminRequest(ctx *gin.Context, identifier string) (resolver.Identifier, bool) {
+	if !validCSRF(ctx) {
+		ctx.String(http.StatusForbidden, "this form has expired; go back and try again")
+		return resolver.Identifier{}, false
+	}
+	kind, value, ok := strings.Cut(identifier, ":")
+	if c.server.admin == nil || !ok {
+		ctx.String(http.StatusBadRequest, "cannot do that here")
+		return resolver.Identifier{}, false
+	}
+	return resolver.NormaliseIdentifier(kind, value), true
+}
+
+func (c *console) adminFailed(ctx *gin.Context, err error) {
+	if resolver.ErrorCode(err) == resolver.ENotFound {
+		ctx.String(http.StatusNotFound, resolver.ErrorMessage(err))
+		return
+	}
+	c.server.log.Error("console change failed", "error", err)
+	ctx.String(http.StatusInternalServerError, "internal error")
+}
+
+func atoi(text string) int64 {
+	n, _ := strconv.ParseInt(text, 10, 64)
+	return n
+}
