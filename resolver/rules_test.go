@@ -95,6 +95,17 @@ func TestConfigurableRules(t *testing.T) {
 			},
 			profiles: []string{"anonymous_id:a1", "user_id:u1"},
 		},
+		{name: "a junk previousId on an alias joins nothing",
+			rules: func(r *resolver.Rules) { r.AliasMerges = true },
+			messages: []string{
+				`{"type":"track","messageId":"m1","anonymousId":"undefined","userId":"u9",` +
+					`"event":"E"}`,
+				`{"type":"alias","messageId":"m2","userId":"u1","previousId":"undefined"}`,
+			},
+			profiles: []string{"user_id:u9", "user_id:u1"},
+			history: []string{"Ignored previous_id undefined in message m2: a blocked value " +
+				"(a junk placeholder)"},
+		},
 		{name: "an alias between two identified people never merges them",
 			rules: func(r *resolver.Rules) { r.AliasMerges = true },
 			messages: []string{
