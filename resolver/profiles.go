@@ -56,15 +56,24 @@ func (e EventRecord) Timestamp() time.Time { return time.UnixMilli(e.TimestampMS
 
 // Profiles answers read-only questions about profiles.
 type Profiles struct {
-	db *sqldb.DB
+	db    *sqldb.DB
+	rules Rules
 }
 
-// NewProfiles returns a reader over db.
-func NewProfiles(db *sqldb.DB) *Profiles { return &Profiles{db: db} }
+// NewProfiles returns a reader over db that normalises looked-up values
+// with Segment's default rules.
+func NewProfiles(db *sqldb.DB) *Profiles { return &Profiles{db: db, rules: DefaultRules()} }
+
+// WithRules returns a reader that normalises looked-up values as rules do,
+// custom types included (a phone number typed any way finds its profile).
+func (p *Profiles) WithRules(rules Rules) *Profiles {
+	return &Profiles{db: p.db, rules: rules}
+}
 
 // Find returns the id of the profile holding id, or an *Error with code
-// ENotFound when none does.
+// ENotFound when none does. The value is normalised for its type first.
 func (p *Profiles) Find(ctx context.Context, id Identifier) (int64, error) {
+	id.Value = p.rules.normalise(id.Type, id.Value)
 	var profile int64
 	err := p.db.GetContext(ctx, &profile, p.db.Rebind(
 		`SELECT profile_id FROM identities WHERE type = ? AND value = ?`),

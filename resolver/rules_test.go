@@ -214,3 +214,19 @@ func allHistory(t *testing.T, db interface {
 	}
 	return strings.Join(lines, "\n")
 }
+
+func TestFindNormalisesCustomTypes(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	rules := resolver.DefaultRules()
+	rules.Custom = []resolver.CustomType{{Type: "phone", Keys: []string{"phone"},
+		Normaliser: "phone"}}
+	clock := func() time.Time { return time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC) }
+	mustIngestEach(t, resolver.NewStore(db, rules, clock, nil),
+		`{"type":"identify","messageId":"m1","userId":"u1","traits":{"phone":"+33 6 12 34 56 78"}}`)
+
+	profiles := resolver.NewProfiles(db).WithRules(rules)
+	if _, err := profiles.Find(t.Context(),
+		resolver.Identifier{Type: "phone", Value: "0033 612-345-678"}); err != nil {
+		t.Errorf("a phone number written another way: %v", err)
+	}
+}

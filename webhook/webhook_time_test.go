@@ -307,3 +307,18 @@ func TestWebhookStoresEachCallType(t *testing.T) {
 		})
 	}
 }
+
+func TestSegmentDeleteRequestOnTheWebhookErasesTheUser(t *testing.T) {
+	s := mustServer(t, webhook.Config{})
+	mustSucceed(t, mustPost(t, s, call{path: "/webhook", body: []byte(
+		`{"type":"identify","messageId":"m1","userId":"u1","traits":{"email":"a@b.test"}}`)}))
+
+	mustSucceed(t, mustPost(t, s, call{path: "/webhook", body: []byte(
+		`{"type":"delete","userId":"u1","timestamp":"2026-12-01T00:00:00Z"}`)}))
+	if n := mustEventCount(t, s); n != 0 {
+		t.Errorf("%d events left after the deletion request", n)
+	}
+	if n := mustCount(t, s, `SELECT COUNT(*) FROM identities`); n != 0 {
+		t.Errorf("%d identifiers left after the deletion request", n)
+	}
+}

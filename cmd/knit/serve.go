@@ -96,7 +96,7 @@ func (a *app) buildServer(ctx context.Context, getenv env,
 	if getenv("KNIT_WEBHOOK_SECRET") == "" {
 		a.log.Warn("KNIT_WEBHOOK_SECRET is not set: /webhook accepts unsigned requests")
 	}
-	site := web.NewServer(a.runner, resolver.NewProfiles(a.db), auth,
+	site := web.NewServer(a.runner, resolver.NewProfiles(a.db).WithRules(a.settings.Rules), auth,
 		getenv("KNIT_SPACE_ID"), a.log.With("component", "web"))
 	site.SetAdmin(a.store)
 
