@@ -293,9 +293,12 @@ func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier
 func (w *writer) join(ctx context.Context, m *Message, profiles []int64,
 	ids []Identifier, owners map[Identifier]int64) (int64, error) {
 	survivor := profiles[0]
-	merges, err := w.mergeCount(ctx, survivor)
-	if err != nil {
-		return 0, err
+	merges := 0
+	if len(profiles) > 1 { // counted only when a merge is on the table
+		var err error
+		if merges, err = w.mergeCount(ctx, survivor); err != nil {
+			return 0, err
+		}
 	}
 	for _, merged := range profiles[1:] {
 		theirs, err := w.mergeCount(ctx, merged)
