@@ -34,7 +34,8 @@ type Rules struct {
 	// Custom declares identifier types read from trait and property keys.
 	Custom []CustomType
 	// AliasMerges lets an alias call's previousId join its userId, under
-	// the same merge protection as any message; false is Unify's behaviour.
+	// the same merge protection as any message (the default); false is
+	// Unify's behaviour, where alias merges nothing.
 	AliasMerges bool
 	// MaxMerges and MaxIdentifiers are the hard caps of one profile: at a
 	// cap the message still lands on the profile and the cap is recorded.
@@ -74,7 +75,8 @@ var builtinTypes = []string{
 
 // DefaultRules returns Segment Unify's defaults: one user_id and five of
 // every other type, counted ever; user_id, then email, then the rest
-// alphabetically; caps of 100 merges and 1,000 identifiers a profile.
+// alphabetically; caps of 100 merges and 1,000 identifiers a profile. Alias
+// calls merge under merge protection, which Unify does not do.
 func DefaultRules() Rules {
 	return Rules{
 		Limits:         map[string]int{TypeUserID: 1},
@@ -82,6 +84,7 @@ func DefaultRules() Rules {
 		Windows:        map[string]time.Duration{},
 		Priority:       []string{TypeUserID, TypeEmail},
 		BlockedByType:  map[string][]string{},
+		AliasMerges:    true,
 		MaxMerges:      100,
 		MaxIdentifiers: 1000,
 	}

@@ -78,8 +78,7 @@ func TestConfigurableRules(t *testing.T) {
 			},
 			profiles: []string{"anonymous_id:a1 phone:+442079460000 user_id:u1"},
 		},
-		{name: "an alias joins previousId to userId when alias merges are on",
-			rules: func(r *resolver.Rules) { r.AliasMerges = true },
+		{name: "an alias joins previousId to userId by default",
 			messages: []string{
 				`{"type":"track","messageId":"m1","anonymousId":"a1","event":"E"}`,
 				`{"type":"track","messageId":"m2","userId":"u1","event":"E"}`,
@@ -88,6 +87,7 @@ func TestConfigurableRules(t *testing.T) {
 			profiles: []string{"anonymous_id:a1 user_id:u1"},
 		},
 		{name: "an alias merges nothing when alias merges are off, as in Unify",
+			rules: func(r *resolver.Rules) { r.AliasMerges = false },
 			messages: []string{
 				`{"type":"track","messageId":"m1","anonymousId":"a1","event":"E"}`,
 				`{"type":"track","messageId":"m2","userId":"u1","event":"E"}`,

@@ -101,9 +101,16 @@ func TestIdentityPreviewFromTheCommandLine(t *testing.T) {
 	mustRun(t, "import", "--db", db, "../../testdata/sample/events.ndjson")
 	proposed := mustWriteConfig(t, "identity:\n  types:\n    ios.id: {limit: 1}\n")
 
+	mustRun(t, "audiences", "run", "--db", db, "--clock", "2026-11-30T12:00:00Z")
+	before := mustRun(t, "audiences", "export", "cart_abandonment", "--db", db)
+
 	out := mustRun(t, "identity", "preview", "--db", db, "--config", proposed)
-	if !strings.Contains(out, "replayed 6188 messages: 333 profiles now") {
+	if !strings.Contains(out, "replayed 6188 messages: 333 profiles now") ||
+		!strings.Contains(out, "would split") {
 		t.Errorf("preview said %q", out)
+	}
+	if after := mustRun(t, "audiences", "export", "cart_abandonment", "--db", db); after != before {
+		t.Error("the preview changed the audience's members")
 	}
 	summary := mustRun(t, "import", "--db", db, "../../testdata/seed-journey/messages.ndjson")
 	if !strings.Contains(summary, "stored 69") {
