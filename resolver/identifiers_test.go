@@ -13,8 +13,9 @@ import (
 func mustParseMessage(t testing.TB, raw string) *resolver.Message {
 	t.Helper()
 	env := resolver.Envelope{
-		Source:     "test",
-		ReceivedAt: time.Date(2026, 12, 4, 15, 8, 0, 0, time.UTC),
+		Source:      "test",
+		ReceivedAt:  time.Date(2026, 12, 4, 15, 8, 0, 0, time.UTC),
+		AllowDelete: true, // as on the webhook
 	}
 	m, err := resolver.ParseMessage([]byte(raw), env)
 	if err != nil {

@@ -60,6 +60,10 @@ type Envelope struct {
 	CorrectSkew bool
 	// BatchSentAt is the batch-level sentAt of a tracking API batch.
 	BatchSentAt string
+	// AllowDelete accepts Segment's deletion requests ({"type":"delete"}),
+	// which come only from Segment itself: the webhook and imports, never
+	// the tracking API, whose write keys are public in web pages.
+	AllowDelete bool
 }
 
 // ParseMessage decodes and validates one raw Segment message. It is lenient
@@ -86,6 +90,10 @@ func ParseMessage(raw []byte, env Envelope) (*Message, error) {
 	}
 	if err := m.validate(); err != nil {
 		return nil, err
+	}
+	if m.Type == "delete" && !env.AllowDelete {
+		return nil, Errorf(EInvalid, "delete requests are taken only from Segment's "+
+			"destination (/webhook), not from the tracking API")
 	}
 
 	m.Timestamp, err = messageTime(fields, env)

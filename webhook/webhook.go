@@ -98,7 +98,7 @@ func (h *Handler) webhook(c *gin.Context) {
 		}
 	}
 
-	env := resolver.Envelope{Source: "webhook", ReceivedAt: received}
+	env := resolver.Envelope{Source: "webhook", ReceivedAt: received, AllowDelete: true}
 	h.store(c, items, env)
 }
 

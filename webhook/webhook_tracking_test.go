@@ -361,3 +361,18 @@ func TestWrongBasicWriteKeyIsRefusedBeforeTheBody(t *testing.T) {
 	rec := mustPost(t, s, call{path: "/v1/batch", body: []byte("not even json"), user: "nope"})
 	mustFail(t, rec, http.StatusUnauthorized, resolver.EUnauthorized, "not valid")
 }
+
+func TestTrackingAPIRefusesDeleteRequests(t *testing.T) {
+	s := mustServer(t, webhook.Config{WriteKeys: []string{"wk-live"}})
+	mustSucceed(t, mustPost(t, s, call{path: "/v1/track", user: "wk-live",
+		body: []byte(`{"userId":"u1","event":"E","messageId":"m1"}`)}))
+
+	for _, path := range []string{"/v1/batch", "/v1/import"} {
+		rec := mustPost(t, s, call{path: path, user: "wk-live",
+			body: []byte(`{"batch":[{"type":"delete","userId":"u1"}]}`)})
+		mustFail(t, rec, http.StatusBadRequest, resolver.EInvalid, "/webhook")
+	}
+	if n := mustEventCount(t, s); n != 1 {
+		t.Errorf("%d events after refused deletions, want the 1 stored", n)
+	}
+}

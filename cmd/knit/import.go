@@ -133,7 +133,7 @@ func (a *app) importLines(ctx context.Context, input io.Reader,
 		return summary, err
 	}
 
-	env := resolver.Envelope{Source: "import"}
+	env := resolver.Envelope{Source: "import", AllowDelete: true}
 	var batch []*resolver.Message
 	printed := 0
 	for line := 1; ; line++ {
