@@ -201,13 +201,25 @@ func (w *writer) aliasPrevious(ctx context.Context, m *Message) ([]Identifier, e
 		return nil, nil
 	}
 
-	asUser := Identifier{Type: TypeUserID, Value: value}
-	owners, err := w.owners(ctx, []Identifier{asUser})
+	previous := Identifier{Type: TypeUserID, Value: value}
+	owners, err := w.owners(ctx, []Identifier{previous})
 	if err != nil {
 		return nil, err
 	}
-	if _, held := owners[asUser]; held {
-		return []Identifier{asUser}, nil
+	if _, held := owners[previous]; !held {
+		previous.Type = TypeAnonymousID
 	}
-	return []Identifier{{Type: TypeAnonymousID, Value: value}}, nil
+
+	// The same blocks apply as to any identifier of that type.
+	if reason := w.rules.blockedReason(previous.Type, value); reason != "" {
+		w.record(decision{kind: DecisionBlocked, rule: "blocked values", detail: reason,
+			identifier: previous})
+		return nil, nil
+	}
+	kept, unlinked, err := w.withoutUnlinked(ctx, []Identifier{previous})
+	for _, b := range unlinked {
+		w.record(decision{kind: DecisionBlocked, identifier: b.Identifier,
+			rule: "blocked values", detail: b.reason})
+	}
+	return kept, err
 }

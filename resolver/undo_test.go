@@ -140,3 +140,17 @@ func TestSegmentDeleteMessageErasesTheUser(t *testing.T) {
 		t.Errorf("%d events left, want none (the delete request is not an event)", n)
 	}
 }
+
+func TestAliasCannotBringBackABlockedOrUnlinkedIdentifier(t *testing.T) {
+	db, store := mustResolverStore(t)
+	mustIngestEach(t, store,
+		`{"type":"track","messageId":"m1","userId":"u1","anonymousId":"anonX","event":"E"}`)
+	if _, err := store.Unlink(context.Background(),
+		resolver.Identifier{Type: "anonymous_id", Value: "anonX"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	mustIngestEach(t, store, `{"type":"alias","messageId":"m2","userId":"u1","previousId":"anonX"}`)
+	if n := mustCount(t, db, `SELECT COUNT(*) FROM identities WHERE value = 'anonX'`); n != 0 {
+		t.Errorf("an alias re-attached the unlinked anonX")
+	}
+}
