@@ -3,6 +3,8 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -53,23 +55,97 @@ func (w *writer) deleteFor(ctx context.Context, m *Message) (Outcome, error) {
 }
 
 func (w *writer) erase(ctx context.Context, id Identifier, requestedBy string) (DeleteResult, error) {
-	profile, err := w.ownerOf(ctx, id)
+	profiles, messages, err := w.personOf(ctx, id)
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	family, err := w.family(ctx, profile)
+	if len(profiles) == 0 && len(messages) == 0 {
+		return DeleteResult{}, Errorf(ENotFound, "no profile or message holds %s", id)
+	}
+	scrub, err := w.heldBy(ctx, profiles)
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	result := DeleteResult{Profile: profile}
-	if err := w.countFamily(ctx, family, &result); err != nil {
+	scrub = append(scrub, id)
+
+	result := DeleteResult{Events: len(messages), Identifiers: len(scrub) - 1}
+	if len(profiles) > 0 {
+		result.Profile = profiles[0]
+	}
+	if err := w.eraseRows(ctx, profiles, messages, scrub); err != nil {
 		return result, err
 	}
+	_, err = w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO profile_deletions
+		(profile_id, events_deleted, identifiers_deleted, requested_by, at_ms)
+		VALUES (?, ?, ?, ?, ?)`), result.Profile, result.Events, result.Identifiers,
+		requestedBy, w.now.UnixMilli())
+	if err != nil {
+		return result, fmt.Errorf("record deletion of profile %d: %w", result.Profile, err)
+	}
+	return result, nil
+}
 
-	steps := []string{
-		`DELETE FROM identity_links WHERE message_id IN
-		   (SELECT message_id FROM events WHERE profile_id IN (?))`,
-		`DELETE FROM events WHERE profile_id IN (?)`,
+// personOf finds everything of the person id names: the live profile that
+// holds id with the profiles merged into it, the live profiles of any
+// message that carried id (an unlink may have moved them), and the ids of
+// all their messages, including messages that carried id but belong to no
+// profile any more.
+func (w *writer) personOf(ctx context.Context, id Identifier) ([]int64, []string, error) {
+	var carried []string
+	err := w.tx.SelectContext(ctx, &carried, w.tx.Rebind(`SELECT message_id
+		FROM identity_links WHERE type = ? AND value = ?`), id.Type, id.Value)
+	if err != nil {
+		return nil, nil, fmt.Errorf("find messages of %s: %w", id, err)
+	}
+
+	seeds := map[int64]bool{}
+	if owner, err := w.ownerOf(ctx, id); err == nil {
+		seeds[owner] = true
+	} else if ErrorCode(err) != ENotFound {
+		return nil, nil, err
+	}
+	var holders []int64
+	err = w.selectIn(ctx, &holders, `SELECT DISTINCT profile_id FROM events
+		WHERE message_id IN (?) AND profile_id IS NOT NULL`, carried)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range holders {
+		seeds[p] = true
+	}
+
+	var profiles []int64
+	for seed := range seeds {
+		family, err := w.family(ctx, seed)
+		if err != nil {
+			return nil, nil, err
+		}
+		profiles = append(profiles, family...)
+	}
+	sort.Slice(profiles, func(i, j int) bool { return profiles[i] < profiles[j] })
+
+	var own []string
+	err = w.selectIn(ctx, &own, `SELECT message_id FROM events WHERE profile_id IN (?)`,
+		profiles)
+	if err != nil {
+		return nil, nil, err
+	}
+	return profiles, uniqueStrings(append(own, carried...)), nil
+}
+
+// heldBy lists the identifiers the profiles hold.
+func (w *writer) heldBy(ctx context.Context, profiles []int64) ([]Identifier, error) {
+	var held []Identifier
+	err := w.selectIn(ctx, &held, `SELECT type, value FROM identities
+		WHERE profile_id IN (?)`, profiles)
+	return held, err
+}
+
+// eraseRows removes the person's rows everywhere they appear, and every
+// record that names one of their identifiers.
+func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []string,
+	scrub []Identifier) error {
+	byProfile := []string{
 		`DELETE FROM identities WHERE profile_id IN (?)`,
 		`DELETE FROM traits WHERE profile_id IN (?)`,
 		`DELETE FROM identity_decisions WHERE profile_id IN (?)`,
@@ -78,41 +154,71 @@ func (w *writer) erase(ctx context.Context, id Identifier, requestedBy string) (
 		`DELETE FROM audience_members WHERE profile_id IN (?)`,
 		`UPDATE profiles SET retired_ms = ` + fmt.Sprint(w.now.UnixMilli()) + ` WHERE id IN (?)`,
 	}
-	for _, step := range steps {
-		query, args, err := sqlx.In(step, family)
-		if err != nil {
-			return result, fmt.Errorf("build erase step: %w", err)
-		}
-		if _, err := w.tx.ExecContext(ctx, w.tx.Rebind(query), args...); err != nil {
-			return result, fmt.Errorf("erase profile %d: %w", profile, err)
+	for _, query := range byProfile {
+		if err := w.execIn(ctx, query, profiles); err != nil {
+			return err
 		}
 	}
-
-	_, err = w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO profile_deletions
-		(profile_id, events_deleted, identifiers_deleted, requested_by, at_ms)
-		VALUES (?, ?, ?, ?, ?)`), profile, result.Events, result.Identifiers,
-		requestedBy, w.now.UnixMilli())
-	if err != nil {
-		return result, fmt.Errorf("record deletion of profile %d: %w", profile, err)
+	byMessage := []string{
+		`DELETE FROM identity_links WHERE message_id IN (?)`,
+		`DELETE FROM identity_decisions WHERE message_id IN (?)`,
+		`DELETE FROM events WHERE message_id IN (?)`,
 	}
-	return result, nil
+	for _, query := range byMessage {
+		if err := w.execIn(ctx, query, messages); err != nil {
+			return err
+		}
+	}
+	return w.scrubIdentifiers(ctx, scrub)
 }
 
-func (w *writer) countFamily(ctx context.Context, family []int64, result *DeleteResult) error {
-	for _, count := range []struct {
-		query string
-		dest  *int
-	}{
-		{`SELECT COUNT(*) FROM events WHERE profile_id IN (?)`, &result.Events},
-		{`SELECT COUNT(*) FROM identities WHERE profile_id IN (?)`, &result.Identifiers},
-	} {
-		query, args, err := sqlx.In(count.query, family)
-		if err != nil {
-			return fmt.Errorf("build count: %w", err)
-		}
-		if err := w.tx.GetContext(ctx, count.dest, w.tx.Rebind(query), args...); err != nil {
-			return fmt.Errorf("count what to erase: %w", err)
+// scrubIdentifiers removes links, blocks and history entries that name any
+// of ids, wherever they are (another person's history included).
+func (w *writer) scrubIdentifiers(ctx context.Context, ids []Identifier) error {
+	for _, id := range ids {
+		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).
+			Replace(id.Value) + "%"
+		for _, step := range []struct {
+			query string
+			args  []any
+		}{
+			{`DELETE FROM identity_links WHERE type = ? AND value = ?`, []any{id.Type, id.Value}},
+			{`DELETE FROM identity_blocks WHERE type = ? AND value = ?`, []any{id.Type, id.Value}},
+			{`UPDATE identity_blocks SET reason = 'erased on request'
+			  WHERE reason LIKE ? ESCAPE '\'`, []any{pattern}},
+			{`DELETE FROM identity_decisions WHERE identifier = ? OR detail LIKE ? ESCAPE '\'`,
+				[]any{id.String(), pattern}},
+		} {
+			if _, err := w.tx.ExecContext(ctx, w.tx.Rebind(step.query), step.args...); err != nil {
+				return fmt.Errorf("scrub %s: %w", id.Type, err)
+			}
 		}
 	}
 	return nil
+}
+
+// execIn runs a statement with one IN (?) over values, in chunks small
+// enough for every engine's parameter limit.
+func (w *writer) execIn(ctx context.Context, query string, values any) error {
+	return forChunks(values, func(chunk any) error {
+		q, args, err := sqlx.In(query, chunk)
+		if err != nil {
+			return fmt.Errorf("build statement: %w", err)
+		}
+		if _, err := w.tx.ExecContext(ctx, w.tx.Rebind(q), args...); err != nil {
+			return fmt.Errorf("erase: %w", err)
+		}
+		return nil
+	})
+}
+
+// selectIn is execIn for a query whose rows are appended to dest.
+func (w *writer) selectIn(ctx context.Context, dest any, query string, values any) error {
+	return forChunks(values, func(chunk any) error {
+		q, args, err := sqlx.In(query, chunk)
+		if err != nil {
+			return fmt.Errorf("build query: %w", err)
+		}
+		return appendSelect(ctx, w.tx, dest, w.tx.Rebind(q), args)
+	})
 }

@@ -154,3 +154,43 @@ func TestAliasCannotBringBackABlockedOrUnlinkedIdentifier(t *testing.T) {
 		t.Errorf("an alias re-attached the unlinked anonX")
 	}
 }
+
+func TestDeleteAfterUnlinkLeavesNoTraceOfThePerson(t *testing.T) {
+	db, store := mustResolverStore(t)
+	mustIngestEach(t, store, sharedTablet...)
+	mustIngestEach(t, store,
+		`{"type":"identify","messageId":"m4","userId":"u1","anonymousId":"a1",`+
+			`"traits":{"email":"jane@x.test"}}`,
+		`{"type":"track","messageId":"m5","userId":"u1","event":"E"}`)
+	ctx := context.Background()
+	if _, err := store.Unlink(ctx, resolver.Identifier{Type: "ios.id", Value: "tablet"},
+		"jane@x.test's tablet"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Unlink(ctx, resolver.Identifier{Type: "user_id", Value: "u1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	// Segment's request names the user id knit no longer keeps on a profile.
+	outcomes := mustIngestEach(t, store, `{"type":"delete","messageId":"d1","userId":"u1"}`)
+	if outcomes[0].Status != resolver.StatusDeleted {
+		t.Fatalf("outcome %+v", outcomes[0])
+	}
+	for _, query := range []string{
+		`SELECT COUNT(*) FROM events WHERE raw LIKE '%u1%' OR raw LIKE '%jane%'`,
+		`SELECT COUNT(*) FROM identities WHERE value IN ('u1', 'jane@x.test', 'a1')`,
+		`SELECT COUNT(*) FROM identity_links WHERE value IN ('u1', 'jane@x.test', 'a1')`,
+		`SELECT COUNT(*) FROM identity_decisions WHERE identifier LIKE '%u1%'
+		   OR identifier LIKE '%jane%' OR detail LIKE '%jane%' OR detail LIKE '%u1%'`,
+		`SELECT COUNT(*) FROM identity_blocks WHERE value = 'u1' OR reason LIKE '%jane%'`,
+		`SELECT COUNT(*) FROM traits t JOIN identities i ON i.profile_id = t.profile_id
+		   WHERE i.value = 'a1'`,
+	} {
+		if n := mustCount(t, db, query); n != 0 {
+			t.Errorf("%d rows left: %s", n, query)
+		}
+	}
+	if n := mustCount(t, db, `SELECT COUNT(*) FROM profile_deletions`); n != 1 {
+		t.Errorf("%d deletion records, want 1", n)
+	}
+}
