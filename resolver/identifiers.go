@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
@@ -143,6 +144,9 @@ var normalisers = map[string]func(string) string{
 // normalise brings a value to its stored form: emails trimmed and
 // lower-cased, custom types by their normaliser, everything else trimmed.
 func (r Rules) normalise(kind, value string) string {
+	if slices.Contains(builtinTypes, kind) {
+		return normalise(kind, value) // extra keys never change a built-in type
+	}
 	for _, custom := range r.Custom {
 		if custom.Type == kind {
 			return normalisers[custom.Normaliser](value)

@@ -72,7 +72,11 @@ func (w *writer) place(ctx context.Context, m *Message,
 	if kind, limit, broken := w.breaksLimit(held, ids, m.Timestamp); broken {
 		return 0, &brokenLimit{kind: kind, limit: limit}, nil
 	}
-	profile, err := w.join(ctx, m, profiles, ids, owners)
+	counts := map[int64]int{}
+	for _, id := range held {
+		counts[id.profile]++
+	}
+	profile, err := w.join(ctx, m, profiles, ids, owners, counts)
 	return profile, nil, err
 }
 
@@ -291,7 +295,7 @@ func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier
 // join merges profiles into the oldest of them and attaches the message's
 // identifiers that no profile held yet.
 func (w *writer) join(ctx context.Context, m *Message, profiles []int64,
-	ids []Identifier, owners map[Identifier]int64) (int64, error) {
+	ids []Identifier, owners map[Identifier]int64, counts map[int64]int) (int64, error) {
 	survivor := profiles[0]
 	merges := 0
 	if len(profiles) > 1 { // counted only when a merge is on the table
@@ -305,13 +309,13 @@ func (w *writer) join(ctx context.Context, m *Message, profiles []int64,
 		if err != nil {
 			return 0, err
 		}
-		if merges+1+theirs > w.rules.MaxMerges {
-			w.record(decision{kind: DecisionCap, profile: survivor, other: merged,
-				rule:   fmt.Sprintf("cap: at most %d merges a profile", w.rules.MaxMerges),
+		if rule := w.mergeCap(merges+1+theirs, counts[survivor]+counts[merged]); rule != "" {
+			w.record(decision{kind: DecisionCap, profile: survivor, other: merged, rule: rule,
 				detail: "the profiles stay apart and the message lands on this one"})
 			continue
 		}
 		merges += 1 + theirs
+		counts[survivor] += counts[merged]
 		w.recordMerge(ids, owners, survivor, merged)
 		if err := w.merge(ctx, m, survivor, merged); err != nil {
 			return 0, err
@@ -322,6 +326,17 @@ func (w *writer) join(ctx context.Context, m *Message, profiles []int64,
 		return 0, err
 	}
 	return survivor, nil
+}
+
+// mergeCap names the hard cap a merge would pass, or "".
+func (w *writer) mergeCap(merges, identifiers int) string {
+	switch {
+	case merges > w.rules.MaxMerges:
+		return fmt.Sprintf("cap: at most %d merges a profile", w.rules.MaxMerges)
+	case identifiers > w.rules.MaxIdentifiers:
+		return fmt.Sprintf("cap: at most %d identifiers a profile", w.rules.MaxIdentifiers)
+	}
+	return ""
 }
 
 // recordMerge explains a merge by the identifiers that bridged the two

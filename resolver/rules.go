@@ -3,6 +3,7 @@ package resolver
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -120,8 +121,14 @@ func (r Rules) Validate() error {
 		seen[kind] = true
 	}
 	for _, c := range r.Custom {
-		if len(c.Keys) == 0 {
-			add("identity.types.%s.keys must name at least one key", c.Type)
+		if len(c.Keys) == 0 || slices.Contains(c.Keys, "") {
+			add("identity.types.%s.keys must name at least one key, none empty", c.Type)
+		}
+		if slices.Contains(builtinTypes, c.Type) && c.Normaliser != "" {
+			add("identity.types.%s.normaliser: a built-in type keeps its own", c.Type)
+		}
+		if c.Type == "" || strings.ContainsAny(c.Type, ": \t") {
+			add("identity.types.%q: a type name needs letters and no colon or space", c.Type)
 		}
 		if _, ok := normalisers[c.Normaliser]; !ok {
 			add("identity.types.%s.normaliser %q is not one of none, lower, email, phone",

@@ -44,6 +44,18 @@ func TestConfigurableRules(t *testing.T) {
 			history: []string{"Did not add anonymous_id a4 from message m4: at most 2 " +
 				"anonymous_id on a profile seen within 168h0m0s"},
 		},
+		{name: "extra keys for a built-in type keep its normaliser",
+			rules: func(r *resolver.Rules) {
+				r.Custom = []resolver.CustomType{{Type: "email", Keys: []string{"email_address"}}}
+			},
+			messages: []string{
+				`{"type":"identify","messageId":"m1","anonymousId":"a1",` +
+					`"traits":{"email_address":" Jane@X.test "}}`,
+				`{"type":"identify","messageId":"m2","anonymousId":"a2",` +
+					`"traits":{"email":"jane@x.test"}}`,
+			},
+			profiles: []string{"anonymous_id:a1 anonymous_id:a2 email:jane@x.test"},
+		},
 		{name: "values blocked for one type, exactly or by pattern, stay off profiles",
 			rules: func(r *resolver.Rules) {
 				r.BlockedByType["email"] = []string{"team@acme.test"}
@@ -125,6 +137,21 @@ func TestConfigurableRules(t *testing.T) {
 			profiles: []string{"anonymous_id:a1 user_id:u1"},
 			history: []string{"Did not add anonymous_id a2 from message m2: " +
 				"at most 2 identifiers a profile."},
+		},
+		{name: "the identifier cap also keeps two full profiles from merging",
+			rules: func(r *resolver.Rules) { r.MaxIdentifiers = 3 },
+			messages: []string{
+				`{"type":"track","messageId":"m1","anonymousId":"a1","event":"E",` +
+					`"context":{"traits":{"email":"one@x.test"}}}`,
+				`{"type":"track","messageId":"m2","anonymousId":"a2","event":"E",` +
+					`"context":{"traits":{"email":"two@x.test"}}}`,
+				`{"type":"track","messageId":"m3","anonymousId":"a1","event":"E",` +
+					`"context":{"externalIds":[{"id":"a2","type":"anonymous_id"}]}}`,
+			},
+			profiles: []string{"anonymous_id:a1 email:one@x.test",
+				"anonymous_id:a2 email:two@x.test"},
+			history: []string{"Not merged with profile 2 although message m3 tied them: " +
+				"at most 3 identifiers a profile."},
 		},
 		{name: "the merge cap keeps profiles apart and the message lands all the same",
 			rules: func(r *resolver.Rules) { r.MaxMerges = 1 },

@@ -25,7 +25,8 @@ type traitLeaf struct {
 // dropped from keys (they would clash with the path separator).
 func flattenTraits(prefix string, value any, out *[]traitLeaf) error {
 	if object, ok := value.(map[string]any); ok && len(object) > 0 {
-		for key, child := range object {
+		for _, key := range sortedKeys(object) {
+			child := object[key]
 			clean := strings.Map(func(c rune) rune {
 				if c < 0x20 || c == 0x7f {
 					return -1
@@ -58,7 +59,7 @@ func (w *writer) setTraits(ctx context.Context, profile int64, m *Message) error
 	if err := flattenTraits("", map[string]any(m.Traits), &leaves); err != nil {
 		return err
 	}
-	sort.Slice(leaves, func(i, j int) bool { return leaves[i].path < leaves[j].path })
+	sort.SliceStable(leaves, func(i, j int) bool { return leaves[i].path < leaves[j].path })
 
 	for _, leaf := range leaves {
 		if leaf.path == "" {
@@ -152,8 +153,11 @@ func assembleTraits(rows []traitRow) ([]Trait, error) {
 		if r.Value == "null" {
 			continue
 		}
+		// Numbers stay as written: no overflow, no lost digits.
 		var value any
-		if err := json.Unmarshal([]byte(r.Value), &value); err != nil {
+		dec := json.NewDecoder(strings.NewReader(r.Value))
+		dec.UseNumber()
+		if err := dec.Decode(&value); err != nil {
 			return nil, fmt.Errorf("decode trait %q: %w", readablePath(r.Path), err)
 		}
 		placeLeaf(root, strings.Split(r.Path, traitPathSep), value)

@@ -51,6 +51,10 @@ func TestTraitsMergeFieldByFieldByEventTime(t *testing.T) {
 				identify("m2", "u1", "2026-02-01T00:00:00Z", `{"a":"flat","b":{"y":2}}`),
 			},
 			`a="flat" b={"y":2}`},
+		{"numbers keep every digit and never overflow",
+			[]string{identify("m1", "u1", "2026-01-01T00:00:00Z",
+				`{"big":12345678901234567890123,"huge":1e400}`)},
+			`big=12345678901234567890123 huge=1e400`},
 		{"across a merge each field keeps its latest value",
 			[]string{
 				identify("m1", "u1", "2026-03-01T00:00:00Z", `{"address":{"city":"Lyon"}}`),

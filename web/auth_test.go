@@ -127,3 +127,20 @@ func TestTokenResetTakesEffectOnARunningServer(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleSessionCannotChangeDataThroughTheAPI(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	server := mustSite(t, db, "token-a")
+	cookie := mustSignInCookie(t, server, "token-a")
+
+	req, _ := http.NewRequest(http.MethodPost, server.URL+"/audiences/cart_abandonment/runs", nil)
+	req.AddCookie(cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST with only a session cookie: %d, want 401", resp.StatusCode)
+	}
+}
