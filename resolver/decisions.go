@@ -122,6 +122,11 @@ func (d DecisionRecord) Explain() string {
 		}
 		return fmt.Sprintf("Did not add %s from message %s: %s.", id, d.MessageID,
 			strings.TrimPrefix(d.Rule, "cap: "))
+	case DecisionUnlinked:
+		return fmt.Sprintf("Unlinked %s: it is blocked for good and the profile was "+
+			"rebuilt from its messages (%s).", id, orDash(d.Detail))
+	case DecisionRebuilt:
+		return fmt.Sprintf("Rebuilt %s, %s.", d.Detail, d.Rule)
 	case DecisionBlocked:
 		return fmt.Sprintf("Ignored %s in message %s: a blocked value (%s).",
 			id, d.MessageID, d.Detail)
@@ -149,4 +154,11 @@ func (p *Profiles) History(ctx context.Context, profile int64) ([]DecisionRecord
 		return nil, fmt.Errorf("read history of profile %d: %w", profile, err)
 	}
 	return records, nil
+}
+
+func orDash(text string) string {
+	if strings.TrimSpace(text) == "" {
+		return "no reason given"
+	}
+	return text
 }

@@ -27,6 +27,7 @@ type DeleteResult struct {
 func (s *Store) Delete(ctx context.Context, id Identifier, requestedBy string) (DeleteResult, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	id.Value = s.rules.normalise(id.Type, id.Value)
 
 	var result DeleteResult
 	err := s.db.WithTx(ctx, func(tx *sqlx.Tx) error {
@@ -157,6 +158,13 @@ func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []str
 	for _, query := range byProfile {
 		if err := w.execIn(ctx, query, profiles); err != nil {
 			return err
+		}
+	}
+	for _, id := range messages {
+		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO erased_messages
+			(message_id) VALUES (?) ON CONFLICT DO NOTHING`), id)
+		if err != nil {
+			return fmt.Errorf("remember erased message: %w", err)
 		}
 	}
 	byMessage := []string{

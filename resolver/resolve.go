@@ -93,6 +93,9 @@ func (w *writer) windowText(kind string) string {
 	if window == 0 {
 		return ""
 	}
+	if days := window / (24 * time.Hour); days*24*time.Hour == window {
+		return fmt.Sprintf(" seen within %d days", days)
+	}
 	return fmt.Sprintf(" seen within %s", window)
 }
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Rules are the identity resolution settings: how many values of each type
@@ -212,19 +213,35 @@ func (r Rules) Blocked(value string) bool {
 func (r Rules) blockedReason(kind, value string) string {
 	trimmed := strings.TrimSpace(value)
 	switch {
-	case trimmed == "":
+	case strings.TrimFunc(value, invisible) == "":
 		return "blank"
-	case strings.ContainsFunc(value, func(c rune) bool { return c < 0x20 || c == 0x7f }):
+	case strings.ContainsFunc(value, unicode.IsControl):
 		return "control characters"
 	case junkValues[strings.ToLower(trimmed)] || zerosAndDashes.MatchString(trimmed):
 		return "a junk placeholder"
 	case matchesValue(trimmed, r.BlockedValues) || matchesPattern(trimmed, r.BlockedPatterns):
 		return "blocked by identity.blocked"
-	case matchesValue(trimmed, r.BlockedByType[kind]) ||
+	case matchesValue(trimmed, r.normaliseAll(kind, r.BlockedByType[kind])) ||
 		matchesPattern(trimmed, r.BlockedPatternsByType[kind]):
 		return "blocked by identity.types." + kind + ".blocked"
 	}
 	return ""
+}
+
+// invisible is true for white space and format characters (zero-width
+// spaces, byte-order marks), which make no identifier on their own.
+func invisible(c rune) bool { return unicode.IsSpace(c) || unicode.Is(unicode.Cf, c) }
+
+// normaliseAll brings configured values to the form values of kind are
+// stored in, so a block written "+1 555 010 0000" matches +15550100000.
+func (r Rules) normaliseAll(kind string, values []string) []string {
+	out := make([]string, 0, len(values))
+	for _, v := range values {
+		if n := r.normalise(kind, v); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func matchesValue(value string, list []string) bool {

@@ -42,7 +42,7 @@ func TestConfigurableRules(t *testing.T) {
 			},
 			profiles: []string{"anonymous_id:a1 anonymous_id:a2 anonymous_id:a3 user_id:u1"},
 			history: []string{"Did not add anonymous_id a4 from message m4: at most 2 " +
-				"anonymous_id on a profile seen within 168h0m0s"},
+				"anonymous_id on a profile seen within 7 days"},
 		},
 		{name: "extra keys for a built-in type keep its normaliser",
 			rules: func(r *resolver.Rules) {
@@ -255,5 +255,25 @@ func TestFindNormalisesCustomTypes(t *testing.T) {
 	if _, err := profiles.Find(t.Context(),
 		resolver.Identifier{Type: "phone", Value: "0033 612-345-678"}); err != nil {
 		t.Errorf("a phone number written another way: %v", err)
+	}
+}
+
+func TestInvisibleAndControlValuesAreNeverIdentifiers(t *testing.T) {
+	rules := resolver.DefaultRules()
+	for _, value := range []string{"\u200b", "\ufeff", "\u200b \ufeff", "ab\u0085c",
+		"x\u009by", "nul\x00"} {
+		if !rules.Blocked(value) {
+			t.Errorf("%q is used as an identifier", value)
+		}
+	}
+	rules.Custom = []resolver.CustomType{{Type: "phone", Keys: []string{"phone"},
+		Normaliser: "phone"}}
+	rules.BlockedByType["phone"] = []string{"+1 555 010 0000"}
+	ids := rules.Extract(mustParseMessage(t,
+		`{"type":"identify","userId":"u1","traits":{"phone":"+1 (555) 010-0000 "}}`))
+	for _, id := range ids {
+		if id.Type == "phone" {
+			t.Errorf("a blocked phone written another way was kept: %v", id)
+		}
 	}
 }

@@ -106,9 +106,11 @@ type writer struct {
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 	outcome := Outcome{MessageID: m.ID, Status: StatusDuplicate}
 
+	// Stored before, or erased for a privacy request: either way not again.
 	var existing int
-	err := w.tx.GetContext(ctx, &existing, w.tx.Rebind(
-		`SELECT COUNT(*) FROM events WHERE message_id = ?`), m.ID)
+	err := w.tx.GetContext(ctx, &existing, w.tx.Rebind(`SELECT
+		(SELECT COUNT(*) FROM events WHERE message_id = ?) +
+		(SELECT COUNT(*) FROM erased_messages WHERE message_id = ?)`), m.ID, m.ID)
 	if err != nil {
 		return outcome, fmt.Errorf("check duplicate: %w", err)
 	}

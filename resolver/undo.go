@@ -81,6 +81,7 @@ type UnlinkResult struct {
 func (s *Store) Unlink(ctx context.Context, id Identifier, reason string) (UnlinkResult, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	id.Value = s.rules.normalise(id.Type, id.Value)
 
 	var result UnlinkResult
 	err := s.db.WithTx(ctx, func(tx *sqlx.Tx) error {

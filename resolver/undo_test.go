@@ -194,3 +194,21 @@ func TestDeleteAfterUnlinkLeavesNoTraceOfThePerson(t *testing.T) {
 		t.Errorf("%d deletion records, want 1", n)
 	}
 }
+
+func TestARetryAfterADeletionDoesNotBringThePersonBack(t *testing.T) {
+	db, store := mustResolverStore(t)
+	mustIngestEach(t, store, sharedTablet...)
+	if _, err := store.Delete(context.Background(),
+		resolver.Identifier{Type: "email", Value: "jane@x.test"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	outcomes := mustIngestEach(t, store, sharedTablet...)
+	for _, o := range outcomes {
+		if o.Status != resolver.StatusDuplicate {
+			t.Errorf("retried %s: %s, want duplicate", o.MessageID, o.Status)
+		}
+	}
+	if n := mustCount(t, db, `SELECT COUNT(*) FROM events`); n != 0 {
+		t.Errorf("%d events after the retry", n)
+	}
+}

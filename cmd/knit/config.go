@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -130,9 +131,19 @@ func (c identityConfig) apply(rules resolver.Rules) (resolver.Rules, []string) {
 	for kind, limit := range c.Limits {
 		rules.Limits[strings.ToLower(kind)] = limit
 	}
-	for name, t := range c.Types {
+	seen := map[string]string{}
+	for _, name := range sortedNames(c.Types) {
 		kind := strings.ToLower(name)
-		problems = append(problems, applyType(&rules, kind, t)...)
+		if other, twice := seen[kind]; twice {
+			problems = append(problems, fmt.Sprintf("identity.types names %q and %q, "+
+				"which are one type", other, name))
+		}
+		seen[kind] = name
+		if _, both := c.Limits[kind]; both && c.Types[name].Limit != nil {
+			problems = append(problems, fmt.Sprintf("identity.limits.%s and "+
+				"identity.types.%s.limit are both set; keep one", kind, name))
+		}
+		problems = append(problems, applyType(&rules, kind, c.Types[name])...)
 	}
 	if c.DefaultLimit != nil {
 		rules.DefaultLimit = *c.DefaultLimit
@@ -224,4 +235,13 @@ func clock(start string) (func() time.Time, error) {
 	}
 	began := time.Now()
 	return func() time.Time { return at.Add(time.Since(began)) }, nil
+}
+
+func sortedNames(types map[string]typeConfig) []string {
+	names := make([]string, 0, len(types))
+	for name := range types {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }

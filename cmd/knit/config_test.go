@@ -58,6 +58,11 @@ func TestLoadSettingsRejectsContradictions(t *testing.T) {
 		{"an unknown normaliser is named",
 			"identity:\n  types:\n    phone: {keys: [phone], normaliser: e164}\n",
 			[]string{"identity.types.phone.normaliser", "e164"}},
+		{"a limit set twice is named", "identity:\n  limits: {email: 2}\n  types:\n    email: {limit: 3}\n",
+			[]string{"identity.limits.email and identity.types.email.limit"}},
+		{"one type named twice in different case is named",
+			"identity:\n  types:\n    Phone: {keys: [phone]}\n    phone: {keys: [tel]}\n",
+			[]string{`"Phone" and "phone"`}},
 		{"two problems are reported together", `identity:
   default_limit: 0
 audiences:
