@@ -197,6 +197,9 @@ func (w *writer) aliasPrevious(ctx context.Context, m *Message) ([]Identifier, e
 		return nil, nil
 	}
 	value := strings.TrimSpace(m.PreviousID)
+	if value == strings.TrimSpace(m.UserID) {
+		return nil, nil // an alias to itself ties nothing
+	}
 	if reason := w.rules.blockedReason(TypeUserID, value); reason != "" {
 		w.record(decision{kind: DecisionBlocked, rule: "blocked values", detail: reason,
 			identifier: Identifier{Type: "previous_id", Value: value}})
