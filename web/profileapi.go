@@ -50,6 +50,23 @@ type profileQuery struct {
 	after   string
 }
 
+// profileEndpoint serves one Profile API route: it finds the profile the
+// path names and answers fn's body as JSON, or the error in knit's shape.
+func (s *Server) profileEndpoint(fn func(*gin.Context, profileQuery) (any, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		q, err := s.parseProfileQuery(c)
+		var body any
+		if err == nil {
+			body, err = fn(c, q)
+		}
+		if err != nil {
+			httpx.Error(c, s.log, err)
+			return
+		}
+		c.JSON(http.StatusOK, body)
+	}
+}
+
 func (s *Server) parseProfileQuery(c *gin.Context) (profileQuery, error) {
 	q := profileQuery{limit: profileDefaultLimit}
 	if s.spaceID != "" && c.Param("space") != s.spaceID {
@@ -103,16 +120,10 @@ func (q profileQuery) cursor(c *gin.Context, hasMore bool, last string) profileC
 // named after each audience, the audiences it is in. class=audience shows
 // every audience, true or false, and nothing else; class=computed_trait has
 // none.
-func (s *Server) profileTraits(c *gin.Context) {
-	q, err := s.parseProfileQuery(c)
-	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
-	}
+func (s *Server) profileTraits(c *gin.Context, q profileQuery) (any, error) {
 	traits, err := s.traitList(c, q.profile, c.Query("class"))
 	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
+		return nil, err
 	}
 
 	verbose := c.Query("verbose") == "true"
@@ -129,7 +140,7 @@ func (s *Server) profileTraits(c *gin.Context) {
 		out[t.Key] = traitValue(t, verbose)
 		last = t.Key
 	}
-	c.JSON(http.StatusOK, gin.H{"traits": out, "cursor": q.cursor(c, hasMore, last)})
+	return gin.H{"traits": out, "cursor": q.cursor(c, hasMore, last)}, nil
 }
 
 // traitList returns the traits of a class, sorted by key.
@@ -175,16 +186,10 @@ func traitValue(t resolver.Trait, verbose bool) any {
 	}
 }
 
-func (s *Server) profileExternalIDs(c *gin.Context) {
-	q, err := s.parseProfileQuery(c)
-	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
-	}
+func (s *Server) profileExternalIDs(c *gin.Context, q profileQuery) (any, error) {
 	records, err := s.profiles.Identifiers(c.Request.Context(), q.profile)
 	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
+		return nil, err
 	}
 
 	data := []externalID{}
@@ -205,7 +210,7 @@ func (s *Server) profileExternalIDs(c *gin.Context) {
 		})
 		last = key
 	}
-	c.JSON(http.StatusOK, gin.H{"data": data, "cursor": q.cursor(c, hasMore, last)})
+	return gin.H{"data": data, "cursor": q.cursor(c, hasMore, last)}, nil
 }
 
 // historyEntry is one identity decision as GET .../merges shows it.
@@ -223,16 +228,10 @@ type historyEntry struct {
 // profileHistory serves the profile's identity history, oldest first: every
 // creation, attachment, merge and dropped identifier with the message and
 // rule behind it. next pages on by the last entry's position.
-func (s *Server) profileHistory(c *gin.Context) {
-	q, err := s.parseProfileQuery(c)
-	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
-	}
+func (s *Server) profileHistory(c *gin.Context, q profileQuery) (any, error) {
 	records, err := s.profiles.History(c.Request.Context(), q.profile)
 	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
+		return nil, err
 	}
 
 	data := []historyEntry{}
@@ -254,5 +253,5 @@ func (s *Server) profileHistory(c *gin.Context) {
 		})
 		last = position
 	}
-	c.JSON(http.StatusOK, gin.H{"data": data, "cursor": q.cursor(c, hasMore, last)})
+	return gin.H{"data": data, "cursor": q.cursor(c, hasMore, last)}, nil
 }

@@ -3,7 +3,6 @@ package web
 import (
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/knit-cdp/knit/audiences"
 	"github.com/knit-cdp/knit/resolver"
-	"github.com/knit-cdp/knit/web/httpx"
 )
 
 // profileEvent is one entry of /events, in Segment's shape.
@@ -38,21 +36,14 @@ type eventExternalID struct {
 // profileEvents serves a profile's events across every device and app:
 // start and end (ISO-8601, end exclusive), include and exclude (event
 // names, comma-separated), sort (desc by default), limit and next.
-func (s *Server) profileEvents(c *gin.Context) {
-	q, err := s.parseProfileQuery(c)
-	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
-	}
+func (s *Server) profileEvents(c *gin.Context, q profileQuery) (any, error) {
 	events, err := eventQuery(c, q.limit)
 	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
+		return nil, err
 	}
 	page, err := s.profiles.EventPage(c.Request.Context(), q.profile, events)
 	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
+		return nil, err
 	}
 
 	hasMore := len(page) > q.limit
@@ -65,7 +56,7 @@ func (s *Server) profileEvents(c *gin.Context) {
 	if hasMore {
 		last = encodePosition(page[len(page)-1].Position())
 	}
-	c.JSON(http.StatusOK, gin.H{"data": data, "cursor": eventCursor(c, q.limit, hasMore, last)})
+	return gin.H{"data": data, "cursor": eventCursor(c, q.limit, hasMore, last)}, nil
 }
 
 func eventQuery(c *gin.Context, limit int) (resolver.EventQuery, error) {
@@ -162,18 +153,12 @@ func eventEntry(e resolver.ProfileEvent, profile int64) profileEvent {
 
 // profileMetadata serves when the profile began, was last updated, and its
 // first and last messages with their sources.
-func (s *Server) profileMetadata(c *gin.Context) {
-	q, err := s.parseProfileQuery(c)
-	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
-	}
+func (s *Server) profileMetadata(c *gin.Context, q profileQuery) (any, error) {
 	meta, err := s.profiles.Metadata(c.Request.Context(), q.profile)
 	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
+		return nil, err
 	}
-	c.JSON(http.StatusOK, gin.H{"metadata": gin.H{
+	return gin.H{"metadata": gin.H{
 		"created_at":       audiences.FormatTime(meta.CreatedAt),
 		"updated_at":       audiences.FormatTime(meta.UpdatedAt),
 		"expires_at":       nil,
@@ -181,21 +166,15 @@ func (s *Server) profileMetadata(c *gin.Context) {
 		"first_source_id":  meta.FirstSourceID,
 		"last_message_id":  meta.LastMessageID,
 		"last_source_id":   meta.LastSourceID,
-	}})
+	}}, nil
 }
 
 // profileLinks serves the accounts (group ids from group calls) the profile
 // belongs to, in Segment's links shape.
-func (s *Server) profileLinks(c *gin.Context) {
-	q, err := s.parseProfileQuery(c)
-	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
-	}
+func (s *Server) profileLinks(c *gin.Context, q profileQuery) (any, error) {
 	groups, err := s.profiles.Groups(c.Request.Context(), q.profile)
 	if err != nil {
-		httpx.Error(c, s.log, err)
-		return
+		return nil, err
 	}
 	data := []gin.H{}
 	for _, group := range groups {
@@ -203,5 +182,5 @@ func (s *Server) profileLinks(c *gin.Context) {
 			{Collection: "accounts", Type: "group_id", ID: group, Encoding: "none"},
 		}})
 	}
-	c.JSON(http.StatusOK, gin.H{"data": data})
+	return gin.H{"data": data}, nil
 }

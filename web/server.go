@@ -57,12 +57,12 @@ func (s *Server) Register(router *gin.Engine) {
 	api.POST("/audiences/:name/runs", s.runAudience)
 
 	profiles := api.Group("/v1/spaces/:space/collections/users/profiles/:id")
-	profiles.GET("/traits", s.profileTraits)
-	profiles.GET("/external_ids", s.profileExternalIDs)
-	profiles.GET("/merges", s.profileHistory)
-	profiles.GET("/events", s.profileEvents)
-	profiles.GET("/metadata", s.profileMetadata)
-	profiles.GET("/links", s.profileLinks)
+	profiles.GET("/traits", s.profileEndpoint(s.profileTraits))
+	profiles.GET("/external_ids", s.profileEndpoint(s.profileExternalIDs))
+	profiles.GET("/merges", s.profileEndpoint(s.profileHistory))
+	profiles.GET("/events", s.profileEndpoint(s.profileEvents))
+	profiles.GET("/metadata", s.profileEndpoint(s.profileMetadata))
+	profiles.GET("/links", s.profileEndpoint(s.profileLinks))
 	profiles.POST("/unlink", s.unlinkIdentifier)
 	profiles.DELETE("", s.deleteProfile)
 
