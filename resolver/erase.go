@@ -24,7 +24,8 @@ type DeleteResult struct {
 // history and audience memberships. The deletion is recorded with counts
 // only, keeping no personal data. It returns an *Error with code ENotFound
 // when no profile holds id.
-func (s *Store) Delete(ctx context.Context, id Identifier, requestedBy string) (DeleteResult, error) {
+func (s *Store) Delete(ctx context.Context, id Identifier,
+	requestedBy string) (DeleteResult, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	id.Value = s.rules.normalise(id.Type, id.Value)
@@ -55,7 +56,8 @@ func (w *writer) deleteFor(ctx context.Context, m *Message) (Outcome, error) {
 	return outcome, err
 }
 
-func (w *writer) erase(ctx context.Context, id Identifier, requestedBy string) (DeleteResult, error) {
+func (w *writer) erase(ctx context.Context, id Identifier,
+	requestedBy string) (DeleteResult, error) {
 	profiles, messages, err := w.personOf(ctx, id)
 	if err != nil {
 		return DeleteResult{}, err

@@ -60,7 +60,8 @@ func TestUnlinkSplitsAProfileFusedByABadIdentifier(t *testing.T) {
 	}
 
 	profiles := resolver.NewProfiles(db)
-	jane, _ := profiles.Find(context.Background(), resolver.Identifier{Type: "email", Value: "jane@x.test"})
+	jane, _ := profiles.Find(context.Background(),
+		resolver.Identifier{Type: "email", Value: "jane@x.test"})
 	traits, err := profiles.Traits(context.Background(), jane)
 	if err != nil || len(traits) != 2 || string(traits[1].Value) != `"pro"` {
 		t.Errorf("Jane's traits %v (err %v), want her own plan back", traits, err)

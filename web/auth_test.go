@@ -86,7 +86,8 @@ func TestChangingTheTokenEndsConsoleSessions(t *testing.T) {
 func TestGeneratedTokenIsPrintedOnceAndKeptHashed(t *testing.T) {
 	db := sqltest.MustOpen(t)
 	auth, generated, err := web.EnsureToken(t.Context(), db, "", time.Now)
-	if err != nil || !strings.HasPrefix(generated, "knit_") || !auth.ValidToken(t.Context(), generated) {
+	if err != nil || !strings.HasPrefix(generated, "knit_") ||
+		!auth.ValidToken(t.Context(), generated) {
 		t.Fatalf("first start: token %q, err %v", generated, err)
 	}
 
