@@ -114,8 +114,12 @@ func (w *writer) unlink(ctx context.Context, id Identifier, reason string) (Unli
 	if err != nil {
 		return UnlinkResult{}, err
 	}
+	kept, err := w.keptApartBy(ctx, family)
+	if err != nil {
+		return UnlinkResult{}, err
+	}
 	result := UnlinkResult{Profile: profile}
-	result.Profiles, result.Events, err = w.rebuild(ctx, family,
+	result.Profiles, result.Events, err = w.rebuild(ctx, append(family, kept...),
 		fmt.Sprintf("rebuilt after %s was unlinked", id))
 	if err != nil {
 		return result, err
@@ -124,6 +128,36 @@ func (w *writer) unlink(ctx context.Context, id Identifier, reason string) (Unli
 	w.record(decision{kind: DecisionUnlinked, profile: profile, identifier: id,
 		rule: "unlinked by an operator", detail: reason})
 	return result, w.writeStandalone(ctx, profile)
+}
+
+// keptApartBy finds the profiles (with their families) that a limit kept
+// apart from family: those holding a message that carried one of family's
+// identifiers but had an identifier dropped by a limit. Their messages are
+// resolved again too, since the fused profile may be what kept them apart.
+func (w *writer) keptApartBy(ctx context.Context, family []int64) ([]int64, error) {
+	query, args, err := sqlx.In(`SELECT DISTINCT e.profile_id
+		FROM identity_decisions d
+		JOIN events e ON e.message_id = d.message_id
+		JOIN identity_links l ON l.message_id = d.message_id
+		JOIN identities i ON i.type = l.type AND i.value = l.value
+		WHERE d.kind = ? AND i.profile_id IN (?) AND e.profile_id IS NOT NULL
+		  AND e.profile_id NOT IN (?)`, DecisionLimit, family, family)
+	if err != nil {
+		return nil, fmt.Errorf("build query: %w", err)
+	}
+	var apart []int64
+	if err := w.tx.SelectContext(ctx, &apart, w.tx.Rebind(query), args...); err != nil {
+		return nil, fmt.Errorf("find profiles kept apart: %w", err)
+	}
+	var out []int64
+	for _, p := range apart {
+		members, err := w.family(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, members...)
+	}
+	return out, nil
 }
 
 // ownerOf returns the profile holding id, or ENotFound.

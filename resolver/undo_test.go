@@ -213,3 +213,26 @@ func TestARetryAfterADeletionDoesNotBringThePersonBack(t *testing.T) {
 		t.Errorf("%d events after the retry", n)
 	}
 }
+
+func TestUnlinkAlsoRejoinsWhatTheBadIdentifierKeptApart(t *testing.T) {
+	db, store := mustResolverStore(t)
+	mustIngestEach(t, store,
+		`{"type":"track","messageId":"m1","userId":"u1","event":"E",`+
+			`"context":{"device":{"id":"tablet","type":"ios"}}}`,
+		`{"type":"track","messageId":"m2","anonymousId":"a9","event":"E",`+
+			`"context":{"device":{"id":"tablet","type":"ios"}}}`,
+		// a9 is wrongly u1's through the tablet, so u9 is kept apart from it.
+		`{"type":"identify","messageId":"m3","userId":"u9","anonymousId":"a9"}`)
+
+	if _, err := store.Unlink(context.Background(),
+		resolver.Identifier{Type: "ios.id", Value: "tablet"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, ids := range mustIdentities(t, db) {
+		got[strings.Join(ids, " ")] = true
+	}
+	if !got["user_id:u1"] || !got["anonymous_id:a9 user_id:u9"] || len(got) != 2 {
+		t.Errorf("after unlink: %v, want u1 alone and a9 with u9", got)
+	}
+}
