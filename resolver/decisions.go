@@ -104,7 +104,8 @@ func (d DecisionRecord) Explain() string {
 	id := strings.Replace(d.Identifier, ":", " ", 1)
 	switch d.Kind {
 	case DecisionCreated:
-		return fmt.Sprintf("Created for message %s, which carried %s.", d.MessageID, d.Detail)
+		return fmt.Sprintf("Profile %d created for message %s, which carried %s.",
+			deref(d.ProfileID), d.MessageID, d.Detail)
 	case DecisionAttached:
 		return fmt.Sprintf("Added %s from message %s, whose other identifiers "+
 			"were already on this profile.", id, d.MessageID)
@@ -126,7 +127,8 @@ func (d DecisionRecord) Explain() string {
 		return fmt.Sprintf("Unlinked %s: it is blocked for good and the profile was "+
 			"rebuilt from its messages (%s).", id, orDash(d.Detail))
 	case DecisionRebuilt:
-		return fmt.Sprintf("Rebuilt %s, %s.", d.Detail, d.Rule)
+		return fmt.Sprintf("Rebuilt from the messages of profile %d after %s was "+
+			"unlinked (%s).", deref(d.OtherProfileID), d.Identifier, orDash(d.Detail))
 	case DecisionBlocked:
 		return fmt.Sprintf("Ignored %s in message %s: a blocked value (%s).",
 			id, d.MessageID, d.Detail)
@@ -142,14 +144,15 @@ func deref(id *int64) int64 {
 }
 
 // History returns the identity decisions of a profile and of every profile
-// merged into it, oldest first.
+// merged into it, in the order of the messages' times (decisions taken
+// without a message, such as a rebuild, at the time they were taken).
 func (p *Profiles) History(ctx context.Context, profile int64) ([]DecisionRecord, error) {
 	var records []DecisionRecord
 	err := p.db.SelectContext(ctx, &records, p.db.Rebind(`SELECT id, profile_id,
 		kind, message_id, identifier, other_profile_id, rule, detail, event_ms, at_ms
 		FROM identity_decisions
 		WHERE profile_id = ? OR profile_id IN (SELECT id FROM profiles WHERE merged_into = ?)
-		ORDER BY id`), profile, profile)
+		ORDER BY event_ms, id`), profile, profile)
 	if err != nil {
 		return nil, fmt.Errorf("read history of profile %d: %w", profile, err)
 	}

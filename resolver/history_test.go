@@ -34,8 +34,8 @@ func TestHistoryExplainsEveryDecision(t *testing.T) {
 	}
 	text := strings.Join(lines, "\n")
 	for _, want := range []string{
-		"Created for message m1, which carried anonymous_id:a1.",
-		"Created for message m2, which carried user_id:u1.",
+		"Profile 1 created for message m1, which carried anonymous_id:a1.",
+		"Profile 2 created for message m2, which carried user_id:u1.",
 		"Merged with profile 2 because message m3 tied them: " +
 			"anonymous_id:a1 was on profile 1 and user_id:u1 on profile 2.",
 		"Added email jane@example.com from message m3",

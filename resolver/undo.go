@@ -119,9 +119,11 @@ func (w *writer) unlink(ctx context.Context, id Identifier, reason string) (Unli
 		return UnlinkResult{}, err
 	}
 	result := UnlinkResult{Profile: profile}
-	result.Profiles, result.Events, err = w.rebuild(ctx, append(family, kept...),
-		fmt.Sprintf("rebuilt after %s was unlinked", id))
+	result.Profiles, result.Events, err = w.rebuild(ctx, append(family, kept...), id, reason)
 	if err != nil {
+		return result, err
+	}
+	if result.Profiles, err = w.liveProfiles(ctx, result.Profiles); err != nil {
 		return result, err
 	}
 
@@ -158,6 +160,26 @@ func (w *writer) keptApartBy(ctx context.Context, family []int64) ([]int64, erro
 		out = append(out, members...)
 	}
 	return out, nil
+}
+
+// liveProfiles maps profiles to the live profiles they were merged into,
+// without repeats, in order.
+func (w *writer) liveProfiles(ctx context.Context, profiles []int64) ([]int64, error) {
+	seen := map[int64]bool{}
+	var live []int64
+	for _, p := range profiles {
+		var survivor int64
+		err := w.tx.GetContext(ctx, &survivor, w.tx.Rebind(
+			`SELECT COALESCE(merged_into, id) FROM profiles WHERE id = ?`), p)
+		if err != nil {
+			return nil, fmt.Errorf("follow profile %d: %w", p, err)
+		}
+		if !seen[survivor] {
+			seen[survivor] = true
+			live = append(live, survivor)
+		}
+	}
+	return live, nil
 }
 
 // ownerOf returns the profile holding id, or ENotFound.
@@ -197,8 +219,8 @@ type storedEvent struct {
 
 // rebuild retires the family's profiles and re-resolves their messages in
 // arrival order against the rest of the graph.
-func (w *writer) rebuild(ctx context.Context, family []int64,
-	why string) ([]int64, int, error) {
+func (w *writer) rebuild(ctx context.Context, family []int64, unlinked Identifier,
+	reason string) ([]int64, int, error) {
 	query, args, err := sqlx.In(`SELECT id, message_id, source, ts_ms, received_ms, raw
 		FROM events WHERE profile_id IN (?) ORDER BY id`, family)
 	if err != nil {
@@ -222,8 +244,8 @@ func (w *writer) rebuild(ctx context.Context, family []int64,
 		if profile != 0 && !seen[profile] {
 			seen[profile] = true
 			profiles = append(profiles, profile)
-			w.record(decision{kind: DecisionRebuilt, profile: profile, rule: why,
-				detail: fmt.Sprintf("from the messages of profile %d", family[0])})
+			w.record(decision{kind: DecisionRebuilt, profile: profile, other: family[0],
+				identifier: unlinked, rule: "unlinked by an operator", detail: reason})
 			if err := w.writeStandalone(ctx, profile); err != nil {
 				return nil, 0, err
 			}

@@ -68,7 +68,7 @@ func TestUnlinkSplitsAProfileFusedByABadIdentifier(t *testing.T) {
 	}
 	history, _ := profiles.History(context.Background(), jane)
 	if last := history[len(history)-1].Explain(); !strings.Contains(last,
-		"rebuilt after ios.id:tablet was unlinked") {
+		"after ios.id:tablet was unlinked (in-store tablet)") {
 		t.Errorf("Jane's history ends %q", last)
 	}
 	if n := mustCount(t, db, `SELECT COUNT(*) FROM profiles

@@ -443,7 +443,7 @@ func checkJanesProfile(t *testing.T, ctx context.Context) {
 	}
 
 	history := mustText(t, ctx, "main section:nth-of-type(4)")
-	for _, want := range []string{"Created for message jane-001",
+	for _, want := range []string{"created for message jane-001",
 		"Added user_id abc123def from message jane-006"} {
 		if !strings.Contains(history, want) {
 			t.Errorf("identity history lacks %q:\n%s", want, history)
@@ -626,7 +626,7 @@ func TestConsoleUnlinkAndDeleteWithConfirmation(t *testing.T) {
 		t.Fatalf("after unlink: status %d at %s, want Jane's rebuilt profile", status, at)
 	}
 	history := mustText(t, ctx, "main section:nth-of-type(4)")
-	if !strings.Contains(history, "rebuilt after ios.id:ios_abc123 was unlinked") {
+	if !strings.Contains(history, "after ios.id:ios_abc123 was unlinked (shop demo phone)") {
 		t.Errorf("rebuilt profile's history:\n%s", history)
 	}
 	for _, row := range mustRows(t, ctx, "main section:nth-of-type(1)") {
