@@ -196,6 +196,8 @@ func (m *Message) validate() error {
 	case !messageTypes[m.Type]:
 		return Errorf(EInvalid, "type %q is not one of identify, track, page, "+
 			"screen, group, alias (or delete, Segment's deletion request)", m.Type)
+	case m.Type == "delete" && strings.TrimSpace(m.UserID) == "":
+		return Errorf(EInvalid, "userId is required on a delete request")
 	case strings.TrimSpace(m.UserID) == "" && strings.TrimSpace(m.AnonymousID) == "":
 		return Errorf(EInvalid, "userId or anonymousId is required")
 	case m.Type == "track" && strings.TrimSpace(m.Event) == "":

@@ -86,8 +86,12 @@ func (s *Store) logOutcomes(outcomes []Outcome) {
 	}
 	duplicates := 0
 	for _, o := range outcomes {
-		if o.Status == StatusDuplicate {
+		switch o.Status {
+		case StatusDuplicate:
 			duplicates++
+		case StatusDeleted:
+			s.log.Info("deletion request carried out", "message_id", o.MessageID,
+				"profile_id", o.ProfileID)
 		}
 	}
 	s.log.Debug("messages committed", "stored", len(outcomes)-duplicates,

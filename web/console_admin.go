@@ -65,6 +65,8 @@ func (c *console) unlink(ctx *gin.Context) {
 		c.adminFailed(ctx, err)
 		return
 	}
+	c.server.log.Info("identifier unlinked", "via", "console", "identifier_type", id.Type,
+		"profile_id", result.Profile, "profiles", len(result.Profiles))
 	next := "/"
 	if len(result.Profiles) > 0 {
 		next = fmt.Sprintf("/people/%d", result.Profiles[0])
@@ -82,10 +84,13 @@ func (c *console) delete(ctx *gin.Context) {
 	if !ok {
 		return
 	}
-	if _, err := c.server.admin.Delete(ctx.Request.Context(), id, "console"); err != nil {
+	result, err := c.server.admin.Delete(ctx.Request.Context(), id, "console")
+	if err != nil {
 		c.adminFailed(ctx, err)
 		return
 	}
+	c.server.log.Info("profile deleted", "via", "console", "profile_id", result.Profile,
+		"events_deleted", result.Events)
 	ctx.Redirect(http.StatusSeeOther, "/")
 }
 

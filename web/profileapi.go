@@ -23,6 +23,10 @@ const (
 	profileMaxLimit     = 200
 )
 
+// cursorPrefix marks knit's Profile API cursors, so that a made-up one is
+// refused instead of silently ending the list.
+const cursorPrefix = "knit1:"
+
 // profileCursor is the cursor object of Segment's Profile API responses.
 type profileCursor struct {
 	URL     string `json:"url"`
@@ -100,10 +104,11 @@ func (s *Server) parseProfileQuery(c *gin.Context) (profileQuery, error) {
 	}
 	if next := c.Query("next"); next != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(next)
-		if err != nil || len(raw) == 0 {
+		after, ok := strings.CutPrefix(string(raw), cursorPrefix)
+		if err != nil || !ok {
 			return q, resolver.Errorf(resolver.EInvalid, "next cursor %q is not valid", next)
 		}
-		q.after = string(raw)
+		q.after = after
 	}
 	return q, nil
 }
@@ -111,7 +116,7 @@ func (s *Server) parseProfileQuery(c *gin.Context) (profileQuery, error) {
 func (q profileQuery) cursor(c *gin.Context, hasMore bool, last string) profileCursor {
 	cursor := profileCursor{URL: c.Request.URL.EscapedPath(), HasMore: hasMore, Limit: q.limit}
 	if hasMore {
-		cursor.Next = base64.RawURLEncoding.EncodeToString([]byte(last))
+		cursor.Next = base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + last))
 	}
 	return cursor
 }
@@ -170,7 +175,11 @@ func (s *Server) traitList(c *gin.Context, profile int64, class string) ([]resol
 			continue // the default view shows the audiences the profile is in
 		}
 		value, _ := json.Marshal(member)
-		traits = append(traits, resolver.Trait{Key: name, Value: value, Source: "audiences"})
+		trait := resolver.Trait{Key: name, Value: value, Source: "audiences"}
+		if run, err := s.runner.CurrentRun(ctx, name); err == nil {
+			trait.UpdatedAt = run.EvaluatedAt
+		}
+		traits = append(traits, trait)
 	}
 	sort.Slice(traits, func(i, j int) bool { return traits[i].Key < traits[j].Key })
 	return traits, nil

@@ -230,3 +230,20 @@ func TestUnlinkAndDeleteThroughTheAPI(t *testing.T) {
 		t.Errorf("second delete: %d, want 404", status)
 	}
 }
+
+func TestMadeUpCursorsAreRefused(t *testing.T) {
+	server := mustSeededSite(t)
+	for _, route := range []string{"traits", "external_ids", "merges", "events"} {
+		req, _ := http.NewRequest(http.MethodGet, server.URL+
+			"/v1/spaces/s/collections/users/profiles/user_id:abc123def/"+route+"?next=garbage", nil)
+		req.SetBasicAuth("token-a", "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s with a made-up cursor: %d, want 400", route, resp.StatusCode)
+		}
+	}
+}

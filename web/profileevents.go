@@ -103,13 +103,16 @@ func splitNames(text string) []string {
 }
 
 func encodePosition(p resolver.EventPosition) string {
-	text := strconv.FormatInt(p.TimestampMS, 10) + ":" + strconv.FormatInt(p.ID, 10)
+	text := cursorPrefix + strconv.FormatInt(p.TimestampMS, 10) + ":" +
+		strconv.FormatInt(p.ID, 10)
 	return base64.RawURLEncoding.EncodeToString([]byte(text))
 }
 
 func decodePosition(next string) (resolver.EventPosition, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(next)
-	tsText, idText, ok := strings.Cut(string(raw), ":")
+	position, prefixed := strings.CutPrefix(string(raw), cursorPrefix)
+	tsText, idText, ok := strings.Cut(position, ":")
+	ok = ok && prefixed
 	ts, tsErr := strconv.ParseInt(tsText, 10, 64)
 	id, idErr := strconv.ParseInt(idText, 10, 64)
 	if err != nil || !ok || tsErr != nil || idErr != nil {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/knit-cdp/knit/resolver"
 )
 
 const usage = `knit: a self-hosted, Segment-compatible destination.
@@ -59,7 +61,7 @@ func main() {
 		}
 		os.Exit(2)
 	default:
-		fmt.Fprintf(os.Stderr, "knit: %v\n", err)
+		fmt.Fprintf(os.Stderr, "knit: %s\n", describe(err))
 		os.Exit(1)
 	}
 }
@@ -156,4 +158,13 @@ func orDefault(value, fallback string) string {
 		return fallback
 	}
 	return value
+}
+
+// describe says what went wrong in the words knit gives callers, keeping
+// the wrapped detail only for knit's own failures.
+func describe(err error) string {
+	if resolver.ErrorCode(err) == resolver.EInternal {
+		return err.Error()
+	}
+	return resolver.ErrorMessage(err)
 }
