@@ -154,6 +154,9 @@ func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []str
 		`DELETE FROM identity_decisions WHERE profile_id IN (?)`,
 		`UPDATE identity_decisions SET identifier = '', detail = 'erased on request'
 		 WHERE other_profile_id IN (?)`,
+		// The current results lose the person: their sizes follow.
+		`UPDATE audience_runs SET size = size - 1 WHERE id IN
+		   (SELECT run_id FROM audience_members WHERE profile_id IN (?))`,
 		`DELETE FROM audience_members WHERE profile_id IN (?)`,
 		`UPDATE profiles SET retired_ms = ` + fmt.Sprint(w.now.UnixMilli()) + ` WHERE id IN (?)`,
 	}

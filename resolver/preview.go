@@ -22,8 +22,10 @@ type PreviewReport struct {
 	Merges, Splits               int
 	MergeExamples, SplitExamples []string
 	// Dropped counts identifiers held now that no proposed profile holds;
-	// Added the reverse.
-	Dropped, Added int
+	// Added the reverse (identifiers the new rules take that today's leave
+	// out). Each has a few examples.
+	Dropped, Added                 int
+	DroppedExamples, AddedExamples []string
 }
 
 const previewExamples = 5
@@ -127,16 +129,8 @@ func compareGraphs(ctx context.Context, db, scratch *sqldb.DB,
 
 	report.Merges, report.MergeExamples = spread(proposedGroups, now)
 	report.Splits, report.SplitExamples = spread(nowGroups, proposed)
-	for id := range now {
-		if _, kept := proposed[id]; !kept {
-			report.Dropped++
-		}
-	}
-	for id := range proposed {
-		if _, held := now[id]; !held {
-			report.Added++
-		}
-	}
+	report.Dropped, report.DroppedExamples = missingFrom(now, proposed)
+	report.Added, report.AddedExamples = missingFrom(proposed, now)
 	return report, nil
 }
 
@@ -200,4 +194,16 @@ func copyBlocks(ctx context.Context, db, scratch *sqldb.DB) error {
 		}
 	}
 	return nil
+}
+
+// missingFrom counts the identifiers of a that b lacks, with examples.
+func missingFrom(a, b graph) (int, []string) {
+	var missing []string
+	for id := range a {
+		if _, held := b[id]; !held {
+			missing = append(missing, id.String())
+		}
+	}
+	sort.Strings(missing)
+	return len(missing), missing[:min(len(missing), previewExamples)]
 }

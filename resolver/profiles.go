@@ -93,9 +93,13 @@ func (p *Profiles) Find(ctx context.Context, id Identifier) (int64, error) {
 func (p *Profiles) Search(ctx context.Context, value string) ([]int64, error) {
 	value = strings.TrimSpace(value)
 	candidates := []string{value, normalise(TypeEmail, value)}
+	for _, custom := range p.rules.Custom {
+		if n := p.rules.normalise(custom.Type, value); n != "" {
+			candidates = append(candidates, n)
+		}
+	}
 	if kind, rest, ok := strings.Cut(value, ":"); ok {
-		id := NormaliseIdentifier(kind, rest)
-		candidates = append(candidates, id.Value)
+		candidates = append(candidates, p.rules.normalise(strings.ToLower(kind), rest))
 	}
 
 	query, args, err := sqlx.In(`SELECT DISTINCT profile_id FROM identities

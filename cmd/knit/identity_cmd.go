@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,7 +129,8 @@ func runPreview(ctx context.Context, args []string, getenv env, stdout, stderr i
 			return fmt.Errorf("make scratch folder: %w", err)
 		}
 		defer os.RemoveAll(scratchDir)
-		scratch, err := openDB(ctx, filepath.Join(scratchDir, "preview.db"), a.log)
+		quiet := slog.New(slog.DiscardHandler)
+		scratch, err := openDB(ctx, filepath.Join(scratchDir, "preview.db"), quiet)
 		if err != nil {
 			return err
 		}
@@ -154,5 +156,11 @@ func printPreview(w io.Writer, r resolver.PreviewReport) {
 	}
 	for _, example := range r.SplitExamples {
 		fmt.Fprintf(w, "  split: %s\n", example)
+	}
+	for _, example := range r.DroppedExamples {
+		fmt.Fprintf(w, "  dropped: %s\n", example)
+	}
+	for _, example := range r.AddedExamples {
+		fmt.Fprintf(w, "  added: %s\n", example)
 	}
 }

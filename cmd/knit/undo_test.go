@@ -63,6 +63,10 @@ func TestDeleteEndToEnd(t *testing.T) {
 	}
 
 	mustRun(t, "profiles", "delete", "user_id:bob", "--db", db)
+	// Before the next run the result already lacks Bob, and says so in size.
+	if left := exportedMembers(t, db, "cart_abandonment"); len(left) != 0 {
+		t.Errorf("Bob is still exported after his deletion: %v", left)
+	}
 	if got := cartEmails(t, db); got != "" {
 		t.Errorf("after delete: cart abandonment holds %q, want nobody", got)
 	}
