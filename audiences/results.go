@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -21,13 +22,21 @@ import (
 func (r *Runner) save(ctx context.Context, def Definition, run Run,
 	members []Member) (Run, error) {
 	err := r.db.WithTx(ctx, func(tx *sqlx.Tx) error {
-		var previous []int64
-		err := tx.SelectContext(ctx, &previous, tx.Rebind(
-			`SELECT profile_id FROM audience_members WHERE audience = ?`), def.Name)
+		var previous []memberRow
+		err := tx.SelectContext(ctx, &previous, tx.Rebind(`SELECT profile_id, run_id,
+			user_id, email, identifiers, attributes FROM audience_members
+			WHERE audience = ?`), def.Name)
 		if err != nil {
 			return fmt.Errorf("read previous members: %w", err)
 		}
-		run.Entered, run.Exited = diff(previous, members)
+		entered, exited, err := diff(previous, members)
+		if err != nil {
+			return err
+		}
+		run.Entered, run.Exited = len(entered), len(exited)
+		if err := r.recordChanges(ctx, tx, def.Name, run, entered, exited); err != nil {
+			return err
+		}
 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(
 			`DELETE FROM audience_members WHERE audience = ?`), def.Name); err != nil {
@@ -51,19 +60,29 @@ func (r *Runner) save(ctx context.Context, def Definition, run Run,
 	return run, err
 }
 
-func diff(previous []int64, members []Member) (entered, exited int) {
-	before := make(map[int64]bool, len(previous))
+// diff returns who entered (in members, not before) and who exited (before,
+// not in members), each in profile order.
+func diff(previous []memberRow, members []Member) (entered, exited []Member, err error) {
+	before := make(map[int64]memberRow, len(previous))
 	for _, p := range previous {
-		before[p] = true
+		before[p.ProfileID] = p
 	}
 	for _, m := range members {
-		if before[m.ProfileID] {
+		if _, stayed := before[m.ProfileID]; stayed {
 			delete(before, m.ProfileID)
 		} else {
-			entered++
+			entered = append(entered, m)
 		}
 	}
-	return entered, len(before)
+	for _, row := range before {
+		m, err := row.member()
+		if err != nil {
+			return nil, nil, err
+		}
+		exited = append(exited, m)
+	}
+	sort.Slice(exited, func(i, j int) bool { return exited[i].ProfileID < exited[j].ProfileID })
+	return entered, exited, nil
 }
 
 func insertMembers(ctx context.Context, tx *sqlx.Tx, audience string, run int64,

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -93,6 +95,10 @@ func (s *Server) getAudience(c *gin.Context) {
 		return
 	}
 
+	if notModified(c, fmt.Sprintf("%s/%d/%d/%d/%s", name, page.Run.ID, page.Run.Size,
+		limit, c.Query("next"))) {
+		return
+	}
 	body := audiencePage{
 		Name: name, ComputedAt: audiences.FormatTime(page.Run.EvaluatedAt),
 		Size:    page.Run.Size,
@@ -152,4 +158,59 @@ func (s *Server) runAudience(c *gin.Context) {
 		status = http.StatusInternalServerError
 	}
 	c.JSON(status, run)
+}
+
+// notModified sets a strong ETag for the representation named by key and
+// answers 304 when the client already has it (If-None-Match).
+func notModified(c *gin.Context, key string) bool {
+	sum := sha256.Sum256([]byte(key))
+	tag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	c.Header("ETag", tag)
+	for _, given := range strings.Split(c.GetHeader("If-None-Match"), ",") {
+		if given = strings.TrimSpace(given); given == tag || given == "*" {
+			c.Status(http.StatusNotModified)
+			c.Abort()
+			return true
+		}
+	}
+	return false
+}
+
+// changesPage is the body of GET /audiences/{name}/changes.
+type changesPage struct {
+	Name       string             `json:"name"`
+	ComputedAt *string            `json:"computed_at"`
+	Changes    []audiences.Change `json:"changes"`
+	Next       string             `json:"next"`
+	HasMore    bool               `json:"has_more"`
+}
+
+// audienceChanges serves who entered and who left the audience after the
+// cursor in since, oldest first; next is the cursor to poll with.
+func (s *Server) audienceChanges(c *gin.Context) {
+	name := c.Param("name")
+	limit, err := pageSize(c.Query("limit"))
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+	page, err := s.runner.Changes(c.Request.Context(), name, c.Query("since"), limit)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+	body := changesPage{Name: name, Changes: page.Changes, Next: page.Next, HasMore: page.HasMore}
+	if body.Changes == nil {
+		body.Changes = []audiences.Change{}
+	}
+	runID := int64(0)
+	if run, err := s.runner.CurrentRun(c.Request.Context(), name); err == nil {
+		computed := audiences.FormatTime(run.EvaluatedAt)
+		body.ComputedAt, runID = &computed, run.ID
+	}
+	if notModified(c, fmt.Sprintf("changes/%s/%s/%d/%s/%t/%d", name, c.Query("since"),
+		limit, page.Next, page.HasMore, runID)) {
+		return
+	}
+	c.JSON(http.StatusOK, body)
 }

@@ -1,0 +1,124 @@
+package audiences
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/knit-cdp/knit/resolver"
+)
+
+// Change kinds in the membership history.
+const (
+	Entered = "entered"
+	Exited  = "exited"
+)
+
+// Change is one entry or exit, with a snapshot of the member as they were
+// then (for an exit, as they were in the result they left).
+type Change struct {
+	Cursor string `json:"cursor"`
+	Change string `json:"change"`
+	RunID  int64  `json:"run_id"`
+	At     string `json:"at"`
+	Member
+}
+
+// recordChanges writes a run's entries and exits, in the transaction that
+// saves the run's result.
+func (r *Runner) recordChanges(ctx context.Context, tx *sqlx.Tx, audience string,
+	run Run, entered, exited []Member) error {
+	stmt, err := tx.PreparexContext(ctx, tx.Rebind(`INSERT INTO audience_changes
+		(audience, run_id, change, profile_id, user_id, email, identifiers,
+		 attributes, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+	if err != nil {
+		return fmt.Errorf("prepare change insert: %w", err)
+	}
+	defer stmt.Close()
+
+	for _, batch := range []struct {
+		kind    string
+		members []Member
+	}{{Exited, exited}, {Entered, entered}} {
+		for _, m := range batch.members {
+			ids, _ := json.Marshal(m.Identifiers)
+			attrs, err := json.Marshal(m.Attributes)
+			if err != nil {
+				return fmt.Errorf("encode attributes of %d: %w", m.ProfileID, err)
+			}
+			_, err = stmt.ExecContext(ctx, audience, run.ID, batch.kind, m.ProfileID,
+				m.UserID, m.Email, string(ids), string(attrs), run.EvaluatedAt.UnixMilli())
+			if err != nil {
+				return fmt.Errorf("record %s of %d: %w", batch.kind, m.ProfileID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ChangePage is one page of an audience's membership history.
+type ChangePage struct {
+	Changes []Change
+	// Next is the cursor to poll with next time: after the last change of
+	// this page, or since itself when there is nothing new.
+	Next    string
+	HasMore bool
+}
+
+// changeRow is an audience_changes row.
+type changeRow struct {
+	ID     int64  `db:"id"`
+	Change string `db:"change"`
+	AtMS   int64  `db:"at_ms"`
+	memberRow
+}
+
+// Changes returns up to limit entries and exits of the audience after the
+// cursor since ("" or "0" for the beginning), oldest first. Cursors grow
+// with every run and stay valid for good.
+func (r *Runner) Changes(ctx context.Context, name, since string, limit int) (ChangePage, error) {
+	if _, err := r.Definition(name); err != nil {
+		return ChangePage{}, err
+	}
+	after, err := parseChangeCursor(since)
+	if err != nil {
+		return ChangePage{}, err
+	}
+
+	var rows []changeRow
+	err = r.db.SelectContext(ctx, &rows, r.db.Rebind(`SELECT id, run_id, change, at_ms,
+		profile_id, user_id, email, identifiers, attributes FROM audience_changes
+		WHERE audience = ? AND id > ? ORDER BY id LIMIT ?`), name, after, limit+1)
+	if err != nil {
+		return ChangePage{}, fmt.Errorf("read changes of %s: %w", name, err)
+	}
+
+	page := ChangePage{Next: strconv.FormatInt(after, 10), HasMore: len(rows) > limit}
+	for _, row := range rows[:min(len(rows), limit)] {
+		m, err := row.member()
+		if err != nil {
+			return ChangePage{}, err
+		}
+		cursor := strconv.FormatInt(row.ID, 10)
+		page.Changes = append(page.Changes, Change{Cursor: cursor, Change: row.Change,
+			RunID: row.RunID, At: FormatTime(time.UnixMilli(row.AtMS)), Member: m})
+		page.Next = cursor
+	}
+	return page, nil
+}
+
+func parseChangeCursor(since string) (int64, error) {
+	if since == "" {
+		return 0, nil
+	}
+	after, err := strconv.ParseInt(since, 10, 64)
+	if err != nil || after < 0 {
+		return 0, resolver.Errorf(resolver.EInvalid,
+			"since %q is not a cursor from this feed", since)
+	}
+	return after, nil
+}

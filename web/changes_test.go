@@ -1,0 +1,108 @@
+package web_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/knit-cdp/knit/audiences"
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
+)
+
+type changesBody struct {
+	ComputedAt *string `json:"computed_at"`
+	Changes    []struct {
+		Cursor    string `json:"cursor"`
+		Change    string `json:"change"`
+		Email     string `json:"email"`
+		ProfileID int64  `json:"profile_id"`
+	} `json:"changes"`
+	Next    string `json:"next"`
+	HasMore bool   `json:"has_more"`
+}
+
+func TestChangesFeedTellsWhoEnteredAndWhoLeft(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	store := resolver.NewStore(db, resolver.DefaultRules(), time.Now, nil)
+	if _, err := store.Ingest(t.Context(), mustSeedMessages(t, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	runner := audiences.NewRunner(db, audiences.WithBuiltins(nil),
+		func() time.Time { return now }, nil)
+	mustRunAudience := func() {
+		if _, err := runner.Run(t.Context(), "shoe_reorder"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustRunAudience() // Jane is due new shoes
+	server := mustSite(t, db, "token-a")
+
+	get := func(query, etag string) (int, changesBody, string) {
+		req, _ := http.NewRequest(http.MethodGet,
+			server.URL+"/audiences/shoe_reorder/changes"+query, nil)
+		req.Header.Set("Authorization", "Bearer token-a")
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body changesBody
+		if resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, body, resp.Header.Get("ETag")
+	}
+
+	status, first, etag := get("", "")
+	if status != http.StatusOK || len(first.Changes) != 1 || first.Changes[0].Change != "entered" ||
+		first.Changes[0].Email != "janedoe@example.com" || first.ComputedAt == nil {
+		t.Fatalf("first poll: %d %+v", status, first)
+	}
+	if status, _, _ := get("", etag); status != http.StatusNotModified {
+		t.Errorf("same poll with If-None-Match: %d, want 304", status)
+	}
+	if _, empty, _ := get("?since="+first.Next, ""); len(empty.Changes) != 0 ||
+		empty.Next != first.Next {
+		t.Errorf("nothing new since %s: %+v", first.Next, empty)
+	}
+
+	now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	mustRunAudience() // her new shoes reset the mileage
+	_, second, _ := get("?since="+first.Next, "")
+	if len(second.Changes) != 1 || second.Changes[0].Change != "exited" ||
+		second.Changes[0].Email != "janedoe@example.com" || second.Next <= first.Next {
+		t.Errorf("second poll: %+v", second)
+	}
+	if status, _, _ := get("?since=garbage", ""); status != http.StatusBadRequest {
+		t.Errorf("a made-up cursor: %d, want 400", status)
+	}
+
+	// The members' page answers 304 too while the result is unchanged.
+	members := func(etag string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, server.URL+"/audiences/shoe_reorder", nil)
+		req.Header.Set("Authorization", "Bearer token-a")
+		req.Header.Set("If-None-Match", etag)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("ETag")
+	}
+	_, tag := members("")
+	if status, _ := members(tag); status != http.StatusNotModified {
+		t.Errorf("members with If-None-Match: %d, want 304", status)
+	}
+	mustRunAudience()
+	if status, _ := members(tag); status != http.StatusOK {
+		t.Errorf("members after a new run: %d, want 200", status)
+	}
+}
