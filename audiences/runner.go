@@ -227,3 +227,17 @@ func (r *Runner) RecoverInterrupted(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Preview computes the named audience now without saving anything and
+// returns its size and up to sample members.
+func (r *Runner) Preview(ctx context.Context, name string, sample int) (int, []Member, error) {
+	def, err := r.Definition(name)
+	if err != nil {
+		return 0, nil, err
+	}
+	members, err := r.members(ctx, def, r.now().UTC().Truncate(time.Second))
+	if err != nil {
+		return 0, nil, fmt.Errorf("preview audience %s: %w", name, err)
+	}
+	return len(members), members[:min(len(members), sample)], nil
+}

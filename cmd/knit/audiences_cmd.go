@@ -13,6 +13,8 @@ import (
 )
 
 const audiencesUsage = `Usage:
+  knit audiences preview [flags] FILE NAME  compute NAME as defined in FILE now,
+                                            print its size and a sample, save nothing
   knit audiences run [flags] [NAME]      compute NAME, or every audience, now
   knit audiences export [flags] NAME     write NAME's current members to stdout
 `
@@ -27,6 +29,8 @@ func runAudiences(ctx context.Context, args []string, getenv env, stdout, stderr
 		return runAudiencesRun(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return runAudiencesExport(ctx, args[1:], getenv, stdout, stderr)
+	case "preview":
+		return runAudiencesPreview(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, audiencesUsage)
 		return nil
@@ -138,4 +142,35 @@ func writeJSONExport(ctx context.Context, runner *audiences.Runner, w io.Writer,
 	}
 	out.WriteString("]}\n")
 	return out.Flush()
+}
+
+func runAudiencesPreview(ctx context.Context, args []string, getenv env,
+	stdout, stderr io.Writer) error {
+	fs := newFlagSet("knit audiences preview", "knit audiences preview [flags] FILE NAME: "+
+		"compute audience NAME as the config FILE defines it, over the database in --db, "+
+		"and print its size and a sample of members. Nothing is saved.", stderr)
+	var flags commonFlags
+	flags.register(fs, getenv)
+	sample := fs.Int("sample", 10, "how many members to show")
+	var positional []string
+	if err := parseFlags(fs, args, &positional); err != nil {
+		return err
+	}
+	if len(positional) != 2 {
+		return fmt.Errorf("%w: knit audiences preview takes FILE and NAME", errUsage)
+	}
+	flags.config = positional[0]
+
+	return withStore(ctx, flags, getenv, stderr, func(a *app) error {
+		size, members, err := a.runner.Preview(ctx, positional[1], *sample)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %d members\n", positional[1], size)
+		for _, m := range members {
+			attrs, _ := json.Marshal(m.Attributes)
+			fmt.Fprintf(stdout, "  %d %s %s %s\n", m.ProfileID, m.Email, m.UserID, attrs)
+		}
+		return nil
+	})
 }

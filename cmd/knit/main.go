@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/knit-cdp/knit/resolver"
@@ -24,6 +25,8 @@ Usage:
   knit audiences run [flags] [NAME]       compute one or every audience now
   knit audiences export [flags] NAME      write an audience to stdout
   knit token reset [flags]                make a new API token (the old one stops working)
+  knit config check FILE                  check a configuration file, naming each problem
+  knit audiences preview [flags] FILE NAME  an audience's size and sample, saving nothing
   knit identity preview --config NEW.yaml what new identity rules would change
   knit identity unlink [flags] TYPE:VALUE block an identifier, rebuild its profile
   knit profiles delete [flags] TYPE:VALUE erase a person (privacy request)
@@ -91,6 +94,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runIdentity(ctx, args[1:], getenv, stdout, stderr)
 	case "profiles":
 		return runProfiles(ctx, args[1:], getenv, stdout, stderr)
+	case "config":
+		return runConfigCheck(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return flag.ErrHelp
@@ -167,4 +172,32 @@ func describe(err error) string {
 		return err.Error()
 	}
 	return resolver.ErrorMessage(err)
+}
+
+// runConfigCheck loads a configuration file as knit serve would and reports
+// every problem, or that it is fine.
+func runConfigCheck(args []string, stdout, stderr io.Writer) error {
+	if len(args) != 2 || args[0] != "check" {
+		fmt.Fprintln(stderr, "Usage:\n  knit config check FILE   check FILE as knit serve "+
+			"would load it: identity rules and audiences, every problem named by key")
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return errUsage
+	}
+	cfg, err := loadSettings(args[1])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is fine: %d audiences (%s)\n", args[1], len(cfg.Audiences),
+		audienceNames(cfg))
+	return nil
+}
+
+func audienceNames(cfg settings) string {
+	names := make([]string, len(cfg.Audiences))
+	for i, d := range cfg.Audiences {
+		names[i] = d.Name
+	}
+	return strings.Join(names, ", ")
 }

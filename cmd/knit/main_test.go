@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -115,5 +116,38 @@ func TestIdentityPreviewFromTheCommandLine(t *testing.T) {
 	summary := mustRun(t, "import", "--db", db, "../../testdata/seed-journey/messages.ndjson")
 	if !strings.Contains(summary, "stored 69") {
 		t.Errorf("the database was not left usable: %q", summary)
+	}
+}
+
+func TestConfigCheckAndAudiencePreview(t *testing.T) {
+	good := mustWriteConfig(t, `audiences:
+  - name: big_spenders_carts
+    abandoned_cart: {added_event: Product Added, added_product: product_id,
+      order_event: Order Completed, order_product: "products[].product_id",
+      min_age: 1h, max_age: 30d}
+`)
+	if out := mustRun(t, "config", "check", good); !strings.Contains(out,
+		"is fine: 3 audiences (big_spenders_carts, cart_abandonment, shoe_reorder)") {
+		t.Errorf("config check said %q", out)
+	}
+	bad := mustWriteConfig(t, "identity:\n  default_limit: 0\n")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"config", "check", bad},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "identity.default_limit") {
+		t.Errorf("config check of a bad file: %v", err)
+	}
+
+	db := t.TempDir() + "/preview-aud.db"
+	mustRun(t, "import", "--db", db, "../../testdata/sample/events.ndjson")
+	out := mustRun(t, "audiences", "preview", good, "big_spenders_carts", "--db", db,
+		"--clock", "2026-11-30T12:00:00Z", "--sample", "2")
+	if !strings.HasPrefix(out, "big_spenders_carts: ") || strings.Count(out, "\n") != 3 {
+		t.Errorf("audiences preview said %q", out)
+	}
+	err = run(context.Background(), []string{"audiences", "export", "big_spenders_carts",
+		"--db", db, "--config", good}, func(string) string { return "" }, &stdout, &stderr)
+	if !strings.Contains(fmt.Sprint(err), "has not been computed yet") {
+		t.Errorf("after a preview, export says %v; want nothing saved", err)
 	}
 }
