@@ -11,13 +11,36 @@ import (
 	"strings"
 )
 
-// WriteCSV streams the audience's current members as CSV to w: a header row
-// profile_id,email,user_id followed by the audience's attributes, lists
-// joined with ";", quoted as RFC 4180 says, and any cell
-// or list item that a spreadsheet would run as a formula neutralised with a
-// leading apostrophe (lists too, since spreadsheets in many locales split
-// cells on ";").
+// CSVOptions choose the shape of a CSV export.
+type CSVOptions struct {
+	// Layout is "" for profile_id,email,user_id and the attributes;
+	// "columns" for one column per identifier type, repeats as email_1,
+	// email_2 (Segment's formatted download); "json" for the identifiers
+	// and the traits as JSON columns (Segment's unformatted download).
+	Layout string
+	// Columns keeps only these columns, in this order; none keeps all.
+	Columns []string
+	// BOM starts the file with a UTF-8 byte-order mark, for Excel.
+	BOM bool
+	// HashEmail writes every email as the hex SHA-256 of its normalised
+	// form, as ad platforms take it.
+	HashEmail bool
+}
+
+// WriteCSV streams the audience's current members as CSV to w in the
+// default layout; see WriteCSVWith.
 func (r *Runner) WriteCSV(ctx context.Context, w io.Writer, name string) error {
+	return r.WriteCSVWith(ctx, w, name, CSVOptions{})
+}
+
+// WriteCSVWith streams the audience's current members as CSV to w: lists
+// joined with ";", quoted as RFC 4180 says, and any cell or list item that
+// a spreadsheet would run as a formula neutralised with a leading
+// apostrophe (lists too, since spreadsheets in many locales split cells on
+// ";"). A bad option is an *resolver.Error with code EInvalid, returned
+// before anything is written.
+func (r *Runner) WriteCSVWith(ctx context.Context, w io.Writer, name string,
+	opts CSVOptions) error {
 	def, err := r.Definition(name)
 	if err != nil {
 		return err
@@ -26,24 +49,39 @@ func (r *Runner) WriteCSV(ctx context.Context, w io.Writer, name string) error {
 	if _, err := r.CurrentRun(ctx, name); err != nil {
 		return err
 	}
+	layout, err := r.csvLayout(ctx, def, opts)
+	if err != nil {
+		return err
+	}
+	pick, err := pickColumns(layout.header, opts.Columns)
+	if err != nil {
+		return err
+	}
 
 	buffered := bufio.NewWriterSize(w, 64*1024)
-	out := csv.NewWriter(buffered)
+	if opts.BOM {
+		buffered.WriteString("\ufeff")
+	}
 	// Records end with LF, which every spreadsheet reads: the CRLF mode of
 	// encoding/csv would silently drop a lone carriage return inside a value.
-	attrs := def.Attributes()
-	header := append([]string{"profile_id", "email", "user_id"}, attrs...)
-	if err := out.Write(header); err != nil {
+	out := csv.NewWriter(buffered)
+	if err := out.Write(picked(layout.header, pick)); err != nil {
 		return fmt.Errorf("write csv header: %w", err)
 	}
 
 	rows := 0
 	err = r.EachMember(ctx, name, func(_ Run, m Member) error {
-		if err := out.Write(csvRecord(m, attrs)); err != nil {
+		if opts.HashEmail {
+			m.Email, m.Identifiers = hashEmail(m.Email), hashEmails(m.Identifiers)
+		}
+		record, err := layout.record(ctx, m)
+		if err != nil {
+			return err
+		}
+		if err := out.Write(picked(record, pick)); err != nil {
 			return fmt.Errorf("write csv row: %w", err)
 		}
-		rows++
-		if rows%1000 == 0 {
+		if rows++; rows%1000 == 0 {
 			return flush(out, buffered)
 		}
 		return nil

@@ -135,16 +135,47 @@ func (s *Server) downloadCSV(c *gin.Context, name string) {
 	}
 
 	filename := fmt.Sprintf("%s-%s.csv", name, run.EvaluatedAt.Format("20060102-150405"))
-	c.Header("Content-Type", "text/csv; charset=utf-8")
-	c.Header("Content-Disposition", `attachment; filename="`+filename+`"`)
-	c.Header("Cache-Control", "no-store")
-	c.Status(http.StatusOK)
-	if err := s.runner.WriteCSV(ctx, c.Writer, name); err != nil {
+	out := &download{c: c, filename: filename}
+	err = s.runner.WriteCSVWith(ctx, out, name, csvOptions(c))
+	switch {
+	case err != nil && !out.started:
+		httpx.Error(c, s.log, err) // a bad option: nothing is sent yet
+	case err != nil:
 		// The status is sent; all that is left is to cut the stream short
 		// so the client sees an incomplete download, and to log why.
 		s.log.Error("csv export failed", "audience", name, "error", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// csvOptions reads layout, columns, bom and hash_email from the query.
+func csvOptions(c *gin.Context) audiences.CSVOptions {
+	truthy := func(v string) bool { return v == "1" || v == "true" || v == "yes" }
+	return audiences.CSVOptions{
+		Layout:    c.Query("layout"),
+		Columns:   splitNames(c.Query("columns")),
+		BOM:       truthy(c.Query("bom")),
+		HashEmail: truthy(c.Query("hash_email")),
+	}
+}
+
+// download sends the attachment headers with its first byte, so that an
+// error found before any output can still be answered as JSON.
+type download struct {
+	c        *gin.Context
+	filename string
+	started  bool
+}
+
+func (d *download) Write(p []byte) (int, error) {
+	if !d.started {
+		d.started = true
+		d.c.Header("Content-Type", "text/csv; charset=utf-8")
+		d.c.Header("Content-Disposition", `attachment; filename="`+d.filename+`"`)
+		d.c.Header("Cache-Control", "no-store")
+		d.c.Status(http.StatusOK)
+	}
+	return d.c.Writer.Write(p)
 }
 
 func (s *Server) runAudience(c *gin.Context) {

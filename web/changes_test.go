@@ -105,4 +105,25 @@ func TestChangesFeedTellsWhoEnteredAndWhoLeft(t *testing.T) {
 	if status, _ := members(tag); status != http.StatusOK {
 		t.Errorf("members after a new run: %d, want 200", status)
 	}
+
+	// CSV options come from the query; a bad one is a JSON 400, not a file.
+	for query, want := range map[string]int{
+		"?layout=xml": http.StatusBadRequest, "?columns=nope": http.StatusBadRequest,
+		"?layout=columns&bom=1&hash_email=1": http.StatusOK,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, server.URL+"/audiences/cart_abandonment.csv"+
+			query, nil)
+		req.Header.Set("Authorization", "Bearer token-a")
+		if _, err := runner.Run(t.Context(), "cart_abandonment"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("CSV %s: %d, want %d", query, resp.StatusCode, want)
+		}
+	}
 }

@@ -85,6 +85,11 @@ func runAudiencesExport(ctx context.Context, args []string, getenv env,
 	var flags commonFlags
 	flags.register(fs, getenv)
 	format := fs.String("format", "csv", "csv or json")
+	layout := fs.String("layout", "", "CSV layout: default, columns (one column per "+
+		"identifier, repeats as email_1) or json (identifiers and traits as JSON)")
+	columns := fs.String("columns", "", "CSV: keep only these comma-separated columns")
+	bom := fs.Bool("bom", false, "CSV: start with a UTF-8 byte-order mark, for Excel")
+	hashEmail := fs.Bool("hash-email", false, "CSV: write emails as hex SHA-256, for ad platforms")
 	var positional []string
 	if err := parseFlags(fs, args, &positional); err != nil {
 		return err
@@ -105,7 +110,9 @@ func runAudiencesExport(ctx context.Context, args []string, getenv env,
 
 	name := positional[0]
 	if *format == "csv" {
-		return a.runner.WriteCSV(ctx, stdout, name)
+		return a.runner.WriteCSVWith(ctx, stdout, name, audiences.CSVOptions{
+			Layout: *layout, Columns: splitList(*columns), BOM: *bom, HashEmail: *hashEmail,
+		})
 	}
 	return writeJSONExport(ctx, a.runner, stdout, name)
 }
