@@ -30,6 +30,9 @@ type Definition struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
 	Schedule    string `yaml:"schedule"`
+	// Timezone is the IANA zone the schedule reads in (UTC when empty); a
+	// schedule may also start with CRON_TZ=Zone itself.
+	Timezone string `yaml:"timezone"`
 	// RequireEmail keeps only profiles with an email identifier, since the
 	// result feeds email tools. Nil means true.
 	RequireEmail *bool `yaml:"require_email"`
@@ -83,7 +86,10 @@ func (d Definition) validate(index int) []string {
 		problems = append(problems, fmt.Sprintf("%s.name %q must be lower-case "+
 			"letters, digits and underscores", prefix, d.Name))
 	}
-	if _, err := cron.ParseStandard(d.scheduleSpec()); err != nil {
+	if _, err := time.LoadLocation(d.Timezone); err != nil {
+		problems = append(problems, fmt.Sprintf("%s.timezone %q is not a time zone "+
+			"such as Europe/Paris", prefix, d.Timezone))
+	} else if _, err := cron.ParseStandard(d.scheduleSpec()); err != nil {
 		problems = append(problems, fmt.Sprintf("%s.schedule %q: %v",
 			prefix, d.Schedule, err))
 	}
@@ -104,10 +110,23 @@ func (d Definition) validate(index int) []string {
 }
 
 func (d Definition) scheduleSpec() string {
-	if strings.TrimSpace(d.Schedule) == "" {
-		return DefaultSchedule
+	spec := strings.TrimSpace(d.Schedule)
+	if spec == "" {
+		spec = DefaultSchedule
 	}
-	return d.Schedule
+	if d.Timezone != "" && !strings.HasPrefix(spec, "CRON_TZ=") && !strings.HasPrefix(spec, "TZ=") {
+		spec = "CRON_TZ=" + d.Timezone + " " + spec
+	}
+	return spec
+}
+
+// NextRun returns when the schedule next fires after t, in t's instant.
+func (d Definition) NextRun(t time.Time) (time.Time, error) {
+	schedule, err := cron.ParseStandard(d.scheduleSpec())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("schedule of %s: %w", d.Name, err)
+	}
+	return schedule.Next(t), nil
 }
 
 func validName(name string) bool {

@@ -21,13 +21,14 @@ type Scheduler struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	initial sync.WaitGroup
+	retries []time.Duration
 }
 
 // NewScheduler prepares a job for each of the runner's audiences. It
 // returns an error naming the audience whose schedule does not parse.
 func NewScheduler(runner *Runner, log *slog.Logger) (*Scheduler, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Scheduler{runner: runner, log: log, ctx: ctx, cancel: cancel}
+	s := &Scheduler{runner: runner, log: log, ctx: ctx, cancel: cancel, retries: retryDelays()}
 	s.cron = cron.New(cron.WithLocation(time.UTC), cron.WithChain(
 		cron.Recover(cronLogger{log}),
 		cron.SkipIfStillRunning(cronLogger{log}),
@@ -68,9 +69,26 @@ func (s *Scheduler) Stop() {
 	s.initial.Wait()
 }
 
+// retryDelays are the waits before the retries of a failed scheduled run.
+func retryDelays() []time.Duration {
+	return []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute}
+}
+
+// runJob runs an audience and, when the run failed (not when it was
+// aborted), retries it after growing delays. Errors are logged and recorded
+// on the runs by the runner itself.
 func (s *Scheduler) runJob(name string) {
-	// Errors are logged and recorded on the run by the runner itself.
-	_, _ = s.runner.Run(s.ctx, name)
+	for attempt := 0; ; attempt++ {
+		run, err := s.runner.Run(s.ctx, name)
+		if err == nil || run.Status != StatusFailed || attempt == len(s.retries) {
+			return
+		}
+		select {
+		case <-time.After(s.retries[attempt]):
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }
 
 // cronLogger adapts slog to the logger robfig/cron expects.

@@ -13,6 +13,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	// Time zone data in the binary, so audience schedules can name zones on
+	// systems (and images) without a zone database.
+	_ "time/tzdata"
 
 	"github.com/knit-cdp/knit/resolver"
 )

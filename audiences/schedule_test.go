@@ -1,0 +1,97 @@
+package audiences
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
+)
+
+func TestSchedulesReadInTheirTimeZoneAcrossClockChanges(t *testing.T) {
+	daily := Definition{Name: "d", Schedule: "30 2 * * *", Timezone: "Europe/Paris"}
+	hourly := Definition{Name: "h", Schedule: "0 * * * *", Timezone: "Europe/Paris"}
+	utc := func(s string) time.Time {
+		parsed, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parsed
+	}
+	cases := []struct {
+		name string
+		def  Definition
+		from string
+		want []string
+	}{
+		{"an ordinary day runs at 02:30 Paris time", daily, "2026-03-01T12:00:00Z",
+			[]string{"2026-03-02T01:30:00Z", "2026-03-03T01:30:00Z"}},
+		{"on the day clocks go forward 02:30 does not exist and is skipped", daily,
+			"2026-03-28T12:00:00Z", []string{"2026-03-30T00:30:00Z"}},
+		{"on the day clocks go back 02:30 happens twice and runs twice", daily,
+			"2026-10-24T12:00:00Z", []string{"2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z",
+				"2026-10-26T01:30:00Z"}},
+		{"an hourly schedule keeps every real hour when clocks go back", hourly,
+			"2026-10-24T23:30:00Z", []string{"2026-10-25T00:00:00Z", "2026-10-25T01:00:00Z",
+				"2026-10-25T02:00:00Z"}},
+		{"CRON_TZ in the schedule itself works too",
+			Definition{Name: "c", Schedule: "CRON_TZ=America/New_York 0 9 * * *"},
+			"2026-07-01T00:00:00Z", []string{"2026-07-01T13:00:00Z"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			at := utc(tc.from)
+			for _, want := range tc.want {
+				next, err := tc.def.NextRun(at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !next.Equal(utc(want)) {
+					t.Errorf("after %s: next run %s, want %s", at.UTC(), next.UTC(), want)
+				}
+				at = next
+			}
+		})
+	}
+}
+
+func TestAFailedScheduledRunIsRetried(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	now := func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+	runner := NewRunner(db, WithBuiltins(nil), now, nil)
+	s, err := NewScheduler(runner, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.cron.Stop()
+	s.retries = []time.Duration{time.Millisecond, time.Millisecond}
+
+	// Every run fails: the events it reads are gone.
+	if _, err := db.Exec(`ALTER TABLE events RENAME TO events_gone`); err != nil {
+		t.Fatal(err)
+	}
+	s.runJob("cart_abandonment")
+
+	runs, err := runner.Runs(context.Background(), "cart_abandonment", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 3 {
+		t.Fatalf("%d runs, want the first and 2 retries", len(runs))
+	}
+	for _, run := range runs {
+		if run.Status != StatusFailed || run.Error == "" {
+			t.Errorf("run %+v, want failed with its reason", run)
+		}
+	}
+}
+
+func TestAnUnknownTimeZoneIsNamed(t *testing.T) {
+	err := Validate([]Definition{{Name: "x", Timezone: "Mars/Olympus",
+		AbandonedCart: &AbandonedCart{AddedEvent: "A", AddedProduct: "p", OrderEvent: "O",
+			OrderProduct: "q", MinAge: Duration(time.Hour), MaxAge: Duration(2 * time.Hour)}}})
+	if err == nil || !strings.Contains(err.Error(), "audiences.x.timezone") {
+		t.Errorf("Validate: %v", err)
+	}
+}
