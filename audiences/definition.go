@@ -37,6 +37,9 @@ type Definition struct {
 	// result feeds email tools. Nil means true.
 	RequireEmail *bool `yaml:"require_email"`
 
+	// Destinations receive the audience's entries and exits.
+	Destinations []Destination `yaml:"destinations"`
+
 	AbandonedCart         *AbandonedCart         `yaml:"abandoned_cart"`
 	DistanceSincePurchase *DistanceSincePurchase `yaml:"distance_since_purchase"`
 }
@@ -92,6 +95,17 @@ func (d Definition) validate(index int) []string {
 	} else if _, err := cron.ParseStandard(d.scheduleSpec()); err != nil {
 		problems = append(problems, fmt.Sprintf("%s.schedule %q: %v",
 			prefix, d.Schedule, err))
+	}
+
+	for i, dest := range d.Destinations {
+		key := fmt.Sprintf("%s.destinations[%d]", prefix, i)
+		if !strings.HasPrefix(dest.URL, "http://") && !strings.HasPrefix(dest.URL, "https://") {
+			problems = append(problems, key+".url must be an http:// or https:// URL")
+		}
+		if dest.Style != "" && dest.Style != "identify" && dest.Style != "track" {
+			problems = append(problems, fmt.Sprintf("%s.style %q is not identify or track",
+				key, dest.Style))
+		}
 	}
 
 	rules := 0

@@ -37,6 +37,9 @@ func (r *Runner) save(ctx context.Context, def Definition, run Run,
 		if err := r.recordChanges(ctx, tx, def.Name, run, entered, exited); err != nil {
 			return err
 		}
+		if err := r.enqueue(ctx, tx, def, run, entered, exited); err != nil {
+			return err
+		}
 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(
 			`DELETE FROM audience_members WHERE audience = ?`), def.Name); err != nil {

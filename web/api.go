@@ -22,13 +22,14 @@ const (
 
 // audienceSummary is one entry of GET /audiences.
 type audienceSummary struct {
-	Name        string         `json:"name"`
-	Description string         `json:"description"`
-	Schedule    string         `json:"schedule"`
-	Attributes  []string       `json:"attributes"`
-	Size        int            `json:"size"`
-	ComputedAt  *string        `json:"computed_at"`
-	LastRun     *audiences.Run `json:"last_run"`
+	Name        string                 `json:"name"`
+	Description string                 `json:"description"`
+	Schedule    string                 `json:"schedule"`
+	Attributes  []string               `json:"attributes"`
+	Size        int                    `json:"size"`
+	ComputedAt  *string                `json:"computed_at"`
+	LastRun     *audiences.Run         `json:"last_run"`
+	Deliveries  *audiences.OutboxStats `json:"deliveries,omitempty"`
 }
 
 func (s *Server) listAudiences(c *gin.Context) {
@@ -55,6 +56,13 @@ func (s *Server) summaries(c *gin.Context) ([]audienceSummary, error) {
 			summary.ComputedAt = &computed
 		} else if resolver.ErrorCode(err) != resolver.ENotFound {
 			return nil, err
+		}
+		if len(def.Destinations) > 0 {
+			stats, err := s.runner.Outbox(ctx, def.Name)
+			if err != nil {
+				return nil, err
+			}
+			summary.Deliveries = &stats
 		}
 		if last, err := s.runner.LastRun(ctx, def.Name); err == nil {
 			summary.LastRun = &last

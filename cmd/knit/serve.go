@@ -125,6 +125,12 @@ func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(listener) }()
 	scheduler.Start()
+	deliveryCtx, stopDelivery := context.WithCancel(context.Background())
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		deliverUntilDone(deliveryCtx, a.runner, a.log.With("component", "outbox"))
+	}()
 
 	var serveErr error
 	select {
@@ -140,6 +146,8 @@ func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
 		a.log.Error("http shutdown", "error", err)
 	}
 	scheduler.Stop()
+	stopDelivery()
+	<-delivered
 	a.log.Info("stopped")
 
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {

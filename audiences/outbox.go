@@ -1,0 +1,241 @@
+package audiences
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Destination receives an audience's entries and exits as Segment messages,
+// as Segment's Engage sends them: an identify with {"<audience>": true|false}
+// or a track "Audience Entered" / "Audience Exited" with audience_key.
+type Destination struct {
+	URL string `yaml:"url"`
+	// Style is "identify" (the default) or "track".
+	Style string `yaml:"style"`
+	// Secret signs each body with X-Signature (hex HMAC-SHA1), as Segment's
+	// webhooks do; WriteKey is sent as the HTTP Basic user name, as Segment's
+	// tracking API takes it. Either, both or neither.
+	Secret   string `yaml:"secret"`
+	WriteKey string `yaml:"write_key"`
+	// GiveUpAfter is how long a message is retried before it is marked
+	// failed; 24 hours when unset.
+	GiveUpAfter Duration `yaml:"give_up_after"`
+}
+
+// Request is one delivery attempt as the edge sends it.
+type Request struct {
+	URL     string
+	Headers map[string]string
+	Body    []byte
+}
+
+// Sender sends a request and reports the HTTP status, or an error when no
+// answer came (the network failed). The HTTP edge implements it.
+type Sender interface {
+	Send(ctx context.Context, r Request) (status int, err error)
+}
+
+// enqueue writes one outbox message per destination and change, in the
+// transaction that saves the run.
+func (r *Runner) enqueue(ctx context.Context, tx *sqlx.Tx, def Definition, run Run,
+	entered, exited []Member) error {
+	for index, dest := range def.Destinations {
+		for _, change := range []struct {
+			kind    string
+			members []Member
+		}{{Exited, exited}, {Entered, entered}} {
+			for _, m := range change.members {
+				if err := r.enqueueOne(ctx, tx, def.Name, index, dest, run, change.kind, m); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Runner) enqueueOne(ctx context.Context, tx *sqlx.Tx, audience string, index int,
+	dest Destination, run Run, kind string, m Member) error {
+	key := fmt.Sprintf("%s/%d/%d/%s/%d", audience, index, run.ID, kind, m.ProfileID)
+	sum := sha256.Sum256([]byte(key))
+	messageID := "knit-" + hex.EncodeToString(sum[:16])
+	body, err := json.Marshal(segmentMessage(audience, dest.Style, kind, messageID, run, m))
+	if err != nil {
+		return fmt.Errorf("encode delivery of %d: %w", m.ProfileID, err)
+	}
+	at := run.EvaluatedAt.UnixMilli()
+	_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO outbox (audience, destination,
+		message_id, body, created_ms, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (message_id) DO NOTHING`), audience, index, messageID, string(body),
+		r.now().UnixMilli(), at)
+	if err != nil {
+		return fmt.Errorf("queue delivery of %d: %w", m.ProfileID, err)
+	}
+	return nil
+}
+
+// segmentMessage builds the message a destination receives for a change.
+func segmentMessage(audience, style, kind, messageID string, run Run, m Member) map[string]any {
+	in := kind == Entered
+	msg := map[string]any{
+		"messageId": messageID,
+		"timestamp": FormatTime(run.EvaluatedAt),
+		"context": map[string]any{
+			"traits":   map[string]any{"email": m.Email},
+			"personas": map[string]any{"computation_class": "audience", "computation_key": audience},
+		},
+	}
+	if m.UserID != "" {
+		msg["userId"] = m.UserID
+	}
+	if anon := m.Identifiers["anonymous_id"]; len(anon) > 0 {
+		msg["anonymousId"] = anon[0]
+	} else if m.UserID == "" {
+		msg["anonymousId"] = "knit-profile-" + strconv.FormatInt(m.ProfileID, 10)
+	}
+	if style == "track" {
+		msg["type"], msg["event"] = "track", map[bool]string{true: "Audience Entered",
+			false: "Audience Exited"}[in]
+		msg["properties"] = map[string]any{"audience_key": audience, audience: in}
+		return msg
+	}
+	msg["type"] = "identify"
+	msg["traits"] = map[string]any{audience: in, "email": m.Email}
+	return msg
+}
+
+// OutboxStats counts an audience's deliveries by state.
+type OutboxStats struct {
+	Pending   int `json:"pending" db:"pending"`
+	Delivered int `json:"delivered" db:"delivered"`
+	Failed    int `json:"failed" db:"failed"`
+}
+
+// Outbox counts the audience's deliveries.
+func (r *Runner) Outbox(ctx context.Context, audience string) (OutboxStats, error) {
+	var stats OutboxStats
+	err := r.db.GetContext(ctx, &stats, r.db.Rebind(`SELECT
+		COALESCE(SUM(CASE WHEN delivered_ms IS NULL AND failed_ms IS NULL THEN 1 ELSE 0 END), 0) AS pending,
+		COALESCE(SUM(CASE WHEN delivered_ms IS NOT NULL THEN 1 ELSE 0 END), 0) AS delivered,
+		COALESCE(SUM(CASE WHEN failed_ms IS NOT NULL THEN 1 ELSE 0 END), 0) AS failed
+		FROM outbox WHERE audience = ?`), audience)
+	if err != nil {
+		return stats, fmt.Errorf("count deliveries of %s: %w", audience, err)
+	}
+	return stats, nil
+}
+
+// retryable reports whether a status is worth retrying, as Segment decides
+// for its own destinations: 408, 429 and 5xx except 501.
+func retryable(status int) bool {
+	return status == 408 || status == 429 || (status >= 500 && status != 501)
+}
+
+// backoff is the wait after the given number of failed attempts: 30 s
+// doubling, at most an hour.
+func backoff(attempts int) time.Duration {
+	wait := 30 * time.Second << min(attempts-1, 7)
+	return min(wait, time.Hour)
+}
+
+// outboxRow is a message due for delivery.
+type outboxRow struct {
+	ID          int64  `db:"id"`
+	Audience    string `db:"audience"`
+	Destination int    `db:"destination"`
+	Body        string `db:"body"`
+	CreatedMS   int64  `db:"created_ms"`
+	Attempts    int    `db:"attempts"`
+}
+
+// DeliverDue sends the messages whose time has come, at most batch of
+// them, and records each outcome: delivered, retried later with backoff,
+// or failed (a 4xx Segment would not retry, or retried past its
+// destination's give-up time). It returns how many it attempted.
+func (r *Runner) DeliverDue(ctx context.Context, sender Sender, batch int) (int, error) {
+	var due []outboxRow
+	err := r.db.SelectContext(ctx, &due, r.db.Rebind(`SELECT id, audience, destination,
+		body, created_ms, attempts FROM outbox
+		WHERE delivered_ms IS NULL AND failed_ms IS NULL AND next_attempt_ms <= ?
+		ORDER BY id LIMIT ?`), r.now().UnixMilli(), batch)
+	if err != nil {
+		return 0, fmt.Errorf("read due deliveries: %w", err)
+	}
+	for _, row := range due {
+		if err := r.deliver(ctx, sender, row); err != nil {
+			return 0, err
+		}
+	}
+	return len(due), nil
+}
+
+func (r *Runner) deliver(ctx context.Context, sender Sender, row outboxRow) error {
+	def, err := r.Definition(row.Audience)
+	if err != nil || row.Destination >= len(def.Destinations) {
+		return r.settleDelivery(ctx, row, "failed", "the destination is no longer configured")
+	}
+	dest := def.Destinations[row.Destination]
+	status, sendErr := sender.Send(ctx, request(dest, []byte(row.Body)))
+
+	switch {
+	case sendErr == nil && status >= 200 && status < 300:
+		return r.settleDelivery(ctx, row, "delivered", "")
+	case sendErr == nil && !retryable(status):
+		return r.settleDelivery(ctx, row, "failed", fmt.Sprintf("answered %d", status))
+	}
+	reason := fmt.Sprintf("answered %d", status)
+	if sendErr != nil {
+		reason = sendErr.Error()
+	}
+	giveUp := time.Duration(dest.GiveUpAfter)
+	if giveUp == 0 {
+		giveUp = 24 * time.Hour
+	}
+	if r.now().Sub(time.UnixMilli(row.CreatedMS)) >= giveUp {
+		return r.settleDelivery(ctx, row, "failed", "gave up after retries: "+reason)
+	}
+	_, err = r.db.ExecContext(ctx, r.db.Rebind(`UPDATE outbox SET attempts = attempts + 1,
+		next_attempt_ms = ?, last_error = ? WHERE id = ?`),
+		r.now().Add(backoff(row.Attempts+1)).UnixMilli(), reason, row.ID)
+	if err != nil {
+		return fmt.Errorf("reschedule delivery %d: %w", row.ID, err)
+	}
+	return nil
+}
+
+func (r *Runner) settleDelivery(ctx context.Context, row outboxRow, outcome, reason string) error {
+	column := map[string]string{"delivered": "delivered_ms", "failed": "failed_ms"}[outcome]
+	_, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE outbox SET `+column+` = ?,
+		attempts = attempts + 1, last_error = ? WHERE id = ?`),
+		r.now().UnixMilli(), reason, row.ID)
+	if err != nil {
+		return fmt.Errorf("record delivery %d: %w", row.ID, err)
+	}
+	return nil
+}
+
+// request builds the HTTP request for a delivery.
+func request(dest Destination, body []byte) Request {
+	headers := map[string]string{"Content-Type": "application/json"}
+	if dest.Secret != "" {
+		mac := hmac.New(sha1.New, []byte(dest.Secret))
+		mac.Write(body)
+		headers["X-Signature"] = hex.EncodeToString(mac.Sum(nil))
+	}
+	if dest.WriteKey != "" {
+		headers["Authorization"] = "Basic " +
+			base64.StdEncoding.EncodeToString([]byte(dest.WriteKey+":"))
+	}
+	return Request{URL: strings.TrimSpace(dest.URL), Headers: headers, Body: body}
+}
