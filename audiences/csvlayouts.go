@@ -18,7 +18,8 @@ type csvLayout struct {
 	record func(ctx context.Context, m Member) ([]string, error)
 }
 
-func (r *Runner) csvLayout(ctx context.Context, def Definition, opts CSVOptions) (csvLayout, error) {
+func (r *Runner) csvLayout(ctx context.Context, def Definition,
+	opts CSVOptions) (csvLayout, error) {
 	attrs := def.Attributes()
 	switch opts.Layout {
 	case "", "default":
@@ -40,7 +41,8 @@ func (r *Runner) csvLayout(ctx context.Context, def Definition, opts CSVOptions)
 // columnsLayout gives each identifier type its columns, as many as the
 // member with the most values of it needs: email, email_1, email_2. It
 // reads the result once to size the columns.
-func (r *Runner) columnsLayout(ctx context.Context, name string, attrs []string) (csvLayout, error) {
+func (r *Runner) columnsLayout(ctx context.Context, name string,
+	attrs []string) (csvLayout, error) {
 	widths := map[string]int{}
 	err := r.EachMember(ctx, name, func(_ Run, m Member) error {
 		for kind, values := range m.Identifiers {

@@ -56,7 +56,8 @@ func (r *Runner) enqueue(ctx context.Context, tx *sqlx.Tx, def Definition, run R
 			members []Member
 		}{{Exited, exited}, {Entered, entered}} {
 			for _, m := range change.members {
-				if err := r.enqueueOne(ctx, tx, def.Name, index, dest, run, change.kind, m); err != nil {
+				err := r.enqueueOne(ctx, tx, def.Name, index, dest, run, change.kind, m)
+				if err != nil {
 					return err
 				}
 			}
@@ -126,7 +127,8 @@ type OutboxStats struct {
 func (r *Runner) Outbox(ctx context.Context, audience string) (OutboxStats, error) {
 	var stats OutboxStats
 	err := r.db.GetContext(ctx, &stats, r.db.Rebind(`SELECT
-		COALESCE(SUM(CASE WHEN delivered_ms IS NULL AND failed_ms IS NULL THEN 1 ELSE 0 END), 0) AS pending,
+		COALESCE(SUM(CASE WHEN delivered_ms IS NULL AND failed_ms IS NULL
+		                  THEN 1 ELSE 0 END), 0) AS pending,
 		COALESCE(SUM(CASE WHEN delivered_ms IS NOT NULL THEN 1 ELSE 0 END), 0) AS delivered,
 		COALESCE(SUM(CASE WHEN failed_ms IS NOT NULL THEN 1 ELSE 0 END), 0) AS failed
 		FROM outbox WHERE audience = ?`), audience)
