@@ -158,6 +158,7 @@ func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []str
 		`UPDATE audience_runs SET size = size - 1 WHERE id IN
 		   (SELECT run_id FROM audience_members WHERE profile_id IN (?))`,
 		`DELETE FROM audience_members WHERE profile_id IN (?)`,
+		`DELETE FROM audience_changes WHERE profile_id IN (?)`,
 		`UPDATE profiles SET retired_ms = ` + fmt.Sprint(w.now.UnixMilli()) + ` WHERE id IN (?)`,
 	}
 	for _, query := range byProfile {
@@ -201,6 +202,8 @@ func (w *writer) scrubIdentifiers(ctx context.Context, ids []Identifier) error {
 			  WHERE reason LIKE ? ESCAPE '\'`, []any{pattern}},
 			{`DELETE FROM identity_decisions WHERE identifier = ? OR detail LIKE ? ESCAPE '\'`,
 				[]any{id.String(), pattern}},
+			// Deliveries not yet sent (and the record of those sent) name them.
+			{`DELETE FROM outbox WHERE body LIKE ? ESCAPE '\'`, []any{pattern}},
 		} {
 			if _, err := w.tx.ExecContext(ctx, w.tx.Rebind(step.query), step.args...); err != nil {
 				return fmt.Errorf("scrub %s: %w", id.Type, err)

@@ -88,3 +88,23 @@ func checkCounts(t *testing.T, dbPath string, want map[string]int) {
 		}
 	}
 }
+
+func TestDeleteAlsoErasesAudienceHistoryAndDeliveries(t *testing.T) {
+	db := mustTabletDB(t)
+	config := mustWriteConfig(t, `audiences:
+  - name: cart_abandonment
+    destinations: [{url: "http://127.0.0.1:9/hook"}]
+`)
+	mustRun(t, "audiences", "run", "cart_abandonment", "--db", db, "--config", config,
+		"--clock", "2026-11-27T12:00:00Z")
+	checkCounts(t, db, map[string]int{
+		`SELECT COUNT(*) FROM audience_changes WHERE email = 'bob@shop.test'`: 1,
+		`SELECT COUNT(*) FROM outbox WHERE body LIKE '%bob@shop.test%'`:        1,
+	})
+
+	mustRun(t, "profiles", "delete", "user_id:bob", "--db", db)
+	checkCounts(t, db, map[string]int{
+		`SELECT COUNT(*) FROM audience_changes WHERE email = 'bob@shop.test'`: 0,
+		`SELECT COUNT(*) FROM outbox WHERE body LIKE '%bob%'`:                 0,
+	})
+}
