@@ -99,7 +99,7 @@ func TestDeleteAlsoErasesAudienceHistoryAndDeliveries(t *testing.T) {
 		"--clock", "2026-11-27T12:00:00Z")
 	checkCounts(t, db, map[string]int{
 		`SELECT COUNT(*) FROM audience_changes WHERE email = 'bob@shop.test'`: 1,
-		`SELECT COUNT(*) FROM outbox WHERE body LIKE '%bob@shop.test%'`:        1,
+		`SELECT COUNT(*) FROM outbox WHERE body LIKE '%bob@shop.test%'`:       1,
 	})
 
 	mustRun(t, "profiles", "delete", "user_id:bob", "--db", db)
