@@ -32,7 +32,7 @@ func (r *Runner) csvLayout(ctx context.Context, def Definition,
 	case "columns":
 		return r.columnsLayout(ctx, def.Name, attrs)
 	case "json":
-		return r.jsonLayout(attrs), nil
+		return r.jsonLayout(attrs, opts.HashEmail), nil
 	}
 	return csvLayout{}, resolver.Errorf(resolver.EInvalid,
 		"layout %q is not one of default, columns, json", opts.Layout)
@@ -53,9 +53,17 @@ func (r *Runner) columnsLayout(ctx context.Context, name string,
 	if err != nil {
 		return csvLayout{}, err
 	}
+	reserved := map[string]bool{"profile_id": true}
+	for _, a := range attrs {
+		reserved[a] = true
+	}
 	kinds := make([]string, 0, len(widths))
 	for kind := range widths {
-		kinds = append(kinds, kind)
+		// Types come from messages: only plain names make columns, and none
+		// may pose as another column.
+		if plainName(kind) && !reserved[kind] {
+			kinds = append(kinds, kind)
+		}
 	}
 	sort.Strings(kinds)
 
@@ -93,7 +101,7 @@ func repeatName(kind string, i int) string {
 
 // jsonLayout writes the identifiers, the profile's traits and the
 // attributes as JSON columns.
-func (r *Runner) jsonLayout(attrs []string) csvLayout {
+func (r *Runner) jsonLayout(attrs []string, hashEmails bool) csvLayout {
 	profiles := resolver.NewProfiles(r.db)
 	return csvLayout{
 		header: []string{"profile_id", "external_ids", "traits", "attributes"},
@@ -106,6 +114,11 @@ func (r *Runner) jsonLayout(attrs []string) csvLayout {
 			object := map[string]json.RawMessage{}
 			for _, t := range traits {
 				object[t.Key] = t.Value
+				var email string
+				if hashEmails && json.Unmarshal(t.Value, &email) == nil &&
+					strings.Contains(email, "@") {
+					object[t.Key], _ = json.Marshal(hashEmail(email))
+				}
 			}
 			traitsJSON, _ := json.Marshal(object)
 			chosen := map[string]any{}
@@ -175,4 +188,16 @@ func hashEmails(ids map[string][]string) map[string][]string {
 		out[kind] = hashed
 	}
 	return out
+}
+
+// plainName is true for identifier types fit to be column names: lower-case
+// letters, digits, dots, dashes and underscores, starting with a letter.
+func plainName(kind string) bool {
+	for i, c := range kind {
+		letter := c >= 'a' && c <= 'z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-')) {
+			return false
+		}
+	}
+	return kind != ""
 }

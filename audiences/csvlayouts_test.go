@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,15 @@ func TestCSVLayoutsByteForByte(t *testing.T) {
 			"\ufeffemail,profile_id\n" + sha("ann2@x.test") + ",1\n" +
 				sha("=bob@x.test") + ",2\n"},
 	}
+	cases = append(cases, struct {
+		name string
+		opts audiences.CSVOptions
+		want string
+	}{"json with hashed emails hashes the traits too",
+		audiences.CSVOptions{Layout: "json", Columns: []string{"traits"}, HashEmail: true},
+		"traits\n" +
+			"\"{\"\"email\"\":\"\"" + sha("ann2@x.test") + "\"\",\"\"name\"\":\"\"Zoë\"\"}\"\n" +
+			"\"{\"\"email\"\":\"\"" + sha("=bob@x.test") + "\"\",\"\"name\"\":\"\"Zoë\"\"}\"\n"})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -79,5 +89,28 @@ func TestCSVOptionsThatMakeNoSenseAreRefused(t *testing.T) {
 			t.Errorf("%+v: %v, wrote %d bytes; want an invalid error and nothing written",
 				opts, err, out.Len())
 		}
+	}
+}
+
+func TestColumnsLayoutTakesOnlyPlainIdentifierTypesAsColumns(t *testing.T) {
+	f := mustFixture(t)
+	f.mustIngest(t, map[string]any{"type": "identify", "messageId": "i1", "userId": "u1",
+		"traits": map[string]any{"email": "a@x.test"}, "timestamp": "2026-11-01T00:00:00Z",
+		"context": map[string]any{"externalIds": []any{
+			map[string]any{"id": "999", "type": "profile_id"},
+			map[string]any{"id": "x", "type": "=cmd|' /c calc'!a0"},
+			map[string]any{"id": "L1", "type": "loyalty_id"},
+		}}}, productAdded("u1", "p1", 48*time.Hour))
+	f.mustRun(t, cartAudience)
+
+	var out bytes.Buffer
+	err := f.runner.WriteCSVWith(context.Background(), &out, cartAudience,
+		audiences.CSVOptions{Layout: "columns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, _, _ := strings.Cut(out.String(), "\n")
+	if header != "profile_id,email,loyalty_id,user_id,abandoned_products,added_at" {
+		t.Errorf("header %q", header)
 	}
 }

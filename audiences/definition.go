@@ -7,6 +7,7 @@ package audiences
 import (
 	_ "embed"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -89,6 +90,10 @@ func (d Definition) validate(index int) []string {
 		problems = append(problems, fmt.Sprintf("%s.name %q must be lower-case "+
 			"letters, digits and underscores", prefix, d.Name))
 	}
+	if d.Timezone != "" && strings.Contains(d.Schedule, "TZ=") {
+		problems = append(problems, fmt.Sprintf("%s: give the time zone either as "+
+			"timezone or as CRON_TZ= in the schedule, not both", prefix))
+	}
 	if _, err := time.LoadLocation(d.Timezone); err != nil {
 		problems = append(problems, fmt.Sprintf("%s.timezone %q is not a time zone "+
 			"such as Europe/Paris", prefix, d.Timezone))
@@ -99,8 +104,13 @@ func (d Definition) validate(index int) []string {
 
 	for i, dest := range d.Destinations {
 		key := fmt.Sprintf("%s.destinations[%d]", prefix, i)
-		if !strings.HasPrefix(dest.URL, "http://") && !strings.HasPrefix(dest.URL, "https://") {
-			problems = append(problems, key+".url must be an http:// or https:// URL")
+		if u, err := url.Parse(dest.URL); err != nil || u.Host == "" ||
+			(u.Scheme != "http" && u.Scheme != "https") {
+			problems = append(problems, fmt.Sprintf("%s.url %q must be an http:// or "+
+				"https:// URL with a host", key, dest.URL))
+		}
+		if dest.GiveUpAfter < 0 {
+			problems = append(problems, key+".give_up_after must not be negative")
 		}
 		if dest.Style != "" && dest.Style != "identify" && dest.Style != "track" {
 			problems = append(problems, fmt.Sprintf("%s.style %q is not identify or track",

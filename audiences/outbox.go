@@ -33,6 +33,16 @@ type Destination struct {
 	GiveUpAfter Duration `yaml:"give_up_after"`
 }
 
+// key names a destination across config edits: its URL and style.
+func (d Destination) key() string { return strings.TrimSpace(d.URL) + " " + d.style() }
+
+func (d Destination) style() string {
+	if d.Style == "" {
+		return "identify"
+	}
+	return d.Style
+}
+
 // Request is one delivery attempt as the edge sends it.
 type Request struct {
 	URL     string
@@ -50,13 +60,13 @@ type Sender interface {
 // transaction that saves the run.
 func (r *Runner) enqueue(ctx context.Context, tx *sqlx.Tx, def Definition, run Run,
 	entered, exited []Member) error {
-	for index, dest := range def.Destinations {
+	for _, dest := range def.Destinations {
 		for _, change := range []struct {
 			kind    string
 			members []Member
 		}{{Exited, exited}, {Entered, entered}} {
 			for _, m := range change.members {
-				err := r.enqueueOne(ctx, tx, def.Name, index, dest, run, change.kind, m)
+				err := r.enqueueOne(ctx, tx, def.Name, dest, run, change.kind, m)
 				if err != nil {
 					return err
 				}
@@ -66,20 +76,20 @@ func (r *Runner) enqueue(ctx context.Context, tx *sqlx.Tx, def Definition, run R
 	return nil
 }
 
-func (r *Runner) enqueueOne(ctx context.Context, tx *sqlx.Tx, audience string, index int,
+func (r *Runner) enqueueOne(ctx context.Context, tx *sqlx.Tx, audience string,
 	dest Destination, run Run, kind string, m Member) error {
-	key := fmt.Sprintf("%s/%d/%d/%s/%d", audience, index, run.ID, kind, m.ProfileID)
+	key := fmt.Sprintf("%s/%s/%d/%s/%d", audience, dest.key(), run.ID, kind, m.ProfileID)
 	sum := sha256.Sum256([]byte(key))
 	messageID := "knit-" + hex.EncodeToString(sum[:16])
-	body, err := json.Marshal(segmentMessage(audience, dest.Style, kind, messageID, run, m))
+	body, err := json.Marshal(segmentMessage(audience, dest.style(), kind, messageID, run, m))
 	if err != nil {
 		return fmt.Errorf("encode delivery of %d: %w", m.ProfileID, err)
 	}
-	at := run.EvaluatedAt.UnixMilli()
+	now := r.now().UnixMilli()
 	_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO outbox (audience, destination,
 		message_id, body, created_ms, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (message_id) DO NOTHING`), audience, index, messageID, string(body),
-		r.now().UnixMilli(), at)
+		ON CONFLICT (message_id) DO NOTHING`), audience, dest.key(), messageID, string(body),
+		now, now)
 	if err != nil {
 		return fmt.Errorf("queue delivery of %d: %w", m.ProfileID, err)
 	}
@@ -89,11 +99,15 @@ func (r *Runner) enqueueOne(ctx context.Context, tx *sqlx.Tx, audience string, i
 // segmentMessage builds the message a destination receives for a change.
 func segmentMessage(audience, style, kind, messageID string, run Run, m Member) map[string]any {
 	in := kind == Entered
+	traits := map[string]any{}
+	if m.Email != "" { // a blank would erase the receiver's email
+		traits["email"] = m.Email
+	}
 	msg := map[string]any{
 		"messageId": messageID,
 		"timestamp": FormatTime(run.EvaluatedAt),
 		"context": map[string]any{
-			"traits":   map[string]any{"email": m.Email},
+			"traits":   traits,
 			"personas": map[string]any{"computation_class": "audience", "computation_key": audience},
 		},
 	}
@@ -112,7 +126,11 @@ func segmentMessage(audience, style, kind, messageID string, run Run, m Member) 
 		return msg
 	}
 	msg["type"] = "identify"
-	msg["traits"] = map[string]any{audience: in, "email": m.Email}
+	identify := map[string]any{audience: in}
+	if m.Email != "" {
+		identify["email"] = m.Email
+	}
+	msg["traits"] = identify
 	return msg
 }
 
@@ -155,7 +173,7 @@ func backoff(attempts int) time.Duration {
 type outboxRow struct {
 	ID          int64  `db:"id"`
 	Audience    string `db:"audience"`
-	Destination int    `db:"destination"`
+	Destination string `db:"destination"`
 	Body        string `db:"body"`
 	CreatedMS   int64  `db:"created_ms"`
 	Attempts    int    `db:"attempts"`
@@ -174,21 +192,50 @@ func (r *Runner) DeliverDue(ctx context.Context, sender Sender, batch int) (int,
 	if err != nil {
 		return 0, fmt.Errorf("read due deliveries: %w", err)
 	}
+	sent := 0
 	for _, row := range due {
-		if err := r.deliver(ctx, sender, row); err != nil {
-			return 0, err
+		claimed, err := r.claim(ctx, row)
+		if err != nil {
+			return sent, err
 		}
+		if !claimed {
+			continue // another loop or process took it
+		}
+		if err := r.deliver(ctx, sender, row); err != nil {
+			return sent, err
+		}
+		sent++
 	}
 	return len(due), nil
 }
 
-func (r *Runner) deliver(ctx context.Context, sender Sender, row outboxRow) error {
-	def, err := r.Definition(row.Audience)
-	if err != nil || row.Destination >= len(def.Destinations) {
-		return r.settleDelivery(ctx, row, "failed", "the destination is no longer configured")
+// claimLease is how long a claimed message is left to its sender before
+// another may try it: longer than one send may take.
+const claimLease = 2 * time.Minute
+
+// claim takes a due message for this sender by moving its next attempt past
+// the lease, atomically, so no two senders send it at once.
+func (r *Runner) claim(ctx context.Context, row outboxRow) (bool, error) {
+	now := r.now().UnixMilli()
+	result, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE outbox SET next_attempt_ms = ?
+		WHERE id = ? AND next_attempt_ms <= ? AND delivered_ms IS NULL AND failed_ms IS NULL`),
+		r.now().Add(claimLease).UnixMilli(), row.ID, now)
+	if err != nil {
+		return false, fmt.Errorf("claim delivery %d: %w", row.ID, err)
 	}
-	dest := def.Destinations[row.Destination]
+	n, err := result.RowsAffected()
+	return n == 1, err
+}
+
+func (r *Runner) deliver(ctx context.Context, sender Sender, row outboxRow) error {
+	dest, found := r.destination(row)
+	// What happened is recorded even when shutdown cancels ctx mid-send.
+	record := context.WithoutCancel(ctx)
+	if !found {
+		return r.settleDelivery(record, row, "failed", "the destination is no longer configured")
+	}
 	status, sendErr := sender.Send(ctx, request(dest, []byte(row.Body)))
+	ctx = record
 
 	switch {
 	case sendErr == nil && status >= 200 && status < 300:
@@ -204,16 +251,36 @@ func (r *Runner) deliver(ctx context.Context, sender Sender, row outboxRow) erro
 	if giveUp == 0 {
 		giveUp = 24 * time.Hour
 	}
-	if r.now().Sub(time.UnixMilli(row.CreatedMS)) >= giveUp {
+	// Give up only after some retries, so a backlog after downtime still
+	// gets its chances.
+	if row.Attempts+1 >= minAttempts && r.now().Sub(time.UnixMilli(row.CreatedMS)) >= giveUp {
 		return r.settleDelivery(ctx, row, "failed", "gave up after retries: "+reason)
 	}
-	_, err = r.db.ExecContext(ctx, r.db.Rebind(`UPDATE outbox SET attempts = attempts + 1,
+	_, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE outbox SET attempts = attempts + 1,
 		next_attempt_ms = ?, last_error = ? WHERE id = ?`),
 		r.now().Add(backoff(row.Attempts+1)).UnixMilli(), reason, row.ID)
 	if err != nil {
 		return fmt.Errorf("reschedule delivery %d: %w", row.ID, err)
 	}
 	return nil
+}
+
+// minAttempts is how many times a message is tried before it may be given
+// up on.
+const minAttempts = 3
+
+// destination finds the configured destination a message was queued for.
+func (r *Runner) destination(row outboxRow) (Destination, bool) {
+	def, err := r.Definition(row.Audience)
+	if err != nil {
+		return Destination{}, false
+	}
+	for _, dest := range def.Destinations {
+		if dest.key() == row.Destination {
+			return dest, true
+		}
+	}
+	return Destination{}, false
 }
 
 func (r *Runner) settleDelivery(ctx context.Context, row outboxRow, outcome, reason string) error {

@@ -146,3 +146,59 @@ func mustSeed(t *testing.T) []*resolver.Message {
 	}
 	return out
 }
+
+func TestOutboxFollowsItsDestinationThroughConfigEditsAndSendsOnce(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	withDestinations := func(dests ...audiences.Destination) []audiences.Definition {
+		defs := audiences.WithBuiltins(nil)
+		for i := range defs {
+			if defs[i].Name == "shoe_reorder" {
+				defs[i].Destinations = dests
+			}
+		}
+		return defs
+	}
+	crm := audiences.Destination{URL: "http://127.0.0.1/crm", Secret: "a"}
+	ads := audiences.Destination{URL: "http://127.0.0.1/ads", WriteKey: "b"}
+	store := resolver.NewStore(db, resolver.DefaultRules(), clock, nil)
+	if _, err := store.Ingest(context.Background(), mustSeed(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audiences.NewRunner(db, withDestinations(crm), clock, nil).
+		Run(context.Background(), "shoe_reorder"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new destination goes first in the list: the queued message still
+	// goes to the CRM, once, however many senders run at the same time.
+	edited := audiences.NewRunner(db, withDestinations(ads, crm), clock, nil)
+	receiver := &recordingReceiver{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := edited.DeliverDue(context.Background(), receiver, 10); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(receiver.urls) != 1 || receiver.urls[0] != crm.URL {
+		t.Errorf("sent to %v, want the CRM once", receiver.urls)
+	}
+}
+
+type recordingReceiver struct {
+	mu   sync.Mutex
+	urls []string
+}
+
+func (r *recordingReceiver) Send(_ context.Context, req audiences.Request) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.urls = append(r.urls, req.URL)
+	return 200, nil
+}

@@ -143,8 +143,13 @@ func (s *Server) downloadCSV(c *gin.Context, name string) {
 	}
 
 	filename := fmt.Sprintf("%s-%s.csv", name, run.EvaluatedAt.Format("20060102-150405"))
+	opts, err := csvOptions(c)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
 	out := &download{c: c, filename: filename}
-	err = s.runner.WriteCSVWith(ctx, out, name, csvOptions(c))
+	err = s.runner.WriteCSVWith(ctx, out, name, opts)
 	switch {
 	case err != nil && !out.started:
 		httpx.Error(c, s.log, err) // a bad option: nothing is sent yet
@@ -156,15 +161,24 @@ func (s *Server) downloadCSV(c *gin.Context, name string) {
 	}
 }
 
-// csvOptions reads layout, columns, bom and hash_email from the query.
-func csvOptions(c *gin.Context) audiences.CSVOptions {
-	truthy := func(v string) bool { return v == "1" || v == "true" || v == "yes" }
-	return audiences.CSVOptions{
-		Layout:    c.Query("layout"),
-		Columns:   splitNames(c.Query("columns")),
-		BOM:       truthy(c.Query("bom")),
-		HashEmail: truthy(c.Query("hash_email")),
+// csvOptions reads layout, columns, bom and hash_email from the query; a
+// yes/no option that is neither is an error, never a silent no.
+func csvOptions(c *gin.Context) (audiences.CSVOptions, error) {
+	opts := audiences.CSVOptions{Layout: c.Query("layout"), Columns: splitNames(c.Query("columns"))}
+	for _, flag := range []struct {
+		name string
+		dest *bool
+	}{{"bom", &opts.BOM}, {"hash_email", &opts.HashEmail}} {
+		switch strings.ToLower(c.Query(flag.name)) {
+		case "", "0", "false", "no":
+		case "1", "true", "yes":
+			*flag.dest = true
+		default:
+			return opts, resolver.Errorf(resolver.EInvalid,
+				"%s must be 1 or 0, not %q", flag.name, c.Query(flag.name))
+		}
 	}
+	return opts, nil
 }
 
 // download sends the attachment headers with its first byte, so that an
@@ -206,7 +220,8 @@ func notModified(c *gin.Context, key string) bool {
 	tag := `"` + hex.EncodeToString(sum[:12]) + `"`
 	c.Header("ETag", tag)
 	for _, given := range strings.Split(c.GetHeader("If-None-Match"), ",") {
-		if given = strings.TrimSpace(given); given == tag || given == "*" {
+		given = strings.TrimPrefix(strings.TrimSpace(given), "W/")
+		if given == tag || given == "*" {
 			c.Status(http.StatusNotModified)
 			c.Abort()
 			return true

@@ -109,6 +109,7 @@ func TestChangesFeedTellsWhoEnteredAndWhoLeft(t *testing.T) {
 	// CSV options come from the query; a bad one is a JSON 400, not a file.
 	for query, want := range map[string]int{
 		"?layout=xml": http.StatusBadRequest, "?columns=nope": http.StatusBadRequest,
+		"?hash_email=on":                     http.StatusBadRequest,
 		"?layout=columns&bom=1&hash_email=1": http.StatusOK,
 	} {
 		req, _ := http.NewRequest(http.MethodGet, server.URL+"/audiences/cart_abandonment.csv"+

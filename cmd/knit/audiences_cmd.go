@@ -100,6 +100,10 @@ func runAudiencesExport(ctx context.Context, args []string, getenv env,
 	if *format != "csv" && *format != "json" {
 		return fmt.Errorf("%w: --format must be csv or json, not %q", errUsage, *format)
 	}
+	if *format == "json" && (*hashEmail || *bom || *layout != "" || *columns != "") {
+		return fmt.Errorf("%w: --layout, --columns, --bom and --hash-email apply to "+
+			"--format csv only", errUsage)
+	}
 
 	flags.mustExist = true
 	a, err := openApp(ctx, flags, getenv, stderr)

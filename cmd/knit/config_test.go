@@ -64,6 +64,11 @@ func TestLoadSettingsRejectsContradictions(t *testing.T) {
 		{"one type named twice in different case is named",
 			"identity:\n  types:\n    Phone: {keys: [phone]}\n    phone: {keys: [tel]}\n",
 			[]string{`"Phone" and "phone"`}},
+		{"a destination without a host is named", `audiences:
+  - name: shoe_reorder
+    destinations: [{url: "http://"}, {url: "http://127.0.0.1/x", give_up_after: -5h}]
+`, []string{"audiences.shoe_reorder.destinations[0].url",
+			"audiences.shoe_reorder.destinations[1].give_up_after"}},
 		{"two problems are reported together", `identity:
   default_limit: 0
 audiences:

@@ -5,7 +5,7 @@
 CREATE TABLE outbox (
     id              INTEGER PRIMARY KEY,
     audience        TEXT    NOT NULL,
-    destination     INTEGER NOT NULL,
+    destination     TEXT    NOT NULL, -- the destination's key: url and style
     message_id      TEXT    NOT NULL UNIQUE,
     body            TEXT    NOT NULL,
     created_ms      INTEGER NOT NULL,
