@@ -241,3 +241,18 @@ func (r *Runner) Preview(ctx context.Context, name string, sample int) (int, []M
 	}
 	return len(members), members[:min(len(members), sample)], nil
 }
+
+// PreviewDefinition computes an audience that need not be configured, such
+// as one being written, and returns its size and up to sample members.
+// The definition is validated first; nothing is saved.
+func (r *Runner) PreviewDefinition(ctx context.Context, def Definition,
+	sample int) (int, []Member, error) {
+	if err := Validate([]Definition{def}); err != nil {
+		return 0, nil, err
+	}
+	members, err := r.members(ctx, def, r.now().UTC().Truncate(time.Second))
+	if err != nil {
+		return 0, nil, fmt.Errorf("preview audience %s: %w", def.Name, err)
+	}
+	return len(members), members[:min(len(members), sample)], nil
+}

@@ -4,11 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/knit-cdp/knit/audiences"
 	"github.com/knit-cdp/knit/resolver"
@@ -267,4 +269,30 @@ func (s *Server) audienceChanges(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, body)
+}
+
+// previewAudience computes the audience defined in the body (the YAML of
+// one audience, as in the config file; JSON is YAML too) and answers its
+// size and a sample of members. Nothing is saved.
+func (s *Server) previewAudience(c *gin.Context) {
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, 64*1024))
+	if err != nil {
+		httpx.Error(c, s.log, fmt.Errorf("read definition: %w", err))
+		return
+	}
+	var def audiences.Definition
+	if err := yaml.Unmarshal(body, &def); err != nil {
+		httpx.Error(c, s.log, resolver.Errorf(resolver.EInvalid,
+			"the body must be one audience definition in YAML or JSON: %v", err))
+		return
+	}
+	size, sample, err := s.runner.PreviewDefinition(c.Request.Context(), def, 10)
+	if err != nil {
+		httpx.Error(c, s.log, err)
+		return
+	}
+	if sample == nil {
+		sample = []audiences.Member{}
+	}
+	c.JSON(http.StatusOK, gin.H{"name": def.Name, "size": size, "sample": sample})
 }

@@ -3,6 +3,7 @@ package web_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +127,35 @@ func TestChangesFeedTellsWhoEnteredAndWhoLeft(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("CSV %s: %d, want %d", query, resp.StatusCode, want)
 		}
+	}
+}
+
+func TestAudiencePreviewThroughTheAPI(t *testing.T) {
+	server := mustSeededSite(t)
+	post := func(body string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, server.URL+"/audience-previews",
+			strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer token-a")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+
+	status, out := post(`name: every_runner
+distance_since_purchase: {purchase_event: Order Completed, products: "products[]",
+  product_id: product_id, category_field: category, category: Shoes,
+  activity_event: Workout Completed, distance: distance, threshold_miles: 1}
+`)
+	if status != http.StatusOK || out["size"] != float64(0) {
+		// Jane's latest shoes were bought after her last run.
+		t.Errorf("preview: %d %v", status, out)
+	}
+	if status, out := post(`name: broken`); status != http.StatusBadRequest {
+		t.Errorf("a definition without a rule: %d %v, want 400", status, out)
 	}
 }

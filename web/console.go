@@ -114,6 +114,7 @@ func (s *Server) registerConsole(router *gin.Engine) {
 	signedIn.POST("/people/:id/unlink", c.unlink)
 	signedIn.GET("/people/:id/delete", c.confirmDelete)
 	signedIn.POST("/people/:id/delete", c.delete)
+	signedIn.POST("/run/:name", c.runNow)
 }
 
 type console struct {
@@ -191,8 +192,8 @@ func (c *console) audiences(ctx *gin.Context) {
 		ctx.String(http.StatusInternalServerError, "internal error")
 		return
 	}
-	c.render(ctx, http.StatusOK, "audiences",
-		page{Title: "Audiences", SignedIn: true, Audiences: summaries})
+	c.render(ctx, http.StatusOK, "audiences", page{Title: "Audiences", SignedIn: true,
+		Audiences: summaries, CSRF: csrfToken(ctx)})
 }
 
 func (c *console) search(ctx *gin.Context) {

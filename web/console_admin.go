@@ -122,3 +122,20 @@ func atoi(text string) int64 {
 	n, _ := strconv.ParseInt(text, 10, 64)
 	return n
 }
+
+// runNow computes an audience at once from the console and returns to the
+// audiences page, where the new run shows.
+func (c *console) runNow(ctx *gin.Context) {
+	if !validCSRF(ctx) {
+		ctx.String(http.StatusForbidden, "this form has expired; go back and try again")
+		return
+	}
+	run, err := c.server.runner.Run(ctx.Request.Context(), ctx.Param("name"))
+	if err != nil && run.ID == 0 {
+		c.adminFailed(ctx, err)
+		return
+	}
+	c.server.log.Info("audience run from the console", "audience", run.Audience,
+		"status", run.Status, "size", run.Size)
+	ctx.Redirect(http.StatusSeeOther, "/")
+}

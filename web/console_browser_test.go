@@ -305,6 +305,13 @@ func TestConsoleSignIn(t *testing.T) {
 		t.Errorf("heading = %q, want Audiences", h1)
 	}
 	checkAudiencesTable(t, ctx)
+
+	// Run now computes the audience again and comes back to the list.
+	status, at = mustLoad(t, ctx, chromedp.Click(
+		chromedp.CSS(`form[action="/run/cart_abandonment"] button`)))
+	if status != http.StatusOK || at != base+"/" {
+		t.Errorf("run now: status %d at %s, want the audiences page", status, at)
+	}
 }
 
 // checkAudiencesTable checks the audiences page lists both built-in
@@ -325,8 +332,8 @@ func checkAudiencesTable(t *testing.T, ctx context.Context) {
 		if !strings.Contains(row[2], "27 Nov 2026 12:00") {
 			t.Errorf("%s: last computed %q, want 27 Nov 2026 12:00", name, row[2])
 		}
-		if row[4] != "Download CSV" {
-			t.Errorf("%s: action cell %q, want Download CSV", name, row[4])
+		if row[4] != "Download CSV Run now" {
+			t.Errorf("%s: action cell %q, want Download CSV and Run now", name, row[4])
 		}
 	}
 	if want := []string{"cart_abandonment", "shoe_reorder"}; !slices.Equal(names, want) {

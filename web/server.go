@@ -56,6 +56,7 @@ func (s *Server) Register(router *gin.Engine) {
 	api.GET("/audiences/:name", s.getAudience)
 	api.POST("/audiences/:name/runs", s.runAudience)
 	api.GET("/audiences/:name/changes", s.audienceChanges)
+	api.POST("/audience-previews", s.previewAudience)
 
 	profiles := api.Group("/v1/spaces/:space/collections/users/profiles/:id")
 	profiles.GET("/traits", s.profileEndpoint(s.profileTraits))
