@@ -46,7 +46,7 @@ func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) 
 	}
 
 	for _, step := range steps {
-		if _, err := w.tx.ExecContext(ctx, w.tx.Rebind(step.query), step.args...); err != nil {
+		if err := w.exec(ctx, step.query, step.args...); err != nil {
 			return fmt.Errorf("merge profile %d into %d: %s: %w",
 				merged, survivor, step.what, err)
 		}

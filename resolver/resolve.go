@@ -125,9 +125,8 @@ func (w *writer) lookupOwners(ctx context.Context, ids []Identifier,
 		args = append(args, id.Type, id.Value)
 	}
 
-	rows, err := w.tx.QueryxContext(ctx, w.tx.Rebind(
-		`SELECT type, value, profile_id FROM identities WHERE `+
-			strings.Join(clauses, " OR ")), args...)
+	rows, err := w.query(ctx, `SELECT type, value, profile_id FROM identities WHERE `+
+		strings.Join(clauses, " OR "), args...)
 	if err != nil {
 		return fmt.Errorf("look up identifiers: %w", err)
 	}
@@ -177,7 +176,7 @@ func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]heldIde
 	}
 
 	var held []heldIdentifier
-	rows, err := w.tx.QueryxContext(ctx, w.tx.Rebind(query), args...)
+	rows, err := w.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load profile identifiers: %w", err)
 	}
@@ -279,8 +278,7 @@ func (w *writer) capped(ids []Identifier) []Identifier {
 
 func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier) (int64, error) {
 	var profile int64
-	err := w.tx.GetContext(ctx, &profile, w.tx.Rebind(
-		`INSERT INTO profiles (created_ms, updated_ms) VALUES (?, ?) RETURNING id`),
+	err := w.get(ctx, &profile, `INSERT INTO profiles (created_ms, updated_ms) VALUES (?, ?) RETURNING id`,
 		w.now.UnixMilli(), w.now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("create profile: %w", err)
@@ -368,8 +366,7 @@ func (w *writer) recordMerge(ids []Identifier, owners map[Identifier]int64,
 // mergeCount is how many profiles were merged into profile.
 func (w *writer) mergeCount(ctx context.Context, profile int64) (int, error) {
 	var n int
-	err := w.tx.GetContext(ctx, &n, w.tx.Rebind(
-		`SELECT COUNT(*) FROM profiles WHERE merged_into = ?`), profile)
+	err := w.get(ctx, &n, `SELECT COUNT(*) FROM profiles WHERE merged_into = ?`, profile)
 	if err != nil {
 		return 0, fmt.Errorf("count merges of profile %d: %w", profile, err)
 	}
@@ -388,8 +385,8 @@ func (w *writer) attach(ctx context.Context, m *Message, profile int64,
 	}
 	for _, id := range ids {
 		if _, held := owners[id]; held {
-			_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`UPDATE identities
-				SET last_seen_ms = ? WHERE type = ? AND value = ? AND last_seen_ms < ?`),
+			err := w.exec(ctx, `UPDATE identities
+				SET last_seen_ms = ? WHERE type = ? AND value = ? AND last_seen_ms < ?`,
 				at, id.Type, id.Value, at)
 			if err != nil {
 				return fmt.Errorf("mark %s seen: %w", id, err)
@@ -404,9 +401,9 @@ func (w *writer) attach(ctx context.Context, m *Message, profile int64,
 			continue
 		}
 		room--
-		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO identities
+		err := w.exec(ctx, `INSERT INTO identities
 			(type, value, profile_id, first_seen_ms, last_seen_ms, first_message_id,
-			 source, app, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			 source, app, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			id.Type, id.Value, profile, at, at, m.ID, m.Source, m.App, deviceLabel(m))
 		if err != nil {
 			return fmt.Errorf("attach %s: %w", id, err)
@@ -433,8 +430,7 @@ func (w *writer) identifierRoom(ctx context.Context, profile int64, ids []Identi
 		return 0, nil
 	}
 	var count int
-	err := w.tx.GetContext(ctx, &count, w.tx.Rebind(
-		`SELECT COUNT(*) FROM identities WHERE profile_id = ?`), profile)
+	err := w.get(ctx, &count, `SELECT COUNT(*) FROM identities WHERE profile_id = ?`, profile)
 	if err != nil {
 		return 0, fmt.Errorf("count identifiers of profile %d: %w", profile, err)
 	}

@@ -105,6 +105,7 @@ type writer struct {
 	now       time.Time
 	decisions []decision // of the message being stored
 	anyBlocks *bool      // whether any identifier was unlinked, read once
+	stmts     map[string]*sqlx.Stmt
 }
 
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
@@ -112,9 +113,9 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 
 	// Stored before, or erased for a privacy request: either way not again.
 	var existing int
-	err := w.tx.GetContext(ctx, &existing, w.tx.Rebind(`SELECT
+	err := w.get(ctx, &existing, `SELECT
 		(SELECT COUNT(*) FROM events WHERE message_id = ?) +
-		(SELECT COUNT(*) FROM erased_messages WHERE message_id = ?)`), m.ID, m.ID)
+		(SELECT COUNT(*) FROM erased_messages WHERE message_id = ?)`, m.ID, m.ID)
 	if err != nil {
 		return outcome, fmt.Errorf("check duplicate: %w", err)
 	}
@@ -180,10 +181,10 @@ func (w *writer) insertEvent(ctx context.Context, m *Message, profileID int64) e
 		profile = profileID
 	}
 
-	_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO events
+	err := w.exec(ctx, `INSERT INTO events
 		(message_id, source, type, event, user_id, anonymous_id, profile_id,
 		 ts_ms, received_ms, app, device_type, device_id, properties, raw)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.Source, m.Type, m.Event, m.UserID, m.AnonymousID, profile,
 		m.Timestamp.UnixMilli(), m.ReceivedAt.UnixMilli(), m.App,
 		m.DeviceType, m.DeviceID, m.PropertiesJSON(), string(m.Raw))
