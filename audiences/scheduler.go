@@ -22,6 +22,7 @@ type Scheduler struct {
 	cancel  context.CancelFunc
 	initial sync.WaitGroup
 	retries []time.Duration
+	entries []cron.EntryID
 }
 
 // NewScheduler prepares a job for each of the runner's audiences. It
@@ -36,25 +37,28 @@ func NewScheduler(runner *Runner, log *slog.Logger) (*Scheduler, error) {
 
 	for _, def := range runner.Definitions() {
 		name := def.Name
-		_, err := s.cron.AddFunc(def.scheduleSpec(), func() { s.runJob(name) })
+		id, err := s.cron.AddFunc(def.scheduleSpec(), func() { s.runJob(name) })
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("schedule audience %s (%q): %w",
 				name, def.scheduleSpec(), err)
 		}
+		s.entries = append(s.entries, id)
 	}
 	return s, nil
 }
 
 // Start computes every audience once in the background and starts the
-// cron schedule.
+// cron schedule. The first runs go through the same guarded jobs as the
+// schedule, so a tick while one (or its retries) is going is skipped.
 func (s *Scheduler) Start() {
-	for _, def := range s.runner.Definitions() {
+	for _, id := range s.entries {
+		job := s.cron.Entry(id).WrappedJob
 		s.initial.Add(1)
-		go func(name string) {
+		go func() {
 			defer s.initial.Done()
-			s.runJob(name)
-		}(def.Name)
+			job.Run()
+		}()
 	}
 	s.cron.Start()
 }
