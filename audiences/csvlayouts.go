@@ -18,8 +18,8 @@ type csvLayout struct {
 	record func(ctx context.Context, m Member) ([]string, error)
 }
 
-func (r *Runner) csvLayout(ctx context.Context, def Definition,
-	opts CSVOptions) (csvLayout, error) {
+func (r *Runner) csvLayout(ctx context.Context, def Definition, opts CSVOptions,
+	each func(func(Run, Member) error) error) (csvLayout, error) {
 	attrs := def.Attributes()
 	switch opts.Layout {
 	case "", "default":
@@ -30,7 +30,7 @@ func (r *Runner) csvLayout(ctx context.Context, def Definition,
 			},
 		}, nil
 	case "columns":
-		return r.columnsLayout(ctx, def.Name, attrs)
+		return columnsLayout(each, attrs)
 	case "json":
 		return r.jsonLayout(attrs, opts.HashEmail), nil
 	}
@@ -41,10 +41,10 @@ func (r *Runner) csvLayout(ctx context.Context, def Definition,
 // columnsLayout gives each identifier type its columns, as many as the
 // member with the most values of it needs: email, email_1, email_2. It
 // reads the result once to size the columns.
-func (r *Runner) columnsLayout(ctx context.Context, name string,
+func columnsLayout(each func(func(Run, Member) error) error,
 	attrs []string) (csvLayout, error) {
 	widths := map[string]int{}
-	err := r.EachMember(ctx, name, func(_ Run, m Member) error {
+	err := each(func(_ Run, m Member) error {
 		for kind, values := range m.Identifiers {
 			widths[kind] = max(widths[kind], len(values))
 		}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // CSVOptions choose the shape of a CSV export.
@@ -45,19 +47,31 @@ func (r *Runner) WriteCSVWith(ctx context.Context, w io.Writer, name string,
 	if err != nil {
 		return err
 	}
-	// Fail before writing anything when there is no result to export.
-	if _, err := r.CurrentRun(ctx, name); err != nil {
-		return err
-	}
-	layout, err := r.csvLayout(ctx, def, opts)
-	if err != nil {
-		return err
-	}
+	// One snapshot for every read, so a run that commits meanwhile never
+	// mixes into the file (the columns layout reads the result twice).
+	return r.db.Snapshot(ctx, func(tx *sqlx.Tx) error {
+		each := func(fn func(Run, Member) error) error {
+			return r.eachMemberIn(ctx, tx, name, fn)
+		}
+		// Fail before writing anything when there is no result to export.
+		if _, err := r.oneRunIn(ctx, tx, currentRunQuery, name); err != nil {
+			return err
+		}
+		layout, err := r.csvLayout(ctx, def, opts, each)
+		if err != nil {
+			return err
+		}
+		return writeRecords(ctx, w, layout, opts, each)
+	})
+}
+
+// writeRecords writes the header and one record per member.
+func writeRecords(ctx context.Context, w io.Writer, layout csvLayout, opts CSVOptions,
+	each func(func(Run, Member) error) error) error {
 	pick, err := pickColumns(layout.header, opts.Columns)
 	if err != nil {
 		return err
 	}
-
 	buffered := bufio.NewWriterSize(w, 64*1024)
 	if opts.BOM {
 		buffered.WriteString("\ufeff")
@@ -70,7 +84,7 @@ func (r *Runner) WriteCSVWith(ctx context.Context, w io.Writer, name string,
 	}
 
 	rows := 0
-	err = r.EachMember(ctx, name, func(_ Run, m Member) error {
+	err = each(func(_ Run, m Member) error {
 		if opts.HashEmail {
 			m.Email, m.Identifiers = hashEmail(m.Email), hashEmails(m.Identifiers)
 		}

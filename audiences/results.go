@@ -156,17 +156,24 @@ func (r *Runner) LastRun(ctx context.Context, name string) (Run, error) {
 // CurrentRun returns the run whose result readers see now, or an
 // *resolver.Error with code ENotFound before the first successful run.
 func (r *Runner) CurrentRun(ctx context.Context, name string) (Run, error) {
-	return r.oneRun(ctx, `SELECT `+runColumns+` FROM audience_runs
-		WHERE audience = ? AND status = 'ok' ORDER BY id DESC LIMIT 1`, name)
+	return r.oneRun(ctx, currentRunQuery, name)
 }
 
+const currentRunQuery = `SELECT ` + runColumns + ` FROM audience_runs
+	WHERE audience = ? AND status = 'ok' ORDER BY id DESC LIMIT 1`
+
 func (r *Runner) oneRun(ctx context.Context, query, name string) (Run, error) {
+	return r.oneRunIn(ctx, r.db, query, name)
+}
+
+func (r *Runner) oneRunIn(ctx context.Context, q sqlx.QueryerContext, query,
+	name string) (Run, error) {
 	if _, err := r.Definition(name); err != nil {
 		return Run{}, err
 	}
 
 	var row runRow
-	err := r.db.GetContext(ctx, &row, r.db.Rebind(query), name)
+	err := sqlx.GetContext(ctx, q, &row, r.db.Rebind(query), name)
 	if sqldb.IsNoRows(err) {
 		return Run{}, resolver.Errorf(resolver.ENotFound,
 			"audience %q has not been computed yet", name)
@@ -325,12 +332,18 @@ func decodeCursor(cursor string) (run, profile int64, err error) {
 // flat whatever the audience's size.
 func (r *Runner) EachMember(ctx context.Context, name string,
 	fn func(Run, Member) error) error {
-	run, err := r.CurrentRun(ctx, name)
+	return r.eachMemberIn(ctx, r.db, name, fn)
+}
+
+// eachMemberIn is EachMember reading through q (a snapshot, say).
+func (r *Runner) eachMemberIn(ctx context.Context, q sqlx.QueryerContext, name string,
+	fn func(Run, Member) error) error {
+	run, err := r.oneRunIn(ctx, q, currentRunQuery, name)
 	if err != nil {
 		return err
 	}
 
-	rows, err := r.db.QueryxContext(ctx, r.db.Rebind(`SELECT profile_id, run_id,
+	rows, err := q.QueryxContext(ctx, r.db.Rebind(`SELECT profile_id, run_id,
 		user_id, email, identifiers, attributes FROM audience_members
 		WHERE audience = ? ORDER BY profile_id`), name)
 	if err != nil {
@@ -344,7 +357,7 @@ func (r *Runner) EachMember(ctx context.Context, name string,
 			return fmt.Errorf("scan member of %s: %w", name, err)
 		}
 		if row.RunID != run.ID {
-			if run, err = r.runByID(ctx, row.RunID); err != nil {
+			if run, err = r.runByID(ctx, q, row.RunID); err != nil {
 				return err
 			}
 		}
@@ -362,9 +375,9 @@ func (r *Runner) EachMember(ctx context.Context, name string,
 	return nil
 }
 
-func (r *Runner) runByID(ctx context.Context, id int64) (Run, error) {
+func (r *Runner) runByID(ctx context.Context, q sqlx.QueryerContext, id int64) (Run, error) {
 	var row runRow
-	err := r.db.GetContext(ctx, &row, r.db.Rebind(`SELECT `+runColumns+`
+	err := sqlx.GetContext(ctx, q, &row, r.db.Rebind(`SELECT `+runColumns+`
 		FROM audience_runs WHERE id = ?`), id)
 	if err != nil {
 		return Run{}, fmt.Errorf("read run %d: %w", id, err)
