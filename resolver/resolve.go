@@ -278,7 +278,8 @@ func (w *writer) capped(ids []Identifier) []Identifier {
 
 func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier) (int64, error) {
 	var profile int64
-	err := w.get(ctx, &profile, `INSERT INTO profiles (created_ms, updated_ms) VALUES (?, ?) RETURNING id`,
+	err := w.get(ctx, &profile,
+		`INSERT INTO profiles (created_ms, updated_ms) VALUES (?, ?) RETURNING id`,
 		w.now.UnixMilli(), w.now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("create profile: %w", err)
