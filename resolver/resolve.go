@@ -118,15 +118,9 @@ func (w *writer) owners(ctx context.Context, ids []Identifier) (map[Identifier]i
 
 func (w *writer) lookupOwners(ctx context.Context, ids []Identifier,
 	owners map[Identifier]int64) error {
-	clauses := make([]string, len(ids))
-	args := make([]any, 0, 2*len(ids))
-	for i, id := range ids {
-		clauses[i] = "(type = ? AND value = ?)"
-		args = append(args, id.Type, id.Value)
-	}
-
+	where, args := matchIdentifiers(ids)
 	rows, err := w.query(ctx, `SELECT type, value, profile_id FROM identities WHERE `+
-		strings.Join(clauses, " OR "), args...)
+		where, args...)
 	if err != nil {
 		return fmt.Errorf("look up identifiers: %w", err)
 	}
@@ -443,4 +437,16 @@ func deviceLabel(m *Message) string {
 		return ""
 	}
 	return strings.TrimPrefix(m.DeviceType+" "+m.DeviceID, " ")
+}
+
+// matchIdentifiers is a WHERE condition matching rows whose (type, value) is
+// one of ids, with its arguments; ids should be at most lookupChunk long.
+func matchIdentifiers(ids []Identifier) (string, []any) {
+	clauses := make([]string, len(ids))
+	args := make([]any, 0, 2*len(ids))
+	for i, id := range ids {
+		clauses[i] = "(type = ? AND value = ?)"
+		args = append(args, id.Type, id.Value)
+	}
+	return strings.Join(clauses, " OR "), args
 }

@@ -3,7 +3,6 @@ package resolver
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -35,15 +34,10 @@ func (w *writer) withoutUnlinked(ctx context.Context,
 	var hits []Identifier
 	for start := 0; start < len(ids); start += lookupChunk {
 		chunk := ids[start:min(start+lookupChunk, len(ids))]
-		clauses := make([]string, len(chunk))
-		args := make([]any, 0, 2*len(chunk))
-		for i, id := range chunk {
-			clauses[i] = "(type = ? AND value = ?)"
-			args = append(args, id.Type, id.Value)
-		}
+		where, args := matchIdentifiers(chunk)
 		var found []Identifier
 		err := w.tx.SelectContext(ctx, &found, w.tx.Rebind(`SELECT type, value
-			FROM identity_blocks WHERE `+strings.Join(clauses, " OR ")), args...)
+			FROM identity_blocks WHERE `+where), args...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read unlinked identifiers: %w", err)
 		}

@@ -3,7 +3,6 @@ package web_test
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -133,17 +132,7 @@ func TestChangesFeedTellsWhoEnteredAndWhoLeft(t *testing.T) {
 func TestAudiencePreviewThroughTheAPI(t *testing.T) {
 	server := mustSeededSite(t)
 	post := func(body string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, server.URL+"/audience-previews",
-			strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer token-a")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return mustCallJSON(t, http.MethodPost, server.URL+"/audience-previews", body)
 	}
 
 	status, out := post(`name: every_runner

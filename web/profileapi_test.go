@@ -205,17 +205,8 @@ func TestUnlinkAndDeleteThroughTheAPI(t *testing.T) {
 	}
 	server := mustSite(t, db, "token-a")
 	call := func(method, path, body string) (int, map[string]any) {
-		req, _ := http.NewRequest(method, server.URL+"/v1/spaces/s/collections/users/profiles/"+
-			path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer token-a")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return mustCallJSON(t, method,
+			server.URL+"/v1/spaces/s/collections/users/profiles/"+path, body)
 	}
 
 	status, out := call(http.MethodPost, "ios.id:tablet/unlink", `{"reason":"shop tablet"}`)
@@ -246,4 +237,20 @@ func TestMadeUpCursorsAreRefused(t *testing.T) {
 			t.Errorf("%s with a made-up cursor: %d, want 400", route, resp.StatusCode)
 		}
 	}
+}
+
+// mustCallJSON sends body with the API token token-a and decodes the JSON
+// answer, whatever its status.
+func mustCallJSON(t *testing.T, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer token-a")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }
