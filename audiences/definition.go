@@ -25,8 +25,9 @@ var builtinYAML []byte
 // says otherwise: every 15 minutes.
 const DefaultSchedule = "*/15 * * * *"
 
-// Definition describes one audience. Exactly one of the rule blocks
-// (AbandonedCart, DistanceSincePurchase) is set.
+// Definition describes one audience: who belongs (Condition), what each
+// member carries (the attributes its leaves name), when it is computed and
+// where its changes go.
 type Definition struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
@@ -34,48 +35,45 @@ type Definition struct {
 	// Timezone is the IANA zone the schedule reads in (UTC when empty); a
 	// schedule may also start with CRON_TZ=Zone itself.
 	Timezone string `yaml:"timezone"`
-	// RequireEmail keeps only profiles with an email identifier, since the
-	// result feeds email tools. Nil means true.
+	// IncludeAnonymous admits profiles with neither a user_id nor an email;
+	// by default members need one of them.
+	IncludeAnonymous bool `yaml:"include_anonymous"`
+	// RequireEmail keeps only profiles with an email identifier, for
+	// audiences that feed email tools. Nil means false.
 	RequireEmail *bool `yaml:"require_email"`
 
 	// Destinations receive the audience's entries and exits.
 	Destinations []Destination `yaml:"destinations"`
 
-	AbandonedCart         *AbandonedCart         `yaml:"abandoned_cart"`
-	DistanceSincePurchase *DistanceSincePurchase `yaml:"distance_since_purchase"`
-}
-
-// rule is what every kind of audience rule does: name the events it reads,
-// decide membership for one profile, and name the attributes it yields.
-type rule interface {
-	events() []string
-	evaluate(history []Event, now time.Time) (map[string]any, bool)
-	attributes() []string
-	validate(prefix string) []string
-}
-
-func (d Definition) rule() rule {
-	switch {
-	case d.AbandonedCart != nil:
-		return d.AbandonedCart
-	case d.DistanceSincePurchase != nil:
-		return d.DistanceSincePurchase
-	}
-	return nil
+	Condition *Condition `yaml:"condition"`
 }
 
 // Attributes names the per-member attributes the audience yields, in the
-// order exports list them.
+// order exports list them: leaf by leaf as the definition reads.
 func (d Definition) Attributes() []string {
-	if r := d.rule(); r != nil {
-		return r.attributes()
-	}
-	return nil
+	var names []string
+	d.Condition.walk(func(c *Condition) {
+		for _, a := range c.Attributes {
+			names = append(names, a.Name)
+		}
+	})
+	return names
+}
+
+// Audiences names the other audiences the definition's conditions read.
+func (d Definition) Audiences() []string {
+	var names []string
+	d.Condition.walk(func(c *Condition) {
+		if c.InAudience != "" {
+			names = append(names, c.InAudience)
+		}
+	})
+	return names
 }
 
 // NeedsEmail reports whether members must have an email identifier.
 func (d Definition) NeedsEmail() bool {
-	return d.RequireEmail == nil || *d.RequireEmail
+	return d.RequireEmail != nil && *d.RequireEmail
 }
 
 // validate lists every problem with one definition, each naming its key.
@@ -118,19 +116,26 @@ func (d Definition) validate(index int) []string {
 		}
 	}
 
-	rules := 0
-	if d.AbandonedCart != nil {
-		rules++
+	if d.Condition == nil {
+		return append(problems, prefix+".condition is required: who belongs, "+
+			"such as performed: {event: Order Completed}")
 	}
-	if d.DistanceSincePurchase != nil {
-		rules++
+	problems = append(problems, d.Condition.validate(prefix+".condition", false)...)
+	return append(problems, d.validateAttributeNames(prefix)...)
+}
+
+// validateAttributeNames refuses two attributes of one name.
+func (d Definition) validateAttributeNames(prefix string) []string {
+	var problems []string
+	seen := map[string]bool{}
+	for _, name := range d.Attributes() {
+		if seen[name] {
+			problems = append(problems, fmt.Sprintf("%s: attribute %q is named twice",
+				prefix, name))
+		}
+		seen[name] = true
 	}
-	if rules != 1 {
-		problems = append(problems, fmt.Sprintf("%s needs exactly one rule: "+
-			"abandoned_cart or distance_since_purchase", prefix))
-		return problems
-	}
-	return append(problems, d.rule().validate(prefix)...)
+	return problems
 }
 
 func (d Definition) scheduleSpec() string {
@@ -176,6 +181,7 @@ func Validate(defs []Definition) error {
 		}
 		seen[d.Name] = true
 	}
+	problems = append(problems, checkReferences(defs)...)
 	if len(problems) > 0 {
 		return resolver.Errorf(resolver.EInvalid, "%s", strings.Join(problems, "; "))
 	}

@@ -1,9 +1,7 @@
 package audiences
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -46,74 +44,39 @@ func (r *Runner) members(ctx context.Context, def Definition, now time.Time) ([]
 	return members, err
 }
 
-// evaluate streams one profile's history at a time through def's rule, so
-// memory stays bounded by the largest single history.
+// evaluate runs def's compiled query in the database and reads one member
+// per row; no event leaves the database.
 func (r *Runner) evaluate(ctx context.Context, tx *sqlx.Tx, def Definition,
 	now time.Time) ([]Member, error) {
-	rule := def.rule()
-	query, args, err := sqlx.In(`SELECT profile_id, event, ts_ms, properties
-		FROM events
-		WHERE type = 'track' AND profile_id IS NOT NULL
-		  AND event IN (?) AND ts_ms <= ?
-		ORDER BY profile_id, ts_ms, id`, rule.events(), now.UnixMilli())
+	compiled, err := compile(def, now, dialectOf(r.db))
 	if err != nil {
-		return nil, fmt.Errorf("build event query: %w", err)
+		return nil, err
 	}
-	rows, err := tx.QueryxContext(ctx, tx.Rebind(query), args...)
+	rows, err := tx.QueryContext(ctx, tx.Rebind(compiled.sql), compiled.args...)
 	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return nil, fmt.Errorf("compute audience %s: %w", def.Name, err)
 	}
 	defer rows.Close()
 
 	var found []Member
-	var current int64
-	var history []Event
-	flush := func() {
-		if attrs, ok := rule.evaluate(history, now); ok {
-			found = append(found, Member{ProfileID: current, Attributes: formatTimes(attrs)})
-		}
+	values := make([]any, len(compiled.columns)+1)
+	for i := range values {
+		values[i] = new(any)
 	}
 	for rows.Next() {
-		var profile, ms int64
-		var name, props string
-		if err := rows.Scan(&profile, &name, &ms, &props); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
+		if err := rows.Scan(values...); err != nil {
+			return nil, fmt.Errorf("read member of %s: %w", def.Name, err)
 		}
-		if profile != current && len(history) > 0 {
-			flush()
-			history = history[:0]
+		m, err := readMember(compiled.columns, values)
+		if err != nil {
+			return nil, fmt.Errorf("read member of %s: %w", def.Name, err)
 		}
-		current = profile
-		history = append(history, Event{
-			Name: name, Time: time.UnixMilli(ms).UTC(), Properties: decodeProperties(props),
-		})
+		found = append(found, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
-	if len(history) > 0 {
-		flush()
+		return nil, fmt.Errorf("compute audience %s: %w", def.Name, err)
 	}
 	return found, nil
-}
-
-func decodeProperties(text string) map[string]any {
-	dec := json.NewDecoder(bytes.NewReader([]byte(text)))
-	dec.UseNumber()
-	var props map[string]any
-	if err := dec.Decode(&props); err != nil {
-		return map[string]any{}
-	}
-	return props
-}
-
-func formatTimes(attrs map[string]any) map[string]any {
-	for key, value := range attrs {
-		if t, ok := value.(time.Time); ok {
-			attrs[key] = t.UTC().Format(timeLayout)
-		}
-	}
-	return attrs
 }
 
 // identityRow is one identifier of a member profile.

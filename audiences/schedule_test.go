@@ -89,8 +89,7 @@ func TestAFailedScheduledRunIsRetried(t *testing.T) {
 
 func TestAnUnknownTimeZoneIsNamed(t *testing.T) {
 	err := Validate([]Definition{{Name: "x", Timezone: "Mars/Olympus",
-		AbandonedCart: &AbandonedCart{AddedEvent: "A", AddedProduct: "p", OrderEvent: "O",
-			OrderProduct: "q", MinAge: Duration(time.Hour), MaxAge: Duration(2 * time.Hour)}}})
+		Condition: &Condition{Performed: &Performed{Selector: Selector{Event: "A"}}}}})
 	if err == nil || !strings.Contains(err.Error(), "audiences.x.timezone") {
 		t.Errorf("Validate: %v", err)
 	}

@@ -136,9 +136,15 @@ func TestAudiencePreviewThroughTheAPI(t *testing.T) {
 	}
 
 	status, out := post(`name: every_runner
-distance_since_purchase: {purchase_event: Order Completed, products: "products[]",
-  product_id: product_id, category_field: category, category: Shoes,
-  activity_event: Workout Completed, distance: distance, threshold_miles: 1}
+condition:
+  aggregate:
+    event: Workout Completed
+    function: sum
+    property: distance
+    since_latest:
+      event: Order Completed
+      where: [{property: "products[].category", equals: Shoes}]
+    at_least: 1
 `)
 	if status != http.StatusOK || out["size"] != float64(0) {
 		// Jane's latest shoes were bought after her last run.

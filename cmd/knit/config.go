@@ -94,7 +94,8 @@ func loadSettings(path string) (settings, error) {
 }
 
 // overlayAudiences decodes the file's audiences, each on top of the
-// built-in audience of the same name when there is one.
+// built-in audience of the same name when there is one: the keys given
+// replace the built-in's, and the others are kept.
 func overlayAudiences(data []byte) ([]audiences.Definition, error) {
 	var file struct {
 		Audiences []yaml.Node `yaml:"audiences"`
@@ -110,12 +111,18 @@ func overlayAudiences(data []byte) ([]audiences.Definition, error) {
 	var out []audiences.Definition
 	for _, node := range file.Audiences {
 		var named struct {
-			Name string `yaml:"name"`
+			Name      string `yaml:"name"`
+			Condition any    `yaml:"condition"`
 		}
 		if err := node.Decode(&named); err != nil {
 			return nil, err
 		}
 		def := builtins[named.Name] // a fresh copy: Builtins parses anew
+		if named.Condition != nil {
+			// A condition given replaces the built-in's whole, so that a
+			// new kind of condition is not mixed with the old one.
+			def.Condition = nil
+		}
 		if err := node.Decode(&def); err != nil {
 			return nil, err
 		}

@@ -31,18 +31,17 @@ func TestLoadSettingsRejectsContradictions(t *testing.T) {
 		{"a bad schedule names the audience", `audiences:
   - name: weekly
     schedule: "every tuesday"
-    abandoned_cart: {added_event: A, added_product: p, order_event: O,
-      order_product: "products[].p", min_age: 1h, max_age: 7d}
+    condition: {performed: {event: A}}
 `, []string{"audiences.weekly.schedule"}},
 		{"an audience without a rule is named", "audiences:\n  - name: empty\n",
-			[]string{"audiences.empty", "exactly one rule"}},
+			[]string{"audiences.empty.condition is required"}},
 		{"a missing event name is named", `audiences:
   - name: runners
-    distance_since_purchase: {threshold_miles: 10}
-`, []string{"audiences.runners.distance_since_purchase.purchase_event is required"}},
+    condition: {aggregate: {function: sum, property: distance, at_least: 10}}
+`, []string{"audiences.runners.condition.aggregate.event is required"}},
 		{"a bad duration is named", `audiences:
   - name: carts
-    abandoned_cart: {max_age: soon}
+    condition: {performed: {event: A, within: soon}}
 `, []string{"duration", "soon"}},
 		{"an unknown frequency is named", "identity:\n  types:\n    email: {frequency: hourly}\n",
 			[]string{"identity.types.email.frequency", "hourly"}},
@@ -73,9 +72,8 @@ func TestLoadSettingsRejectsContradictions(t *testing.T) {
   default_limit: 0
 audiences:
   - name: BadName
-    abandoned_cart: {added_event: A, added_product: p, order_event: O,
-      order_product: q, min_age: 2h, max_age: 1h}
-`, []string{"identity.default_limit", "BadName", "max_age"}},
+    condition: {performed: {event: A, between: [2h, 2h]}}
+`, []string{"identity.default_limit", "BadName", "between"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,8 +97,11 @@ func TestLoadSettingsLaysConfigOverDefaults(t *testing.T) {
 audiences:
   - name: cart_abandonment
     schedule: "0 * * * *"
-    abandoned_cart: {added_event: Added, added_product: sku, order_event: Paid,
-      order_product: "items[].sku", min_age: 30m, max_age: 2d}
+    condition:
+      then_not:
+        first: {event: Added, key: sku}
+        not_followed_by: [{event: Paid, key: "items[].sku"}]
+        between: [2d, 30m]
 `)
 	got, err := loadSettings(path)
 	if err != nil {
@@ -119,12 +120,17 @@ audiences:
 		t.Fatalf("got %d audiences, want the two built-ins", len(got.Audiences))
 	}
 	cart := got.Audiences[0]
+	seq := cart.Condition.ThenNot
 	if cart.Name != "cart_abandonment" || cart.Schedule != "0 * * * *" ||
-		cart.AbandonedCart.AddedEvent != "Added" ||
-		time.Duration(cart.AbandonedCart.MaxAge) != 48*time.Hour {
-		t.Errorf("cart_abandonment not overridden: %+v %+v", cart, cart.AbandonedCart)
+		seq == nil || seq.First.Event != "Added" || len(seq.NotFollowedBy) != 1 ||
+		time.Duration(seq.Between[0]) != 48*time.Hour {
+		t.Errorf("cart_abandonment not overridden: %+v %+v", cart, seq)
 	}
-	if got.Audiences[1].Name != "shoe_reorder" || got.Audiences[1].DistanceSincePurchase == nil {
+	if len(cart.Attributes()) != 0 {
+		t.Errorf("attributes %v: a condition given replaces the built-in's whole",
+			cart.Attributes())
+	}
+	if got.Audiences[1].Name != "shoe_reorder" || got.Audiences[1].Condition == nil {
 		t.Errorf("shoe_reorder built-in lost: %+v", got.Audiences[1])
 	}
 }
@@ -158,20 +164,25 @@ func TestOverridingABuiltinNeedsOnlyWhatChanges(t *testing.T) {
 	got, err := loadSettings(mustWriteConfig(t, `audiences:
   - name: cart_abandonment
     schedule: "*/5 * * * *"
-    abandoned_cart:
-      min_age: 2h
+  - name: shoe_reorder
+    condition:
+      performed: {event: Order Completed}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cart := got.Audiences[0]
-	if cart.Schedule != "*/5 * * * *" || cart.Description == "" {
-		t.Errorf("schedule %q, description %q", cart.Schedule, cart.Description)
+	if cart.Schedule != "*/5 * * * *" || cart.Description == "" ||
+		cart.Condition.ThenNot == nil || !cart.NeedsEmail() {
+		t.Errorf("schedule %q, description %q, condition %+v: want the new schedule "+
+			"over the built-in's other settings", cart.Schedule, cart.Description,
+			cart.Condition)
 	}
-	rule := cart.AbandonedCart
-	if time.Duration(rule.MinAge) != 2*time.Hour ||
-		time.Duration(rule.MaxAge) != 7*24*time.Hour || rule.AddedEvent != "Product Added" {
-		t.Errorf("rule %+v: want min_age 2h over the built-in's other settings", rule)
+	shoes := got.Audiences[1]
+	if shoes.Condition.Aggregate != nil || shoes.Condition.Performed == nil ||
+		shoes.Description == "" {
+		t.Errorf("shoe_reorder condition %+v: want the given one in place of the "+
+			"built-in's, the rest kept", shoes.Condition)
 	}
 }
 

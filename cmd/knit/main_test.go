@@ -122,9 +122,13 @@ func TestIdentityPreviewFromTheCommandLine(t *testing.T) {
 func TestConfigCheckAndAudiencePreview(t *testing.T) {
 	good := mustWriteConfig(t, `audiences:
   - name: big_spenders_carts
-    abandoned_cart: {added_event: Product Added, added_product: product_id,
-      order_event: Order Completed, order_product: "products[].product_id",
-      min_age: 1h, max_age: 30d}
+    require_email: true
+    condition:
+      then_not:
+        first: {event: Product Added, key: product_id}
+        not_followed_by: [{event: Order Completed, key: "products[].product_id"}]
+        between: [30d, 1h]
+      attributes: {abandoned_products: keys}
 `)
 	if out := mustRun(t, "config", "check", good); !strings.Contains(out,
 		"is fine: 3 audiences (big_spenders_carts, cart_abandonment, shoe_reorder)") {

@@ -1,0 +1,304 @@
+package audiences
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/knit-cdp/knit/resolver"
+)
+
+// query is a compiled audience: SQL that returns one row per member
+// (profile_id, then one column per attribute), its arguments, and how to
+// read each attribute column.
+type query struct {
+	sql     string
+	args    []any
+	columns []column
+}
+
+// column is one attribute column of a compiled query.
+type column struct {
+	name string
+	kind columnKind
+	// round is how many decimals a number keeps.
+	round int
+}
+
+type columnKind int
+
+const (
+	kindTime   columnKind = iota // milliseconds since the epoch
+	kindInt                      // a count
+	kindNumber                   // a float, rounded
+	kindText                     // text
+	kindKeys                     // a JSON array of keys, read as sorted text
+	kindJSON                     // a JSON value, such as a trait
+)
+
+// compiler turns a definition into one SQL query: each leaf condition
+// becomes a common table expression keyed by profile_id, and the tree of
+// conditions becomes a predicate over them.
+type compiler struct {
+	d       dialect
+	now     int64
+	ctes    []expr
+	joins   []string
+	columns []column
+	outputs []expr
+	// pendingAnchor holds the anchor paths the leaf being compiled reads.
+	pendingAnchor []Path
+}
+
+// compile writes def as SQL for dialect d, evaluated at now.
+func compile(def Definition, now time.Time, d dialect) (query, error) {
+	if def.Condition == nil {
+		return query{}, fmt.Errorf("audience %s has no condition", def.Name)
+	}
+	c := &compiler{d: d, now: now.UnixMilli()}
+	predicate, err := c.condition(*def.Condition)
+	if err != nil {
+		return query{}, fmt.Errorf("audience %s: %w", def.Name, err)
+	}
+
+	conditions := []expr{raw("p.merged_into IS NULL AND p.retired_ms IS NULL"), predicate}
+	if !def.IncludeAnonymous {
+		conditions = append(conditions, hasIdentifier(resolver.TypeUserID, resolver.TypeEmail))
+	}
+	if def.NeedsEmail() {
+		conditions = append(conditions, hasIdentifier(resolver.TypeEmail))
+	}
+
+	selected := append([]expr{raw("p.id AS profile_id")}, c.outputs...)
+	body := q("SELECT %s FROM profiles p "+strings.Join(c.joins, " ")+
+		" WHERE %s ORDER BY p.id", join(selected, ", "), and(conditions...))
+	if len(c.ctes) > 0 {
+		body = q("WITH %s %s", join(c.ctes, ", "), body)
+	}
+	return query{sql: body.text, args: body.args, columns: c.columns}, nil
+}
+
+func hasIdentifier(types ...string) expr {
+	placeholders := make([]expr, len(types))
+	for i, t := range types {
+		placeholders[i] = val(t)
+	}
+	return q("EXISTS (SELECT 1 FROM identities i WHERE i.profile_id = p.id "+
+		"AND i.type IN (%s))", join(placeholders, ", "))
+}
+
+// condition returns the predicate of node over the outer profile p.
+func (c *compiler) condition(node Condition) (expr, error) {
+	switch {
+	case node.And != nil || node.Or != nil:
+		children, op := node.And, " AND "
+		if node.Or != nil {
+			children, op = node.Or, " OR "
+		}
+		parts := make([]expr, len(children))
+		for i, child := range children {
+			p, err := c.condition(child)
+			if err != nil {
+				return expr{}, err
+			}
+			parts[i] = p
+		}
+		return q("(%s)", join(parts, op)), nil
+	case node.Not != nil:
+		p, err := c.condition(*node.Not)
+		return q("(NOT %s)", p), err
+	}
+	return c.leaf(node)
+}
+
+// leaf adds the node's table, joins it to p, and selects its attributes;
+// the predicate it returns is never NULL.
+func (c *compiler) leaf(node Condition) (expr, error) {
+	name := fmt.Sprintf("c%d", len(c.joins)+1)
+	c.pendingAnchor = nil
+	for _, a := range node.Attributes {
+		if path, ok := strings.CutPrefix(a.Source, "anchor."); ok {
+			c.pendingAnchor = append(c.pendingAnchor, Path(path))
+		}
+	}
+	var holds expr
+	var outputs map[string]output
+	var err error
+	switch {
+	case node.Performed != nil:
+		holds, outputs, err = c.performed(name, node.Performed, false)
+	case node.NotPerformed != nil:
+		holds, outputs, err = c.performed(name, node.NotPerformed, true)
+	case node.ThenNot != nil:
+		holds, outputs, err = c.thenNot(name, node.ThenNot)
+	case node.Aggregate != nil:
+		holds, outputs, err = c.aggregate(name, node.Aggregate)
+	case node.Trait != nil:
+		holds, outputs = c.trait(name, node.Trait)
+	case node.InAudience != "":
+		holds, outputs = c.inAudience(name, node.InAudience)
+	default:
+		return expr{}, fmt.Errorf("a condition has no kind")
+	}
+	if err != nil {
+		return expr{}, err
+	}
+
+	c.joins = append(c.joins, fmt.Sprintf("LEFT JOIN %s ON %s.profile_id = p.id", name, name))
+	holds = c.d.falseIfNull(holds)
+	for _, a := range node.Attributes {
+		out, ok := outputs[a.Source]
+		if !ok {
+			return expr{}, fmt.Errorf("attribute %s: no source %q", a.Name, a.Source)
+		}
+		c.columns = append(c.columns, column{name: a.Name, kind: out.kind, round: out.round})
+		c.outputs = append(c.outputs, q("CASE WHEN %s THEN %s END", holds, out.value))
+	}
+	return holds, nil
+}
+
+// output is what a leaf offers as an attribute source.
+type output struct {
+	value expr
+	kind  columnKind
+	round int
+}
+
+// scope is where a selector's events are read: the event alias, and the
+// array element alias when the extracted values go through an array.
+type scope struct {
+	d     dialect
+	alias string
+	elem  string
+	array []string
+}
+
+// newScope reads events as alias, iterating the one array that the
+// extracted paths go through, if any.
+func newScope(d dialect, alias string, extracted ...Path) (scope, error) {
+	s := scope{d: d, alias: alias}
+	seen := ""
+	for _, p := range extracted {
+		if p == "" {
+			continue
+		}
+		key := p.arrayKey()
+		if key == "" {
+			continue
+		}
+		if seen != "" && key != seen {
+			return s, fmt.Errorf("%q and %q go through different arrays; "+
+				"values read together may go through one", seen, key)
+		}
+		seen = key
+		s.array, _ = p.split()
+		s.elem = alias + "_item"
+	}
+	return s, nil
+}
+
+// ref addresses path in this scope: inside the iterated element when the
+// path goes through the iterated array.
+func (s scope) ref(p Path) jsonRef {
+	array, inner := p.split()
+	if s.elem != "" && strings.Join(array, ".") == strings.Join(s.array, ".") {
+		return s.d.element(s.alias, s.elem, inner)
+	}
+	return s.d.property(s.alias, inner)
+}
+
+// from is the FROM clause of the scope: events, joined with the array's
+// elements when one is iterated.
+func (s scope) from() expr {
+	from := raw("events " + s.alias)
+	if s.elem != "" {
+		from = q("%s %s", from, s.d.eachElement(s.alias, s.elem, s.array))
+	}
+	return from
+}
+
+// selects is the condition that an event is one of sel's: a track event
+// of a live profile with that name whose properties pass every filter.
+// Filters through the iterated array test its current element; filters
+// through another array hold when one element passes all of them.
+func (s scope) selects(sel Selector) expr {
+	a := s.alias
+	parts := []expr{
+		q(a+".type = 'track' AND "+a+".profile_id IS NOT NULL AND "+a+".event = %s",
+			val(sel.Event)),
+	}
+	byArray := map[string][]Filter{}
+	var arrays []string
+	for _, f := range sel.Where {
+		key := f.Property.arrayKey()
+		if key == "" || (s.elem != "" && key == strings.Join(s.array, ".")) {
+			parts = append(parts, filterExpr(s.d, f, s.ref(f.Property)))
+			continue
+		}
+		if _, ok := byArray[key]; !ok {
+			arrays = append(arrays, key)
+		}
+		byArray[key] = append(byArray[key], f)
+	}
+	for i, key := range arrays {
+		parts = append(parts, s.anyElement(fmt.Sprintf("%s_any%d", a, i), byArray[key]))
+	}
+	return and(parts...)
+}
+
+// anyElement holds when one element of the filters' array passes them all.
+func (s scope) anyElement(elem string, filters []Filter) expr {
+	array, _ := filters[0].Property.split()
+	inner := scope{d: s.d, alias: s.alias, elem: elem, array: array}
+	tests := make([]expr, len(filters))
+	for i, f := range filters {
+		tests[i] = filterExpr(s.d, f, inner.ref(f.Property))
+	}
+	join := s.d.eachElement(s.alias, elem, array)
+	// The join's ON clause becomes a WHERE over a one-row source.
+	return q("EXISTS (SELECT 1 FROM (SELECT 1 AS one) AS "+elem+"_src %s WHERE %s)",
+		join, and(tests...))
+}
+
+// window limits column (milliseconds) to the window before now.
+func (c *compiler) window(column string, w Window) expr {
+	switch {
+	case w.Within > 0:
+		return q(column+" >= %s AND "+column+" <= %s",
+			val(c.now-time.Duration(w.Within).Milliseconds()), val(c.now))
+	case len(w.Between) == 2:
+		return c.between(column, w.Between)
+	}
+	return q(column+" <= %s", val(c.now))
+}
+
+func (c *compiler) between(column string, between []Duration) expr {
+	early, late := between[0], between[1]
+	if early < late {
+		early, late = late, early
+	}
+	return q(column+" >= %s AND "+column+" <= %s",
+		val(c.now-time.Duration(early).Milliseconds()),
+		val(c.now-time.Duration(late).Milliseconds()))
+}
+
+func (c *compiler) addCTE(name string, body expr) {
+	c.ctes = append(c.ctes, q(name+" AS (%s)", body))
+}
+
+// sortKeys reads a JSON array of keys as sorted, distinct text.
+func sortKeys(keys []any) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range keys {
+		text := scalarText(k)
+		if text == "" || seen[text] {
+			continue
+		}
+		seen[text] = true
+		out = append(out, text)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,97 @@
+package audiences
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
+)
+
+// testEvent is one track event of the person a condition test is about.
+type testEvent struct {
+	Name       string
+	Time       time.Time
+	Properties map[string]any
+}
+
+// builtin returns the built-in audience of that name.
+func builtin(t testing.TB, name string) Definition {
+	t.Helper()
+	for _, d := range Builtins() {
+		if d.Name == name {
+			return d
+		}
+	}
+	t.Fatalf("no built-in audience %q", name)
+	return Definition{}
+}
+
+// evaluateOn stores history as the events of one identified person (with a
+// user_id and an email) in a fresh database, computes def at testNow in
+// SQL, and returns the person's attributes, or nil when they are not a
+// member.
+func evaluateOn(t testing.TB, def Definition, history []testEvent) map[string]any {
+	t.Helper()
+	db := sqltest.MustOpen(t)
+	mustStorePerson(t, db, 1, history)
+	return mustMembers(t, db, def)[1]
+}
+
+// mustStorePerson writes a live profile with a user_id, an email and the
+// events of history, straight into the tables audiences read.
+func mustStorePerson(t testing.TB, db *sqldb.DB, profile int64, history []testEvent) {
+	t.Helper()
+	ctx := context.Background()
+	mustExec(t, db, `INSERT INTO profiles (id, created_ms, updated_ms) VALUES (?, 0, 0)`,
+		profile)
+	for _, ident := range [][2]string{{"user_id", "u"}, {"email", "e@example.com"}} {
+		mustExec(t, db, `INSERT INTO identities (type, value, profile_id, first_seen_ms,
+			first_message_id, source) VALUES (?, ?, ?, 0, 'm', 'test')`,
+			ident[0], ident[1]+string(rune('0'+profile)), profile)
+	}
+	for i, e := range history {
+		props, err := json.Marshal(e.Properties)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Properties == nil {
+			props = []byte("{}")
+		}
+		id := profile*1000 + int64(i)
+		mustExec(t, db, `INSERT INTO events (id, message_id, source, type, event,
+			profile_id, ts_ms, received_ms, properties, raw)
+			VALUES (?, ?, 'test', 'track', ?, ?, ?, ?, ?, '{}')`,
+			id, "m"+time.Duration(id).String(), e.Name, profile, e.Time.UnixMilli(),
+			e.Time.UnixMilli(), string(props))
+	}
+	_ = ctx
+}
+
+func mustExec(t testing.TB, db *sqldb.DB, query string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(db.Rebind(query), args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// mustMembers computes def at testNow and returns each member's
+// attributes by profile id.
+func mustMembers(t testing.TB, db *sqldb.DB, def Definition) map[int64]map[string]any {
+	t.Helper()
+	if err := Validate([]Definition{def}); err != nil && len(def.Audiences()) == 0 {
+		t.Fatalf("definition does not validate: %v", err)
+	}
+	r := NewRunner(db, []Definition{def}, testNow, nil)
+	members, err := r.members(context.Background(), def, testNow())
+	if err != nil {
+		t.Fatalf("compute %s: %v", def.Name, err)
+	}
+	out := map[int64]map[string]any{}
+	for _, m := range members {
+		out[m.ProfileID] = m.Attributes
+	}
+	return out
+}

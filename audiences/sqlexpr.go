@@ -1,0 +1,171 @@
+package audiences
+
+import (
+	"fmt"
+	"strings"
+)
+
+// expr is a fragment of SQL with the arguments of its placeholders, in the
+// order they appear in the text.
+type expr struct {
+	text string
+	args []any
+}
+
+// val is one value passed as a placeholder.
+func val(v any) expr { return expr{text: "?", args: []any{v}} }
+
+// raw is SQL text without arguments; it must never hold user input.
+func raw(text string) expr { return expr{text: text} }
+
+// q fills each %s in format with the next part, keeping the arguments in
+// textual order. format must hold no other verbs.
+func q(format string, parts ...expr) expr {
+	texts := make([]any, len(parts))
+	var args []any
+	for i, p := range parts {
+		texts[i] = p.text
+		args = append(args, p.args...)
+	}
+	return expr{text: fmt.Sprintf(format, texts...), args: args}
+}
+
+// join concatenates parts with sep between them.
+func join(parts []expr, sep string) expr {
+	texts := make([]string, len(parts))
+	var args []any
+	for i, p := range parts {
+		texts[i] = p.text
+		args = append(args, p.args...)
+	}
+	return expr{text: strings.Join(texts, sep), args: args}
+}
+
+// and joins conditions with AND; no conditions is true.
+func and(parts ...expr) expr {
+	var kept []expr
+	for _, p := range parts {
+		if p.text != "" {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		return raw("1 = 1")
+	}
+	return q("(%s)", join(kept, " AND "))
+}
+
+// jsonRef addresses one JSON value: a document column and a path into it,
+// both in the dialect's own form.
+type jsonRef struct {
+	doc  string
+	path expr
+}
+
+// dialect is every SQL difference between the engines that audience
+// queries meet: reading JSON and a few functions. Nothing else in the
+// compiler knows which engine it writes for.
+type dialect interface {
+	// property addresses steps inside the properties of event alias.
+	property(alias string, steps []string) jsonRef
+	// element addresses steps inside the current element of the array
+	// iterated as elem over the properties of event alias.
+	element(alias, elem string, steps []string) jsonRef
+	// trait addresses the JSON value of the traits row alias.
+	trait(alias string) jsonRef
+	// eachElement is a join that iterates, as elem, the elements of the
+	// array at steps in the properties of event alias (none if no array).
+	eachElement(alias, elem string, steps []string) expr
+	// elementOrder is an expression ordering elements as the array does.
+	elementOrder(elem string) string
+
+	// text is the value as text when it is a string, number or boolean.
+	text(r jsonRef) expr
+	// number is the value when it is a JSON number.
+	number(r jsonRef) expr
+	// present holds when the value exists and is not null.
+	present(r jsonRef) expr
+
+	fold(e expr) expr
+	startsWith(text, prefix expr) expr
+	containsText(text, needle expr) expr
+	// total sums, giving 0 for no rows.
+	total(e expr) expr
+	// jsonArray aggregates text values into a JSON array (as text).
+	jsonArray(e expr) expr
+	// falseIfNull turns a NULL truth value into false.
+	falseIfNull(e expr) expr
+}
+
+// sqliteDialect reads JSON with SQLite's JSON1 functions, addressing array
+// elements by their full path in the document.
+type sqliteDialect struct{}
+
+func sqlitePath(steps []string) string {
+	var b strings.Builder
+	for _, s := range steps {
+		b.WriteString(`."` + s + `"`)
+	}
+	return b.String()
+}
+
+func (sqliteDialect) property(alias string, steps []string) jsonRef {
+	return jsonRef{doc: alias + ".properties", path: val("$" + sqlitePath(steps))}
+}
+
+func (sqliteDialect) element(alias, elem string, steps []string) jsonRef {
+	path := raw(elem + ".fullkey")
+	if len(steps) > 0 {
+		path = q("("+elem+".fullkey || %s)", val(sqlitePath(steps)))
+	}
+	return jsonRef{doc: alias + ".properties", path: path}
+}
+
+func (sqliteDialect) trait(alias string) jsonRef {
+	return jsonRef{doc: alias + ".value", path: raw("'$'")}
+}
+
+func (d sqliteDialect) eachElement(alias, elem string, steps []string) expr {
+	array := d.property(alias, steps)
+	return q("JOIN json_each(%s, %s) AS "+elem+" ON json_type(%s, %s) = 'array'",
+		raw(array.doc), array.path, raw(array.doc), array.path)
+}
+
+func (sqliteDialect) elementOrder(elem string) string { return elem + ".key" }
+
+func (sqliteDialect) jsonType(r jsonRef) expr {
+	return q("json_type(%s, %s)", raw(r.doc), r.path)
+}
+
+func (d sqliteDialect) text(r jsonRef) expr {
+	return q("(CASE WHEN %s IN ('text', 'integer', 'real') "+
+		"THEN CAST(json_extract(%s, %s) AS TEXT) "+
+		"WHEN %s IN ('true', 'false') THEN %s END)",
+		d.jsonType(r), raw(r.doc), r.path, d.jsonType(r), d.jsonType(r))
+}
+
+func (d sqliteDialect) number(r jsonRef) expr {
+	return q("(CASE WHEN %s IN ('integer', 'real') THEN json_extract(%s, %s) END)",
+		d.jsonType(r), raw(r.doc), r.path)
+}
+
+func (d sqliteDialect) present(r jsonRef) expr {
+	return q("(COALESCE(%s, 'null') <> 'null')", d.jsonType(r))
+}
+
+// fold lowers A-Z only: SQLite's lower() without ICU does exactly that.
+func (sqliteDialect) fold(e expr) expr { return q("lower(%s)", e) }
+
+func (sqliteDialect) startsWith(text, prefix expr) expr {
+	return q("(substr(%s, 1, length(%s)) = %s)", text, prefix, prefix)
+}
+
+func (sqliteDialect) containsText(text, needle expr) expr {
+	return q("(instr(%s, %s) > 0)", text, needle)
+}
+
+func (sqliteDialect) total(e expr) expr { return q("TOTAL(%s)", e) }
+
+func (sqliteDialect) jsonArray(e expr) expr { return q("json_group_array(%s)", e) }
+
+func (sqliteDialect) falseIfNull(e expr) expr { return q("COALESCE(%s, 0)", e) }
