@@ -3,6 +3,7 @@ package audiences
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -44,13 +45,22 @@ func evaluateOn(t testing.TB, def Definition, history []testEvent) map[string]an
 // events of history, straight into the tables audiences read.
 func mustStorePerson(t testing.TB, db *sqldb.DB, profile int64, history []testEvent) {
 	t.Helper()
-	ctx := context.Background()
 	mustExec(t, db, `INSERT INTO profiles (id, created_ms, updated_ms) VALUES (?, 0, 0)`,
 		profile)
 	for _, ident := range [][2]string{{"user_id", "u"}, {"email", "e@example.com"}} {
 		mustExec(t, db, `INSERT INTO identities (type, value, profile_id, first_seen_ms,
 			first_message_id, source) VALUES (?, ?, ?, 0, 'm', 'test')`,
 			ident[0], ident[1]+string(rune('0'+profile)), profile)
+	}
+	mustStoreEvents(t, db, profile, history)
+}
+
+// mustStoreEvents writes history as track events of profile.
+func mustStoreEvents(t testing.TB, db *sqldb.DB, profile int64, history []testEvent) {
+	t.Helper()
+	var stored int64
+	if err := db.Get(&stored, `SELECT COUNT(*) FROM events`); err != nil {
+		t.Fatal(err)
 	}
 	for i, e := range history {
 		props, err := json.Marshal(e.Properties)
@@ -60,14 +70,13 @@ func mustStorePerson(t testing.TB, db *sqldb.DB, profile int64, history []testEv
 		if e.Properties == nil {
 			props = []byte("{}")
 		}
-		id := profile*1000 + int64(i)
+		id := stored + int64(i) + 1
 		mustExec(t, db, `INSERT INTO events (id, message_id, source, type, event,
 			profile_id, ts_ms, received_ms, properties, raw)
 			VALUES (?, ?, 'test', 'track', ?, ?, ?, ?, ?, '{}')`,
-			id, "m"+time.Duration(id).String(), e.Name, profile, e.Time.UnixMilli(),
+			id, fmt.Sprintf("m%d", id), e.Name, profile, e.Time.UnixMilli(),
 			e.Time.UnixMilli(), string(props))
 	}
-	_ = ctx
 }
 
 func mustExec(t testing.TB, db *sqldb.DB, query string, args ...any) {
