@@ -11,7 +11,9 @@ import (
 
 // dialectOf picks the audience SQL dialect for db's engine.
 func dialectOf(db *sqldb.DB) dialect {
-	// TODO(pg): a PostgreSQL dialect comes with PostgreSQL support (#6).
+	if db.Dialect() == sqldb.Postgres {
+		return postgresDialect{}
+	}
 	return sqliteDialect{}
 }
 

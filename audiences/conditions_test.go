@@ -10,7 +10,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/knit-cdp/knit/resolver/sqldb"
-	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
 // person is one profile of the fixed event set conditions are tested on.
@@ -74,10 +73,9 @@ func people() []person {
 	}
 }
 
-// mustPeople stores people in a fresh database.
-func mustPeople(t testing.TB) *sqldb.DB {
+// mustPeople stores people in db.
+func mustPeople(t testing.TB, db *sqldb.DB) {
 	t.Helper()
-	db := sqltest.MustOpen(t)
 	for _, p := range people() {
 		mustExec(t, db, `INSERT INTO profiles (id, created_ms, updated_ms) VALUES (?, 0, 0)`,
 			p.id)
@@ -96,7 +94,6 @@ func mustPeople(t testing.TB) *sqldb.DB {
 		}
 		mustStoreEvents(t, db, p.id, p.events)
 	}
-	return db
 }
 
 // names lists the members' names, sorted.
@@ -127,7 +124,11 @@ func mustDefinition(t testing.TB, text string) Definition {
 }
 
 func TestEachConditionKind(t *testing.T) {
-	db := mustPeople(t)
+	onEachEngine(t, testEachConditionKind)
+}
+
+func testEachConditionKind(t *testing.T, db *sqldb.DB) {
+	mustPeople(t, db)
 	tests := []struct {
 		name string
 		yaml string
@@ -265,7 +266,11 @@ func TestEachConditionKind(t *testing.T) {
 }
 
 func TestAttributesComeFromTheLeavesThatHold(t *testing.T) {
-	db := mustPeople(t)
+	onEachEngine(t, testAttributesComeFromTheLeavesThatHold)
+}
+
+func testAttributesComeFromTheLeavesThatHold(t *testing.T, db *sqldb.DB) {
+	mustPeople(t, db)
 	def := mustDefinition(t, `
 condition:
   or:
@@ -313,7 +318,11 @@ condition:
 }
 
 func TestInAudienceReadsTheOtherAudiencesLatestResult(t *testing.T) {
-	db := mustPeople(t)
+	onEachEngine(t, testInAudienceReadsTheOtherAudiencesLatestResult)
+}
+
+func testInAudienceReadsTheOtherAudiencesLatestResult(t *testing.T, db *sqldb.DB) {
+	mustPeople(t, db)
 	buyers := mustDefinition(t, "name: buyers\ncondition: {performed: {event: Order Completed}}")
 	pros := mustDefinition(t, `name: pro_non_buyers
 condition: {and: [{trait: {key: plan, equals: pro}}, {not: {in_audience: buyers}}]}`)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -33,12 +35,29 @@ func builtin(t testing.TB, name string) Definition {
 // evaluateOn stores history as the events of one identified person (with a
 // user_id and an email) in a fresh database, computes def at testNow in
 // SQL, and returns the person's attributes, or nil when they are not a
-// member.
+// member. When PostgreSQL is available it computes the same there and
+// fails the test if the engines disagree.
 func evaluateOn(t testing.TB, def Definition, history []testEvent) map[string]any {
 	t.Helper()
 	db := sqltest.MustOpen(t)
 	mustStorePerson(t, db, 1, history)
-	return mustMembers(t, db, def)[1]
+	got := mustMembers(t, db, def)[1]
+
+	if os.Getenv(sqltest.PostgresEnv) != "" {
+		pg := sqltest.MustOpenPostgres(t)
+		mustStorePerson(t, pg, 1, history)
+		if onPG := mustMembers(t, pg, def)[1]; !reflect.DeepEqual(onPG, got) {
+			t.Errorf("engines disagree:\nsqlite   %v\npostgres %v", got, onPG)
+		}
+	}
+	return got
+}
+
+// onEachEngine runs test on a fresh database of every engine available:
+// SQLite always, PostgreSQL when sqltest.PostgresEnv is set.
+func onEachEngine(t *testing.T, test func(t *testing.T, db *sqldb.DB)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, sqltest.MustOpen(t)) })
+	t.Run("postgres", func(t *testing.T) { test(t, sqltest.MustOpenPostgres(t)) })
 }
 
 // mustStorePerson writes a live profile with a user_id, an email and the

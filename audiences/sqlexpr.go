@@ -169,3 +169,67 @@ func (sqliteDialect) total(e expr) expr { return q("TOTAL(%s)", e) }
 func (sqliteDialect) jsonArray(e expr) expr { return q("json_group_array(%s)", e) }
 
 func (sqliteDialect) falseIfNull(e expr) expr { return q("COALESCE(%s, 0)", e) }
+
+// postgresDialect reads JSON with PostgreSQL's jsonb operators. Properties
+// are stored as text and read as jsonb; numbers are read as numeric, which
+// holds any JSON number without overflow.
+type postgresDialect struct{}
+
+func (postgresDialect) property(alias string, steps []string) jsonRef {
+	return jsonRef{doc: alias + ".properties::jsonb", path: q("%s::text[]", val(steps))}
+}
+
+func (postgresDialect) element(_, elem string, steps []string) jsonRef {
+	return jsonRef{doc: elem + ".value", path: q("%s::text[]", val(steps))}
+}
+
+func (postgresDialect) trait(alias string) jsonRef {
+	return jsonRef{doc: alias + ".value::jsonb", path: raw("'{}'::text[]")}
+}
+
+func (d postgresDialect) eachElement(alias, elem string, steps []string) expr {
+	array := d.property(alias, steps)
+	at := q("(%s #> %s)", raw(array.doc), array.path)
+	return q("CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(%s) = 'array' "+
+		"THEN %s ELSE '[]'::jsonb END) WITH ORDINALITY AS "+elem+"(value, ord)", at, at)
+}
+
+func (postgresDialect) elementOrder(elem string) string { return elem + ".ord" }
+
+func (postgresDialect) jsonType(r jsonRef) expr {
+	return q("jsonb_typeof(%s #> %s)", raw(r.doc), r.path)
+}
+
+func (d postgresDialect) text(r jsonRef) expr {
+	return q("(CASE WHEN %s IN ('string', 'number', 'boolean') THEN %s #>> %s END)",
+		d.jsonType(r), raw(r.doc), r.path)
+}
+
+func (d postgresDialect) number(r jsonRef) expr {
+	return q("(CASE WHEN %s = 'number' THEN (%s #>> %s)::numeric END)",
+		d.jsonType(r), raw(r.doc), r.path)
+}
+
+func (d postgresDialect) present(r jsonRef) expr {
+	return q("(COALESCE(%s, 'null') <> 'null')", d.jsonType(r))
+}
+
+// fold lowers A-Z only, as SQLite's lower() does, so that both engines
+// agree whatever the database's locale.
+func (postgresDialect) fold(e expr) expr {
+	return q("translate(%s, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')", e)
+}
+
+func (postgresDialect) startsWith(text, prefix expr) expr {
+	return q("(substr(%s, 1, length(%s)) = %s)", text, prefix, prefix)
+}
+
+func (postgresDialect) containsText(text, needle expr) expr {
+	return q("(strpos(%s, %s) > 0)", text, needle)
+}
+
+func (postgresDialect) total(e expr) expr { return q("COALESCE(SUM(%s), 0)", e) }
+
+func (postgresDialect) jsonArray(e expr) expr { return q("json_agg(%s)::text", e) }
+
+func (postgresDialect) falseIfNull(e expr) expr { return q("COALESCE(%s, false)", e) }

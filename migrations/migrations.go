@@ -12,12 +12,11 @@ import (
 	"github.com/pressly/goose/v3"
 )
 
-//go:embed sqlite/*.sql
+//go:embed sqlite/*.sql postgres/*.sql
 var files embed.FS
 
 // Up applies every pending migration for the engine named by dialect
-// ("sqlite"; "postgres" arrives with PostgreSQL support) and returns how many
-// it applied.
+// ("sqlite" or "postgres") and returns how many it applied.
 func Up(ctx context.Context, db *sql.DB, dialect string) (int, error) {
 	provider, err := newProvider(db, dialect)
 	if err != nil {
@@ -52,15 +51,20 @@ func Pending(ctx context.Context, db *sql.DB, dialect string) (int, error) {
 }
 
 func newProvider(db *sql.DB, dialect string) (*goose.Provider, error) {
-	if dialect != "sqlite" {
-		return nil, fmt.Errorf("migrations: no schema for engine %q yet", dialect)
+	engines := map[string]goose.Dialect{
+		"sqlite":   goose.DialectSQLite3,
+		"postgres": goose.DialectPostgres,
+	}
+	engine, ok := engines[dialect]
+	if !ok {
+		return nil, fmt.Errorf("migrations: no schema for engine %q", dialect)
 	}
 
 	dir, err := fs.Sub(files, dialect)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: open %s folder: %w", dialect, err)
 	}
-	provider, err := goose.NewProvider(goose.DialectSQLite3, db, dir)
+	provider, err := goose.NewProvider(engine, db, dir)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/knit-cdp/knit/migrations"
 	"github.com/knit-cdp/knit/resolver/sqldb"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
 func TestMigrateEmptyDatabaseLeavesNothingPending(t *testing.T) {
@@ -39,5 +40,16 @@ func TestMigrateEmptyDatabaseLeavesNothingPending(t *testing.T) {
 func TestUnknownEngineIsRefused(t *testing.T) {
 	if _, err := migrations.Up(context.Background(), nil, "oracle"); err == nil {
 		t.Error("Up accepted an engine without a schema")
+	}
+}
+
+func TestPostgresSchemaMigratesAndLeavesNothingPending(t *testing.T) {
+	db := sqltest.MustOpenPostgres(t) // applies every migration
+	ctx := context.Background()
+	if pending, err := migrations.Pending(ctx, db.DB.DB, "postgres"); err != nil || pending != 0 {
+		t.Fatalf("pending after migrating: %d, %v", pending, err)
+	}
+	if again, err := migrations.Up(ctx, db.DB.DB, "postgres"); err != nil || again != 0 {
+		t.Fatalf("a second Up applied %d: %v", again, err)
 	}
 }

@@ -1,0 +1,76 @@
+package sqltest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+
+	// The PostgreSQL driver; only test helpers and cmd/ import drivers.
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/knit-cdp/knit/migrations"
+	"github.com/knit-cdp/knit/resolver/sqldb"
+)
+
+// PostgresEnv names the environment variable that holds the URL of a
+// PostgreSQL server for tests, such as
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
+const PostgresEnv = "KNIT_TEST_POSTGRES"
+
+// MustOpenPostgres returns a migrated PostgreSQL database in a schema of
+// its own, dropped when the test ends. It skips the test when PostgresEnv
+// is not set.
+func MustOpenPostgres(t testing.TB) *sqldb.DB {
+	t.Helper()
+	server := os.Getenv(PostgresEnv)
+	if server == "" {
+		t.Skipf("%s is not set: no PostgreSQL to test on", PostgresEnv)
+	}
+	schema := mustCreateSchema(t, server)
+
+	withSchema, err := url.Parse(server)
+	if err != nil {
+		t.Fatalf("%s: %v", PostgresEnv, err)
+	}
+	query := withSchema.Query()
+	query.Set("search_path", schema)
+	withSchema.RawQuery = query.Encode()
+
+	pool, err := sql.Open("pgx", withSchema.String())
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	if _, err := migrations.Up(context.Background(), pool, "postgres"); err != nil {
+		t.Fatalf("migrate postgres: %v", err)
+	}
+	return sqldb.New(pool, "pgx", sqldb.Postgres)
+}
+
+// mustCreateSchema makes a fresh schema on server and drops it, with all it
+// holds, when the test ends.
+func mustCreateSchema(t testing.TB, server string) string {
+	t.Helper()
+	admin, err := sql.Open("pgx", server)
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	random := make([]byte, 8)
+	_, _ = rand.Read(random)
+	schema := "knit_test_" + hex.EncodeToString(random)
+
+	// The name is generated here, never taken from input.
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		_ = admin.Close()
+		t.Fatalf("create schema on %s: %v", PostgresEnv, err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		_ = admin.Close()
+	})
+	return schema
+}
