@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -179,34 +181,69 @@ type outboxRow struct {
 	Attempts    int    `db:"attempts"`
 }
 
-// DeliverDue sends the messages whose time has come, at most batch of
-// them, and records each outcome: delivered, retried later with backoff,
-// or failed (a 4xx Segment would not retry, or retried past its
-// destination's give-up time). It returns how many it attempted.
+// DeliverDue sends the messages whose time has come and records each
+// outcome: delivered, retried later with backoff, or failed (a 4xx Segment
+// would not retry, or retried past its destination's give-up time).
+// Destinations are served side by side, each in the order its messages
+// were queued, at most batch messages each; a destination's turn ends at
+// its first failure, so a receiver that is down or slow holds up no other.
+// It returns how many messages it attempted.
 func (r *Runner) DeliverDue(ctx context.Context, sender Sender, batch int) (int, error) {
+	var destinations []string
+	err := r.db.SelectContext(ctx, &destinations, r.db.Rebind(`SELECT DISTINCT destination
+		FROM outbox WHERE delivered_ms IS NULL AND failed_ms IS NULL
+		AND next_attempt_ms <= ? ORDER BY destination`), r.now().UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("read due destinations: %w", err)
+	}
+
+	attempted := make([]int, len(destinations))
+	errs := make([]error, len(destinations))
+	var wg sync.WaitGroup
+	for i, dest := range destinations {
+		wg.Go(func() {
+			attempted[i], errs[i] = r.deliverTo(ctx, sender, dest, batch)
+		})
+	}
+	wg.Wait()
+
+	total := 0
+	for _, n := range attempted {
+		total += n
+	}
+	return total, errors.Join(errs...)
+}
+
+// deliverTo sends one destination's due messages in order until one fails
+// or batch have been tried, and returns how many it tried.
+func (r *Runner) deliverTo(ctx context.Context, sender Sender, destination string,
+	batch int) (int, error) {
 	var due []outboxRow
 	err := r.db.SelectContext(ctx, &due, r.db.Rebind(`SELECT id, audience, destination,
 		body, created_ms, attempts FROM outbox
-		WHERE delivered_ms IS NULL AND failed_ms IS NULL AND next_attempt_ms <= ?
-		ORDER BY id LIMIT ?`), r.now().UnixMilli(), batch)
+		WHERE destination = ? AND delivered_ms IS NULL AND failed_ms IS NULL
+		AND next_attempt_ms <= ? ORDER BY id LIMIT ?`),
+		destination, r.now().UnixMilli(), batch)
 	if err != nil {
 		return 0, fmt.Errorf("read due deliveries: %w", err)
 	}
-	sent := 0
+
+	tried := 0
 	for _, row := range due {
 		claimed, err := r.claim(ctx, row)
 		if err != nil {
-			return sent, err
+			return tried, err
 		}
 		if !claimed {
 			continue // another loop or process took it
 		}
-		if err := r.deliver(ctx, sender, row); err != nil {
-			return sent, err
+		tried++
+		settled, err := r.deliver(ctx, sender, row)
+		if err != nil || !settled {
+			return tried, err
 		}
-		sent++
 	}
-	return len(due), nil
+	return tried, nil
 }
 
 // claimLease is how long a claimed message is left to its sender before
@@ -227,22 +264,33 @@ func (r *Runner) claim(ctx context.Context, row outboxRow) (bool, error) {
 	return n == 1, err
 }
 
-func (r *Runner) deliver(ctx context.Context, sender Sender, row outboxRow) error {
+// deliver sends one claimed message and records the outcome. It reports
+// whether the message is settled (delivered, or failed for good); false
+// means the receiver is failing and the message will be retried.
+func (r *Runner) deliver(ctx context.Context, sender Sender, row outboxRow) (bool, error) {
 	dest, found := r.destination(row)
 	// What happened is recorded even when shutdown cancels ctx mid-send.
 	record := context.WithoutCancel(ctx)
 	if !found {
-		return r.settleDelivery(record, row, "failed", "the destination is no longer configured")
+		return true, r.settleDelivery(record, row, "failed",
+			"the destination is no longer configured")
 	}
 	status, sendErr := sender.Send(ctx, request(dest, []byte(row.Body)))
 	ctx = record
 
 	switch {
 	case sendErr == nil && status >= 200 && status < 300:
-		return r.settleDelivery(ctx, row, "delivered", "")
+		return true, r.settleDelivery(ctx, row, "delivered", "")
 	case sendErr == nil && !retryable(status):
-		return r.settleDelivery(ctx, row, "failed", fmt.Sprintf("answered %d", status))
+		return true, r.settleDelivery(ctx, row, "failed", fmt.Sprintf("answered %d", status))
 	}
+	return false, r.retryLater(ctx, dest, row, status, sendErr)
+}
+
+// retryLater reschedules a message the receiver did not take, or gives up
+// on it when its destination's time has passed.
+func (r *Runner) retryLater(ctx context.Context, dest Destination, row outboxRow,
+	status int, sendErr error) error {
 	reason := fmt.Sprintf("answered %d", status)
 	if sendErr != nil {
 		reason = sendErr.Error()

@@ -202,3 +202,70 @@ func (r *recordingReceiver) Send(_ context.Context, req audiences.Request) (int,
 	r.urls = append(r.urls, req.URL)
 	return 200, nil
 }
+
+// stuckReceiver never answers the stuck URL until released, and takes
+// every other message at once.
+type stuckReceiver struct {
+	stuck    string
+	release  chan struct{}
+	mu       sync.Mutex
+	received []string
+	taken    chan string
+}
+
+func (s *stuckReceiver) Send(ctx context.Context, r audiences.Request) (int, error) {
+	if r.URL == s.stuck {
+		select {
+		case <-s.release:
+			return 503, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	s.taken <- r.URL
+	return 200, nil
+}
+
+func TestASlowDestinationHoldsUpNoOther(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	defs := audiences.WithBuiltins(nil)
+	for i := range defs {
+		defs[i].Destinations = []audiences.Destination{
+			{URL: "http://127.0.0.1/stuck"}, {URL: "http://127.0.0.1/fine"}}
+	}
+	store := resolver.NewStore(db, resolver.DefaultRules(), clock, nil)
+	if _, err := store.Ingest(context.Background(), mustSeed(t)); err != nil {
+		t.Fatal(err)
+	}
+	runner := audiences.NewRunner(db, defs, clock, nil)
+	if _, err := runner.Run(context.Background(), "shoe_reorder"); err != nil {
+		t.Fatal(err)
+	}
+
+	receiver := &stuckReceiver{stuck: "http://127.0.0.1/stuck",
+		release: make(chan struct{}), taken: make(chan string, 10)}
+	done := make(chan error, 1)
+	go func() {
+		_, err := runner.DeliverDue(context.Background(), receiver, 10)
+		done <- err
+	}()
+
+	select {
+	case url := <-receiver.taken:
+		if url != "http://127.0.0.1/fine" {
+			t.Errorf("delivered to %s", url)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the healthy destination got nothing while the other was stuck")
+	}
+	close(receiver.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stats, err := runner.Outbox(context.Background(), "shoe_reorder")
+	if err != nil || stats.Delivered != 1 || stats.Pending != 1 {
+		t.Errorf("outbox %+v (err %v), want one delivered and one to retry", stats, err)
+	}
+}

@@ -46,6 +46,8 @@ func deliverUntilDone(ctx context.Context, runner *audiences.Runner, log *slog.L
 			if err != nil && ctx.Err() == nil {
 				log.Error("deliver audience changes", "error", err)
 			}
+			// Fewer than a batch means every destination has caught up
+			// or has stopped at a failure until the next tick.
 			if n < 100 || err != nil {
 				break
 			}
