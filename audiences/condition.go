@@ -202,7 +202,7 @@ func (c *Condition) validateAttributes(prefix, kind string, negated bool) []stri
 	for _, a := range c.Attributes {
 		if !validName(a.Name) {
 			problems = append(problems, fmt.Sprintf("%s.attributes: %q must be lower-case "+
-				"letters, digits and underscores", prefix, a.Name))
+				"letters, digits, underscores and hyphens", prefix, a.Name))
 		}
 		if !sources.allows(a.Source) {
 			problems = append(problems, fmt.Sprintf("%s.attributes.%s: %q is not one of %s",
@@ -365,6 +365,12 @@ func (a *Aggregate) validateProperty(key string) []string {
 		if err := a.Units.Property.check(); err != nil || a.Units.Property == "" {
 			problems = append(problems, key+".units.property names where the unit is, "+
 				"such as distance_unit")
+		}
+		if a.Property.arrayKey() != "" && a.Units.Property.arrayKey() != "" &&
+			a.Property.arrayKey() != a.Units.Property.arrayKey() {
+			problems = append(problems, fmt.Sprintf("%s: property %q and units.property "+
+				"%q go through different arrays; a value and its unit must come from one "+
+				"element", key, a.Property, a.Units.Property))
 		}
 		if len(a.Units.Factors) == 0 {
 			problems = append(problems, key+".units.factors needs at least one unit, "+

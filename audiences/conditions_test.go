@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/knit-cdp/knit/resolver/sqldb"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
 // person is one profile of the fixed event set conditions are tested on.
@@ -455,5 +456,50 @@ func TestBuiltinsParseAndValidate(t *testing.T) {
 		if !d.NeedsEmail() {
 			t.Errorf("%s does not require an email, want it to", d.Name)
 		}
+	}
+}
+
+func TestWhatAttributesReadNeverChangesMembership(t *testing.T) {
+	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		mustStorePerson(t, db, 1, []testEvent{
+			order(ago(30*day), 10, product("s1", "Shoes", 10)),
+			{Name: "Order Completed", Time: ago(20 * day),
+				Properties: map[string]any{"revenue": 5}},
+			workout(ago(10*day), 7.0, nil),
+		})
+		plain := mustDefinition(t, `condition:
+  aggregate: {event: Workout Completed, function: sum, property: distance,
+    since_latest: {event: Order Completed}, at_least: 1}
+  attributes: {at: anchor_at}`)
+		withProduct := mustDefinition(t, `condition:
+  aggregate: {event: Workout Completed, function: sum, property: distance,
+    since_latest: {event: Order Completed}, at_least: 1}
+  attributes: {at: anchor_at, product: "anchor.products[].product_id", total: value}`)
+
+		want := map[string]any{"at": FormatTime(ago(20 * day))}
+		if got := mustMembers(t, db, plain)[1]; !reflect.DeepEqual(got, want) {
+			t.Errorf("without the product: %v, want %v", got, want)
+		}
+		want = map[string]any{"at": FormatTime(ago(20 * day)), "product": nil, "total": 7.0}
+		if got := mustMembers(t, db, withProduct)[1]; !reflect.DeepEqual(got, want) {
+			t.Errorf("with the product: %v, want %v (the latest order has no products)",
+				got, want)
+		}
+	})
+}
+
+func TestRunOrderPutsTheAudiencesReadFirst(t *testing.T) {
+	defs := []Definition{
+		mustDefinition(t, "name: a\ncondition: {in_audience: c}"),
+		mustDefinition(t, "name: b\ncondition: {performed: {event: X}}"),
+		mustDefinition(t, "name: c\ncondition: {and: [{in_audience: d}, {in_audience: b}]}"),
+		mustDefinition(t, "name: d\ncondition: {performed: {event: Y}}"),
+	}
+	if err := Validate(defs); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(sqltest.MustOpen(t), defs, testNow, nil)
+	if got, want := r.RunOrder(), []string{"d", "b", "c", "a"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("RunOrder() = %v, want %v", got, want)
 	}
 }

@@ -86,7 +86,7 @@ func (d Definition) validate(index int) []string {
 	var problems []string
 	if !validName(d.Name) {
 		problems = append(problems, fmt.Sprintf("%s.name %q must be lower-case "+
-			"letters, digits and underscores", prefix, d.Name))
+			"letters, digits, underscores and hyphens", prefix, d.Name))
 	}
 	if d.Timezone != "" && strings.Contains(d.Schedule, "TZ=") {
 		problems = append(problems, fmt.Sprintf("%s: give the time zone either as "+
@@ -121,14 +121,31 @@ func (d Definition) validate(index int) []string {
 			"such as performed: {event: Order Completed}")
 	}
 	problems = append(problems, d.Condition.validate(prefix+".condition", false)...)
-	return append(problems, d.validateAttributeNames(prefix)...)
+	problems = append(problems, d.validateAttributeNames(prefix)...)
+	if len(problems) == 0 {
+		// Whatever the checks above miss, compiling finds before a run does.
+		if _, err := compile(d, time.Unix(0, 0), sqliteDialect{}); err != nil {
+			problems = append(problems, fmt.Sprintf("%s.condition: %v", prefix, err))
+		}
+	}
+	return problems
 }
+
+// exportColumns are the columns CSV layouts write besides attributes; an
+// attribute may not take their names.
+var exportColumns = []string{"profile_id", "email", "user_id", "external_ids",
+	"traits", "attributes"}
 
 // validateAttributeNames refuses two attributes of one name.
 func (d Definition) validateAttributeNames(prefix string) []string {
 	var problems []string
 	seen := map[string]bool{}
 	for _, name := range d.Attributes() {
+		if contains(exportColumns, name) {
+			problems = append(problems, fmt.Sprintf("%s: attribute %q is the name of "+
+				"an export column (%s); choose another", prefix, name,
+				strings.Join(exportColumns, ", ")))
+		}
 		if seen[name] {
 			problems = append(problems, fmt.Sprintf("%s: attribute %q is named twice",
 				prefix, name))

@@ -34,7 +34,7 @@ func (c *compiler) performed(name string, p *Performed,
 		holds = q("%s >= 1", n)
 	}
 	return holds, map[string]output{
-		"count":    {value: raw(name + ".n"), kind: kindInt},
+		"count":    {value: n, kind: kindInt},
 		"first_at": {value: raw(name + ".first_at"), kind: kindTime},
 		"last_at":  {value: raw(name + ".last_at"), kind: kindTime},
 	}, nil
@@ -123,8 +123,12 @@ func (c *compiler) aggregate(name string, a *Aggregate) (expr, map[string]output
 	outputs := map[string]output{
 		"value": {value: raw(name + ".v"), kind: kindNumber, round: round},
 	}
-	if a.Function == "count" {
-		outputs["value"] = output{value: raw(name + ".v"), kind: kindInt}
+	switch a.Function {
+	case "count", "distinct_count":
+		outputs["value"] = output{value: c.valueOrZero(name, a.Function), kind: kindInt}
+	case "sum":
+		outputs["value"] = output{value: c.valueOrZero(name, a.Function),
+			kind: kindNumber, round: round}
 	}
 
 	if a.SinceLatest == nil {
@@ -133,10 +137,7 @@ func (c *compiler) aggregate(name string, a *Aggregate) (expr, map[string]output
 		return compare(c.valueOrZero(name, a.Function), a.Compare), outputs, nil
 	}
 
-	captures, err := c.anchor(name+"_anchor", a.SinceLatest)
-	if err != nil {
-		return expr{}, nil, fmt.Errorf("since_latest: %w", err)
-	}
+	captures := c.anchor(name+"_anchor", a.SinceLatest)
 	selected := []expr{raw("anchor.profile_id, anchor.at")}
 	for _, cap := range captures {
 		selected = append(selected, raw("anchor."+cap.column))
@@ -187,7 +188,7 @@ func (c *compiler) unitFactor(s scope, u *Units) expr {
 	sort.Strings(units)
 	cases := make([]expr, len(units))
 	for i, unit := range units {
-		cases[i] = q("WHEN %s THEN %s", val(strings.ToLower(unit)), val(u.Factors[unit]))
+		cases[i] = q("WHEN %s THEN %s", val(foldASCII(unit)), val(u.Factors[unit]))
 	}
 	return q("(CASE %s %s ELSE 1.0 END)",
 		c.d.fold(q("trim(%s)", c.d.text(s.ref(u.Property)))), join(cases, " "))
@@ -210,29 +211,45 @@ type capture struct {
 }
 
 // anchor adds a table of each profile's latest event matching sel, with
-// every property any attribute may read from it.
-func (c *compiler) anchor(name string, sel *Selector) ([]capture, error) {
-	paths := c.anchorPaths()
-	s, err := newScope(c.d, "e", paths...)
-	if err != nil {
-		return nil, err
-	}
-	order := "e.ts_ms DESC, e.id DESC"
-	if s.elem != "" {
-		order += ", " + c.d.elementOrder(s.elem)
-	}
+// every property any attribute reads from it. What attributes read never
+// changes which event is the anchor.
+func (c *compiler) anchor(name string, sel *Selector) []capture {
+	s := scope{d: c.d, alias: "e"}
 	selected := []expr{raw("e.profile_id, e.ts_ms AS at")}
 	var captures []capture
-	for i, p := range paths {
+	for i, p := range c.anchorPaths() {
 		cap := capture{path: p, column: fmt.Sprintf("cap%d", i)}
 		captures = append(captures, cap)
-		selected = append(selected, q("%s AS "+cap.column, c.d.text(s.ref(p))))
+		selected = append(selected, q("%s AS "+cap.column, c.captured(s, sel, p, i)))
 	}
 	selected = append(selected, raw("ROW_NUMBER() OVER (PARTITION BY e.profile_id "+
-		"ORDER BY "+order+") AS rn"))
+		"ORDER BY e.ts_ms DESC, e.id DESC) AS rn"))
 	c.addCTE(name, q("SELECT * FROM (SELECT %s FROM %s WHERE %s) ranked WHERE rn = 1",
 		join(selected, ", "), s.from(), and(s.selects(*sel), q("e.ts_ms <= %s", val(c.now)))))
-	return captures, nil
+	return captures
+}
+
+// captured reads p from the anchor event as text. A path through an array
+// reads the first element, in array order, that passes the selector's
+// filters on that array (the shoe among the products of the order that
+// made the purchase a shoe purchase), so every capture through one array
+// reads one element.
+func (c *compiler) captured(s scope, sel *Selector, p Path, n int) expr {
+	if p.arrayKey() == "" {
+		return c.d.text(s.ref(p))
+	}
+	array, _ := p.split()
+	elem := fmt.Sprintf("e_cap%d", n)
+	inner := scope{d: c.d, alias: s.alias, elem: elem, array: array}
+	var tests []expr
+	for _, f := range sel.Where {
+		if f.Property.arrayKey() == p.arrayKey() {
+			tests = append(tests, filterExpr(c.d, f, inner.ref(f.Property)))
+		}
+	}
+	return q("(SELECT %s FROM (SELECT 1 AS one) AS "+elem+"_src %s WHERE %s ORDER BY "+
+		c.d.elementOrder(elem)+" LIMIT 1)",
+		c.d.text(inner.ref(p)), c.d.eachElement(s.alias, elem, array), and(tests...))
 }
 
 // anchorPaths are the paths the current leaf's attributes read from its
@@ -333,4 +350,14 @@ func numeric(v any) (float64, bool) {
 		return n, true
 	}
 	return 0, false
+}
+
+// foldASCII lowers A-Z only, as the SQL side folds text.
+func foldASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
 }

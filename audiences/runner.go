@@ -97,6 +97,29 @@ func NewRunner(db *sqldb.DB, defs []Definition, now func() time.Time,
 // Definitions returns the audiences the runner knows, sorted by name.
 func (r *Runner) Definitions() []Definition { return r.defs }
 
+// RunOrder names every audience so that each comes after the audiences its
+// conditions read (in_audience), taking names alphabetically: the order in which
+// computing all of them gives each the others' fresh results.
+func (r *Runner) RunOrder() []string {
+	var order []string
+	placed := map[string]bool{}
+	var place func(name string)
+	place = func(name string) {
+		if placed[name] {
+			return
+		}
+		placed[name] = true // Validate refused cycles
+		for _, other := range r.byName[name].Audiences() {
+			place(other)
+		}
+		order = append(order, name)
+	}
+	for _, d := range r.defs {
+		place(d.Name)
+	}
+	return order
+}
+
 // Definition returns the named audience, or an *resolver.Error with code
 // ENotFound.
 func (r *Runner) Definition(name string) (Definition, error) {
@@ -244,10 +267,17 @@ func (r *Runner) Preview(ctx context.Context, name string, sample int) (int, []M
 
 // PreviewDefinition computes an audience that need not be configured, such
 // as one being written, and returns its size and up to sample members.
-// The definition is validated first; nothing is saved.
+// The definition is validated first, among the configured audiences (it
+// stands in for one of the same name); nothing is saved.
 func (r *Runner) PreviewDefinition(ctx context.Context, def Definition,
 	sample int) (int, []Member, error) {
-	if err := Validate([]Definition{def}); err != nil {
+	defs := []Definition{def}
+	for _, d := range r.defs {
+		if d.Name != def.Name {
+			defs = append(defs, d)
+		}
+	}
+	if err := Validate(defs); err != nil {
 		return 0, nil, err
 	}
 	members, err := r.members(ctx, def, r.now().UTC().Truncate(time.Second))

@@ -2,6 +2,7 @@ package audiences
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,34 @@ func TestAnUnknownTimeZoneIsNamed(t *testing.T) {
 		Condition: &Condition{Performed: &Performed{Selector: Selector{Event: "A"}}}}})
 	if err == nil || !strings.Contains(err.Error(), "audiences.x.timezone") {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestFirstRunsWaitForTheAudiencesTheyRead(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	now := func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+	defs := []Definition{
+		{Name: "a_reader", Schedule: "0 0 1 1 *",
+			Condition: &Condition{InAudience: "z_read"}},
+		{Name: "z_read", Schedule: "0 0 1 1 *",
+			Condition: &Condition{Performed: &Performed{Selector: Selector{Event: "X"}}}},
+	}
+	if err := Validate(defs); err != nil {
+		t.Fatal(err)
+	}
+	runner := NewRunner(db, defs, now, nil)
+	s, err := NewScheduler(runner, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	s.Stop()
+
+	var order []string
+	if err := db.Select(&order, `SELECT audience FROM audience_runs ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(order, []string{"z_read", "a_reader"}) {
+		t.Errorf("first runs in order %v, want z_read before a_reader", order)
 	}
 }

@@ -23,6 +23,7 @@ type Scheduler struct {
 	initial sync.WaitGroup
 	retries []time.Duration
 	entries []cron.EntryID
+	names   []string // the audience of each entry
 }
 
 // NewScheduler prepares a job for each of the runner's audiences. It
@@ -44,19 +45,31 @@ func NewScheduler(runner *Runner, log *slog.Logger) (*Scheduler, error) {
 				name, def.scheduleSpec(), err)
 		}
 		s.entries = append(s.entries, id)
+		s.names = append(s.names, name)
 	}
 	return s, nil
 }
 
 // Start computes every audience once in the background and starts the
 // cron schedule. The first runs go through the same guarded jobs as the
-// schedule, so a tick while one (or its retries) is going is skipped.
+// schedule, so a tick while one (or its retries) is going is skipped; an
+// audience that reads others (in_audience) waits for their first runs.
 func (s *Scheduler) Start() {
-	for _, id := range s.entries {
-		job := s.cron.Entry(id).WrappedJob
+	firstDone := map[string]chan struct{}{}
+	for _, name := range s.names {
+		firstDone[name] = make(chan struct{})
+	}
+	for i, id := range s.entries {
+		name, job := s.names[i], s.cron.Entry(id).WrappedJob
+		def, _ := s.runner.Definition(name)
 		s.initial.Add(1)
 		go func() {
 			defer s.initial.Done()
+			defer close(firstDone[name])
+			// Validate refuses cycles, so this wait always ends.
+			for _, other := range def.Audiences() {
+				<-firstDone[other]
+			}
 			job.Run()
 		}()
 	}

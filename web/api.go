@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -273,7 +274,8 @@ func (s *Server) audienceChanges(c *gin.Context) {
 
 // previewAudience computes the audience defined in the body (the YAML of
 // one audience, as in the config file; JSON is YAML too) and answers its
-// size and a sample of members. Nothing is saved.
+// size and a sample of members. Unknown keys are refused; in_audience may
+// name any configured audience. Nothing is saved.
 func (s *Server) previewAudience(c *gin.Context) {
 	body, err := io.ReadAll(io.LimitReader(c.Request.Body, 64*1024))
 	if err != nil {
@@ -281,7 +283,9 @@ func (s *Server) previewAudience(c *gin.Context) {
 		return
 	}
 	var def audiences.Definition
-	if err := yaml.Unmarshal(body, &def); err != nil {
+	decoder := yaml.NewDecoder(bytes.NewReader(body))
+	decoder.KnownFields(true) // a misspelt key must not widen the audience
+	if err := decoder.Decode(&def); err != nil {
 		httpx.Error(c, s.log, resolver.Errorf(resolver.EInvalid,
 			"the body must be one audience definition in YAML or JSON: %v", err))
 		return

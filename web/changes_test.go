@@ -2,7 +2,9 @@ package web_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +153,15 @@ condition:
 		t.Errorf("preview: %d %v", status, out)
 	}
 	if status, out := post(`name: broken`); status != http.StatusBadRequest {
-		t.Errorf("a definition without a rule: %d %v, want 400", status, out)
+		t.Errorf("a definition without a condition: %d %v, want 400", status, out)
+	}
+	status, out = post("name: misspelt\ncondition: {performed: {event: X, wihtin: 1d}}")
+	if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out), "wihtin") {
+		t.Errorf("a misspelt key: %d %v, want 400 naming it", status, out)
+	}
+	status, out = post(`name: shoe_buyers_without_reorder
+condition: {and: [{performed: {event: Order Completed}}, {not: {in_audience: shoe_reorder}}]}`)
+	if status != http.StatusOK {
+		t.Errorf("in_audience of a configured audience: %d %v, want 200", status, out)
 	}
 }

@@ -59,9 +59,7 @@ func runAudiencesRun(ctx context.Context, args []string, getenv env,
 
 	names := positional
 	if len(names) == 0 {
-		for _, def := range a.runner.Definitions() {
-			names = append(names, def.Name)
-		}
+		names = a.runner.RunOrder()
 	}
 	var failed error
 	for _, name := range names {

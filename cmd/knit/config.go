@@ -109,6 +109,7 @@ func overlayAudiences(data []byte) ([]audiences.Definition, error) {
 		builtins[d.Name] = d
 	}
 	var out []audiences.Definition
+	seen := map[string]int{}
 	for _, node := range file.Audiences {
 		var named struct {
 			Name      string `yaml:"name"`
@@ -117,6 +118,11 @@ func overlayAudiences(data []byte) ([]audiences.Definition, error) {
 		if err := node.Decode(&named); err != nil {
 			return nil, err
 		}
+		if line, twice := seen[named.Name]; twice {
+			return nil, fmt.Errorf("line %d: audience %q is already defined on line %d",
+				node.Line, named.Name, line)
+		}
+		seen[named.Name] = node.Line
 		def := builtins[named.Name] // a fresh copy: Builtins parses anew
 		if named.Condition != nil {
 			// A condition given replaces the built-in's whole, so that a

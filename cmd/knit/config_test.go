@@ -43,6 +43,12 @@ func TestLoadSettingsRejectsContradictions(t *testing.T) {
   - name: carts
     condition: {performed: {event: A, within: soon}}
 `, []string{"duration", "soon"}},
+		{"an audience defined twice is named", `audiences:
+  - name: twice
+    condition: {performed: {event: A}}
+  - name: twice
+    condition: {performed: {event: B}}
+`, []string{"line 4", `"twice" is already defined on line 2`}},
 		{"an unknown frequency is named", "identity:\n  types:\n    email: {frequency: hourly}\n",
 			[]string{"identity.types.email.frequency", "hourly"}},
 		{"a pattern that does not compile is named",
