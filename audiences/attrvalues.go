@@ -109,7 +109,7 @@ func roundNumber(value any, decimals int) any {
 	var f float64
 	switch v := value.(type) {
 	case int64:
-		return v
+		f = float64(v)
 	case float64:
 		f = v
 	default:

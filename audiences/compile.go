@@ -46,7 +46,10 @@ type compiler struct {
 	ctes    []expr
 	joins   []string
 	columns []column
-	outputs []expr
+	// outputs are the attribute values, each shown only where every guard
+	// holds: its leaf and the and/or nodes above it, up to the root.
+	outputs []guarded
+	depth   int
 	// pendingAnchor holds the anchor paths the leaf being compiled reads.
 	pendingAnchor []Path
 }
@@ -70,7 +73,10 @@ func compile(def Definition, now time.Time, d dialect) (query, error) {
 		conditions = append(conditions, hasIdentifier(resolver.TypeEmail))
 	}
 
-	selected := append([]expr{raw("p.id AS profile_id")}, c.outputs...)
+	selected := []expr{raw("p.id AS profile_id")}
+	for _, out := range c.outputs {
+		selected = append(selected, q("CASE WHEN %s THEN %s END", and(out.guards...), out.value))
+	}
 	body := q("SELECT %s FROM profiles p "+strings.Join(c.joins, " ")+
 		" WHERE %s ORDER BY p.id", join(selected, ", "), and(conditions...))
 	if len(c.ctes) > 0 {
@@ -88,6 +94,12 @@ func hasIdentifier(types ...string) expr {
 		"AND i.type IN (%s))", join(placeholders, ", "))
 }
 
+// guarded is an attribute value and the conditions under which it shows.
+type guarded struct {
+	value  expr
+	guards []expr
+}
+
 // condition returns the predicate of node over the outer profile p.
 func (c *compiler) condition(node Condition) (expr, error) {
 	switch {
@@ -96,6 +108,8 @@ func (c *compiler) condition(node Condition) (expr, error) {
 		if node.Or != nil {
 			children, op = node.Or, " OR "
 		}
+		first := len(c.outputs)
+		c.depth++
 		parts := make([]expr, len(children))
 		for i, child := range children {
 			p, err := c.condition(child)
@@ -104,7 +118,16 @@ func (c *compiler) condition(node Condition) (expr, error) {
 			}
 			parts[i] = p
 		}
-		return q("(%s)", join(parts, op)), nil
+		c.depth--
+		holds := q("(%s)", join(parts, op))
+		if c.depth > 0 {
+			// Attributes below show only when this branch held; the root
+			// holds for every member.
+			for i := first; i < len(c.outputs); i++ {
+				c.outputs[i].guards = append(c.outputs[i].guards, holds)
+			}
+		}
+		return holds, nil
 	case node.Not != nil:
 		p, err := c.condition(*node.Not)
 		return q("(NOT %s)", p), err
@@ -153,7 +176,7 @@ func (c *compiler) leaf(node Condition) (expr, error) {
 			return expr{}, fmt.Errorf("attribute %s: no source %q", a.Name, a.Source)
 		}
 		c.columns = append(c.columns, column{name: a.Name, kind: out.kind, round: out.round})
-		c.outputs = append(c.outputs, q("CASE WHEN %s THEN %s END", holds, out.value))
+		c.outputs = append(c.outputs, guarded{value: out.value, guards: []expr{holds}})
 	}
 	return holds, nil
 }

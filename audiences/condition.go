@@ -2,6 +2,8 @@ package audiences
 
 import (
 	"fmt"
+	"math"
+	"sort"
 	"strings"
 )
 
@@ -341,6 +343,7 @@ func (a *Aggregate) validate(key string) []string {
 		problems = append(problems, key+" needs a bound: greater_than, at_least, "+
 			"less_than or at_most")
 	}
+	problems = append(problems, a.Compare.validate(key)...)
 	if a.Round != nil && (*a.Round < 0 || *a.Round > 9) {
 		problems = append(problems, key+".round must be between 0 and 9")
 	}
@@ -353,6 +356,9 @@ func (a *Aggregate) validateProperty(key string) []string {
 			return []string{key + ": count counts events and takes no property or units"}
 		}
 		return nil
+	}
+	if a.Function == "distinct_count" && a.Units != nil {
+		return []string{key + ": distinct_count counts values as written and takes no units"}
 	}
 	if a.Property == "" {
 		return []string{key + ".property is required for " + a.Function}
@@ -380,6 +386,19 @@ func (a *Aggregate) validateProperty(key string) []string {
 	return problems
 }
 
+// validate refuses bounds that are not finite numbers.
+func (c Compare) validate(key string) []string {
+	var problems []string
+	for name, bound := range map[string]*float64{"greater_than": c.GreaterThan,
+		"at_least": c.AtLeast, "less_than": c.LessThan, "at_most": c.AtMost} {
+		if bound != nil && (math.IsNaN(*bound) || math.IsInf(*bound, 0)) {
+			problems = append(problems, fmt.Sprintf("%s.%s must be a finite number", key, name))
+		}
+	}
+	sort.Strings(problems)
+	return problems
+}
+
 func (c Compare) empty() bool {
 	return c.GreaterThan == nil && c.AtLeast == nil && c.LessThan == nil && c.AtMost == nil
 }
@@ -395,17 +414,23 @@ func contains(list []string, s string) bool {
 
 // walk visits the node and every node under it, parents first.
 func (c *Condition) walk(visit func(*Condition)) {
+	c.walkKeyed("", func(_ string, node *Condition) { visit(node) })
+}
+
+// walkKeyed is walk that also tells each node's key under prefix, such as
+// prefix.and[1].not.
+func (c *Condition) walkKeyed(prefix string, visit func(key string, node *Condition)) {
 	if c == nil {
 		return
 	}
-	visit(c)
+	visit(prefix, c)
 	for i := range c.And {
-		c.And[i].walk(visit)
+		c.And[i].walkKeyed(fmt.Sprintf("%s.and[%d]", prefix, i), visit)
 	}
 	for i := range c.Or {
-		c.Or[i].walk(visit)
+		c.Or[i].walkKeyed(fmt.Sprintf("%s.or[%d]", prefix, i), visit)
 	}
-	c.Not.walk(visit)
+	c.Not.walkKeyed(prefix+".not", visit)
 }
 
 // checkReferences refuses in_audience conditions that name an audience
@@ -418,12 +443,13 @@ func checkReferences(defs []Definition) []string {
 
 	var problems []string
 	for _, d := range defs {
-		for _, other := range d.Audiences() {
-			if _, ok := byName[other]; !ok {
-				problems = append(problems, fmt.Sprintf("audiences.%s.condition: "+
-					"in_audience %q is not a defined audience", d.Name, other))
+		prefix := "audiences." + d.Name + ".condition"
+		d.Condition.walkKeyed(prefix, func(key string, node *Condition) {
+			if _, ok := byName[node.InAudience]; node.InAudience != "" && !ok {
+				problems = append(problems, fmt.Sprintf("%s.in_audience %q is not "+
+					"a defined audience", key, node.InAudience))
 			}
-		}
+		})
 	}
 
 	state := map[string]int{} // 0 unvisited, 1 on the path, 2 done

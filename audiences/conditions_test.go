@@ -402,7 +402,7 @@ func TestValidateNamesTheAudienceAndKey(t *testing.T) {
 		{"a trait key with an array", "name: x\ncondition: {trait: {key: \"a[]\", " +
 			"exists: true}}", []string{"condition.trait.key"}},
 		{"an unknown audience", "name: x\ncondition: {in_audience: nobody}",
-			[]string{"audiences.x.condition: in_audience \"nobody\" is not a defined"}},
+			[]string{"audiences.x.condition.in_audience \"nobody\" is not a defined"}},
 		{"an audience reading itself", "name: x\ncondition: {in_audience: x}",
 			[]string{"cycle: x -> x"}},
 	}

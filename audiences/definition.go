@@ -92,7 +92,12 @@ func (d Definition) validate(index int) []string {
 		problems = append(problems, fmt.Sprintf("%s: give the time zone either as "+
 			"timezone or as CRON_TZ= in the schedule, not both", prefix))
 	}
-	if _, err := time.LoadLocation(d.Timezone); err != nil {
+	if zone, spec, _ := strings.Cut(d.scheduleSpec(), " "); strings.Contains(zone, "TZ=") &&
+		strings.TrimSpace(spec) == "" {
+		// The cron parser panics on a zone without a schedule.
+		problems = append(problems, fmt.Sprintf("%s.schedule %q names a time zone but "+
+			"no times, such as CRON_TZ=Europe/Paris 0 9 * * *", prefix, d.Schedule))
+	} else if _, err := time.LoadLocation(d.Timezone); err != nil {
 		problems = append(problems, fmt.Sprintf("%s.timezone %q is not a time zone "+
 			"such as Europe/Paris", prefix, d.Timezone))
 	} else if _, err := cron.ParseStandard(d.scheduleSpec()); err != nil {
@@ -122,6 +127,10 @@ func (d Definition) validate(index int) []string {
 	}
 	problems = append(problems, d.Condition.validate(prefix+".condition", false)...)
 	problems = append(problems, d.validateAttributeNames(prefix)...)
+	if leaves := d.leafCount(); leaves > maxLeaves {
+		problems = append(problems, fmt.Sprintf("%s.condition combines %d conditions; "+
+			"at most %d fit in one query", prefix, leaves, maxLeaves))
+	}
 	if len(problems) == 0 {
 		// Whatever the checks above miss, compiling finds before a run does.
 		if _, err := compile(d, time.Unix(0, 0), sqliteDialect{}); err != nil {
@@ -129,6 +138,21 @@ func (d Definition) validate(index int) []string {
 		}
 	}
 	return problems
+}
+
+// maxLeaves bounds the leaf conditions of one audience: each is a table of
+// the audience's query, and SQLite joins at most 64.
+const maxLeaves = 60
+
+// leafCount counts the leaf conditions: every node but and, or and not.
+func (d Definition) leafCount() int {
+	n := 0
+	d.Condition.walk(func(c *Condition) {
+		if c.And == nil && c.Or == nil && c.Not == nil {
+			n++
+		}
+	})
+	return n
 }
 
 // exportColumns are the columns CSV layouts write besides attributes; an

@@ -85,7 +85,7 @@ func (f Filter) validateTests(key string) []string {
 			key, describeList(tests))}
 	}
 
-	var problems []string
+	problems := f.Compare.validate(key)
 	for name, value := range map[string]any{"equals": f.Equals, "not_equals": f.NotEquals} {
 		if value != nil && !isScalar(value) {
 			problems = append(problems, fmt.Sprintf("%s.%s must be text, a number "+

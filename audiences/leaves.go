@@ -2,9 +2,11 @@ package audiences
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // performed counts the selected events in the window per profile. A
@@ -256,23 +258,48 @@ func (c *compiler) captured(s scope, sel *Selector, p Path, n int) expr {
 // anchor; leaf sets them before compiling.
 func (c *compiler) anchorPaths() []Path { return c.pendingAnchor }
 
-// trait holds when the profile's trait passes the filter (exists: false
-// holds when the trait is absent).
+// traitSep joins the steps of a nested trait's stored key, as the resolver
+// stores them.
+const traitSep = "\x1f"
+
+// trait holds when the profile's trait passes the filter, reading traits
+// as the profile shows them: a field replaced or removed by a newer write
+// above or below it no longer counts. exists holds for a nested object
+// too, and exists: false holds when the trait is absent.
 func (c *compiler) trait(name string, f *Filter) (expr, map[string]output) {
-	key := strings.ReplaceAll(f.Key, ".", "\x1f")
+	key := strings.ReplaceAll(f.Key, ".", traitSep)
 	test := *f
 	absent := f.Exists != nil && !*f.Exists
 	if absent {
 		yes := true
 		test.Exists = &yes
 	}
-	c.addCTE(name, q("SELECT t.profile_id, t.value AS v FROM traits t WHERE t.key = %s AND %s",
-		val(key), filterExpr(c.d, test, c.d.trait("t"))))
+
+	rows := q("t.key = %s", val(key))
+	if test.Exists != nil {
+		// An object is stored as its fields, under the key.
+		prefix := key + traitSep
+		rows = q("(%s OR substr(t.key, 1, %s) = %s)", rows,
+			val(utf8.RuneCountInString(prefix)), val(prefix))
+	}
+	c.addCTE(name, q("SELECT t.profile_id, MAX(CASE WHEN t.key = %s THEN t.value END) AS v "+
+		"FROM traits t WHERE %s AND %s AND %s GROUP BY t.profile_id",
+		val(key), rows, c.traitVisible(), filterExpr(c.d, test, c.d.trait("t"))))
+
 	holds := raw(name + ".profile_id IS NOT NULL")
 	if absent {
 		holds = raw(name + ".profile_id IS NULL")
 	}
 	return holds, map[string]output{"value": {value: raw(name + ".v"), kind: kindJSON}}
+}
+
+// traitVisible holds for a traits row t that no newer write replaced: no
+// row above it (an ancestor) or below it (a field under it) is newer.
+func (c *compiler) traitVisible() expr {
+	return q("NOT EXISTS (SELECT 1 FROM traits o WHERE o.profile_id = t.profile_id "+
+		"AND o.ts_ms > t.ts_ms AND (substr(o.key, 1, length(t.key) + 1) = t.key || %s "+
+		"OR substr(t.key, 1, length(o.key) + 1) = o.key || %s))",
+		val(traitSep), val(traitSep))
 }
 
 // inAudience holds for members of the other audience's latest result.
@@ -312,6 +339,25 @@ func filterExpr(d dialect, f Filter, r jsonRef) expr {
 		}
 		return q("%s = %s", fold(text), fold(val(scalarText(v))))
 	}
+	// oneOf compares with IN lists, which stay shallow however long.
+	oneOf := func(values []any) expr {
+		var numbers, texts []expr
+		for _, v := range values {
+			if n, ok := numeric(v); ok {
+				numbers = append(numbers, val(n))
+			} else {
+				texts = append(texts, fold(val(scalarText(v))))
+			}
+		}
+		var tests []expr
+		if len(numbers) > 0 {
+			tests = append(tests, q("%s IN (%s)", d.number(r), join(numbers, ", ")))
+		}
+		if len(texts) > 0 {
+			tests = append(tests, q("%s IN (%s)", fold(text), join(texts, ", ")))
+		}
+		return q("(%s)", join(tests, " OR "))
+	}
 
 	switch {
 	case f.Equals != nil:
@@ -319,11 +365,7 @@ func filterExpr(d dialect, f Filter, r jsonRef) expr {
 	case f.NotEquals != nil:
 		return q("(%s AND NOT %s)", d.present(r), d.falseIfNull(equals(f.NotEquals)))
 	case f.OneOf != nil:
-		options := make([]expr, len(f.OneOf))
-		for i, v := range f.OneOf {
-			options[i] = equals(v)
-		}
-		return q("(%s)", join(options, " OR "))
+		return oneOf(f.OneOf)
 	case f.Contains != nil:
 		return d.containsText(fold(text), fold(val(*f.Contains)))
 	case f.StartsWith != nil:
@@ -337,19 +379,23 @@ func filterExpr(d dialect, f Filter, r jsonRef) expr {
 	return compare(d.number(r), f.Compare)
 }
 
-// numeric reads a YAML number.
-func numeric(v any) (float64, bool) {
+// numeric reads a YAML number: whole numbers stay exact integers, so a
+// large id compares digit for digit.
+func numeric(v any) (any, bool) {
 	switch n := v.(type) {
 	case int:
-		return float64(n), true
+		return int64(n), true
 	case int64:
-		return float64(n), true
+		return n, true
 	case uint64:
-		return float64(n), true
+		if n > math.MaxInt64 {
+			return float64(n), true
+		}
+		return int64(n), true
 	case float64:
 		return n, true
 	}
-	return 0, false
+	return nil, false
 }
 
 // foldASCII lowers A-Z only, as the SQL side folds text.

@@ -3,6 +3,7 @@ package audiences
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -42,13 +43,19 @@ func (d *Duration) UnmarshalYAML(node *yaml.Node) error {
 	return nil
 }
 
+// maxDays bounds durations given in days, far below where they overflow.
+const maxDays = 36600
+
 // ParseDuration reads "1h30m" as Go does and "7d" as seven days.
 func ParseDuration(text string) (time.Duration, error) {
 	text = strings.TrimSpace(text)
 	if days, ok := strings.CutSuffix(text, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
 			return 0, fmt.Errorf("duration %q: want a number of days such as 7d", text)
+		}
+		if math.Abs(n) > maxDays {
+			return 0, fmt.Errorf("duration %q: at most %dd (about a century)", text, maxDays)
 		}
 		return time.Duration(n * float64(24*time.Hour)), nil
 	}
