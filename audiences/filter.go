@@ -3,6 +3,7 @@ package audiences
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -95,6 +96,10 @@ func (f Filter) validateTests(key string) []string {
 	if f.OneOf != nil && len(f.OneOf) == 0 {
 		problems = append(problems, key+".one_of needs at least one value")
 	}
+	if len(f.OneOf) > maxOneOf {
+		problems = append(problems, fmt.Sprintf("%s.one_of lists %d values; at most %d "+
+			"fit in one query", key, len(f.OneOf), maxOneOf))
+	}
 	for i, v := range f.OneOf {
 		if !isScalar(v) {
 			problems = append(problems, fmt.Sprintf("%s.one_of[%d] must be text, a "+
@@ -118,6 +123,10 @@ func isScalar(v any) bool {
 	}
 	return false
 }
+
+// maxOneOf bounds a one_of list: each value is a parameter of the query,
+// and SQLite takes at most 32,766 of them.
+const maxOneOf = 10000
 
 // Path addresses a value inside event properties: "product_id",
 // "address.city", or "products[].product_id" for a field of any element of
@@ -144,6 +153,12 @@ func (p Path) check() error {
 	}
 	if arrays > 1 {
 		return fmt.Errorf("%q goes through more than one array", string(p))
+	}
+	for _, step := range strings.Split(string(p), ".") {
+		if _, err := strconv.Atoi(strings.TrimSuffix(step, "[]")); err == nil {
+			return fmt.Errorf("%q: a step may not be a number; walk arrays with [], "+
+				"as in products[].product_id", string(p))
+		}
 	}
 	return nil
 }

@@ -66,7 +66,7 @@ func (c *compiler) thenNot(name string, seq *Sequence) (expr, map[string]output,
 		kept = append(kept, q("a.at <= %s", val(c.now-time.Duration(seq.Within).Milliseconds())))
 	}
 	for i, next := range seq.NotFollowedBy {
-		settled, err := c.settledBy(fmt.Sprintf("b%d", i), next, seq.Within)
+		settled, err := c.settledBy(fmt.Sprintf("b%d", i), next, seq)
 		if err != nil {
 			return expr{}, nil, fmt.Errorf("then_not.not_followed_by[%d]: %w", i, err)
 		}
@@ -85,25 +85,46 @@ func (c *compiler) thenNot(name string, seq *Sequence) (expr, map[string]output,
 }
 
 // settledBy selects the follow-up events that settle the First event a:
-// same profile and key, at or after it (and within, when set).
-func (c *compiler) settledBy(alias string, next KeyedSelector, within Duration) (expr, error) {
+// same profile and key, at or after it (and within, when set). The First
+// event itself never settles itself, even when the follow-up selector
+// would pick it too.
+func (c *compiler) settledBy(alias string, next KeyedSelector, seq *Sequence) (expr, error) {
 	s, err := newScope(c.d, alias, next.Key)
 	if err != nil {
 		return expr{}, err
 	}
+	itself := and(scope{d: c.d, alias: alias}.selects(seq.First.Selector),
+		c.hasKey(alias, seq.First.Key, raw("a.k")))
 	parts := []expr{
 		raw(alias + ".profile_id = a.profile_id AND " + alias + ".ts_ms >= a.at"),
+		q("("+alias+".ts_ms > a.at OR NOT %s)", c.d.falseIfNull(itself)),
 		q(alias+".ts_ms <= %s", val(c.now)),
 		s.selects(next.Selector),
 	}
-	if within > 0 {
+	if seq.Within > 0 {
 		parts = append(parts, q(alias+".ts_ms <= a.at + %s",
-			val(time.Duration(within).Milliseconds())))
+			val(time.Duration(seq.Within).Milliseconds())))
 	}
 	if next.Key != "" {
 		parts = append(parts, q("%s = a.k", c.d.text(s.ref(next.Key))))
 	}
 	return q("SELECT 1 FROM %s WHERE %s", s.from(), and(parts...)), nil
+}
+
+// hasKey holds when the event alias has k at path (in some element, for a
+// path through an array); with no path every event has the empty key.
+func (c *compiler) hasKey(alias string, path Path, k expr) expr {
+	if path == "" {
+		return raw("1 = 1")
+	}
+	if path.arrayKey() == "" {
+		return q("%s = %s", c.d.text(c.d.property(alias, strings.Split(string(path), "."))), k)
+	}
+	array, _ := path.split()
+	elem := alias + "_self"
+	inner := scope{d: c.d, alias: alias, elem: elem, array: array}
+	return q("EXISTS (SELECT 1 FROM (SELECT 1 AS one) AS "+elem+"_src %s WHERE %s = %s)",
+		c.d.eachElement(alias, elem, array), c.d.text(inner.ref(path)), k)
 }
 
 // aggregate computes the function over the selected events' values, in the
@@ -173,7 +194,7 @@ func (c *compiler) aggregateValue(s scope, a *Aggregate) expr {
 	case "sum":
 		return c.d.total(number)
 	case "avg":
-		return q("AVG(%s)", number)
+		return c.d.average(number)
 	case "min":
 		return q("MIN(%s)", number)
 	}
