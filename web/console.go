@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,10 +27,15 @@ var staticFiles embed.FS
 
 const latestEventsShown = 50
 
-// page is what every console template receives.
+// page is what every console template receives: the common fields, and
+// in Data what the page itself shows.
 type page struct {
 	Title    string
 	SignedIn bool
+	// Nav names the section the page belongs to, for the navigation bar:
+	// audiences, people, ingestion or settings.
+	Nav  string
+	Data any
 	Query    string
 	Error    string
 	// Next is where signing in leads: the page that sent the visitor to
@@ -55,17 +61,31 @@ type page struct {
 	AskReason bool
 }
 
-func parseTemplates() (map[string]*template.Template, error) {
+// parseTemplates compiles every page in templates/ with the layout; each
+// file but layout.html is a page named after it.
+func parseTemplates(now func() time.Time) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"iso":   func(t any) string { return asTime(t).Format(time.RFC3339) },
 		"when":  func(t any) string { return asTime(t).Format("2 Jan 2006 15:04 MST") },
 		"trait": traitText,
 		"ms":    func(ms int64) time.Time { return time.UnixMilli(ms).UTC() },
 	}
+	for name, fn := range formatFuncs(now) {
+		funcs[name] = fn
+	}
+
+	names, err := fs.Glob(templateFiles, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("list templates: %w", err)
+	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "audiences", "search", "person", "confirm"} {
+	for _, file := range names {
+		name := strings.TrimSuffix(path.Base(file), ".html")
+		if name == "layout" {
+			continue
+		}
 		tmpl, err := template.New(name).Funcs(funcs).ParseFS(templateFiles,
-			"templates/layout.html", "templates/"+name+".html")
+			"templates/layout.html", file)
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", name, err)
 		}
@@ -94,7 +114,7 @@ func asTime(v any) time.Time {
 // registerConsole adds the console's pages. Templates are compiled in, so a
 // failure to parse them is a build defect caught by tests.
 func (s *Server) registerConsole(router *gin.Engine) {
-	pages, err := parseTemplates()
+	pages, err := parseTemplates(func() time.Time { return s.now() })
 	if err != nil {
 		panic(err)
 	}
@@ -123,6 +143,9 @@ type console struct {
 }
 
 func (c *console) render(ctx *gin.Context, status int, name string, data page) {
+	if data.SignedIn && data.CSRF == "" {
+		data.CSRF = csrfToken(ctx)
+	}
 	ctx.Header("Content-Type", "text/html; charset=utf-8")
 	ctx.Header("X-Frame-Options", "DENY")
 	ctx.Header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
@@ -181,6 +204,13 @@ func safeNext(next string) string {
 }
 
 func (c *console) logout(ctx *gin.Context) {
+	if !validCSRF(ctx) && c.server.auth.validSession(ctx) {
+		// A signed-in visitor is signed out only from the console's own
+		// form, never by another site's.
+		ctx.String(http.StatusForbidden, "This form has expired: reload the page "+
+			"and sign out again.")
+		return
+	}
 	c.server.auth.endSession(ctx)
 	ctx.Redirect(http.StatusSeeOther, "/login")
 }
@@ -193,7 +223,7 @@ func (c *console) audiences(ctx *gin.Context) {
 		return
 	}
 	c.render(ctx, http.StatusOK, "audiences", page{Title: "Audiences", SignedIn: true,
-		Audiences: summaries, CSRF: csrfToken(ctx)})
+		Nav: "audiences", Audiences: summaries})
 }
 
 func (c *console) search(ctx *gin.Context) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,6 +25,8 @@ type Server struct {
 	spaceID string
 	// admin undoes and erases; nil leaves those endpoints out.
 	admin IdentityAdmin
+	// now is the clock the console counts relative times from.
+	now func() time.Time
 }
 
 // IdentityAdmin changes the identity graph on request; *resolver.Store is
@@ -42,8 +45,13 @@ func NewServer(runner *audiences.Runner, profiles *resolver.Profiles, auth *Auth
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{runner: runner, profiles: profiles, auth: auth, spaceID: spaceID, log: log}
+	return &Server{runner: runner, profiles: profiles, auth: auth, spaceID: spaceID, log: log,
+		now: time.Now}
 }
+
+// SetClock sets the clock the console counts relative times ("3 hours
+// ago") from; a server replaying data at another time passes its own.
+func (s *Server) SetClock(now func() time.Time) { s.now = now }
 
 // Register adds the API and console routes to router.
 func (s *Server) Register(router *gin.Engine) {
