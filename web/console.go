@@ -34,10 +34,10 @@ type page struct {
 	SignedIn bool
 	// Nav names the section the page belongs to, for the navigation bar:
 	// audiences, people, ingestion or settings.
-	Nav  string
-	Data any
-	Query    string
-	Error    string
+	Nav   string
+	Data  any
+	Query string
+	Error string
 	// Next is where signing in leads: the page that sent the visitor to
 	// the sign-in form.
 	Next string
