@@ -22,4 +22,3 @@ func (c *console) audiences(ctx *gin.Context) {
 	c.render(ctx, http.StatusOK, "audiences", page{Title: "Audiences", SignedIn: true,
 		Nav: "audiences", Audiences: summaries})
 }
-

@@ -117,4 +117,3 @@ func displayName(traits []resolver.Trait) string {
 	last := firstOf(values["last_name"], values["lastName"])
 	return strings.TrimSpace(first + " " + last)
 }
-
