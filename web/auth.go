@@ -34,6 +34,31 @@ type Auth struct {
 	// one whose hash the database holds, read at every check so that
 	// `knit token reset` takes effect on a running server.
 	configured *[32]byte
+	// adminPassword is the hash of KNIT_ADMIN_PASSWORD, which signs in to
+	// the console only; nil when none is set.
+	adminPassword *[32]byte
+}
+
+// SetAdminPassword lets the console's sign-in form take password as well
+// as the API token. The password opens console sessions only, never the
+// APIs. An empty password sets none.
+func (a *Auth) SetAdminPassword(password string) {
+	if password == "" {
+		a.adminPassword = nil
+		return
+	}
+	hash := sha256.Sum256([]byte(password))
+	a.adminPassword = &hash
+}
+
+// validPassword compares a presented password with the admin password in
+// constant time.
+func (a *Auth) validPassword(password string) bool {
+	if a.adminPassword == nil || password == "" {
+		return false
+	}
+	given := sha256.Sum256([]byte(password))
+	return subtle.ConstantTimeCompare(given[:], a.adminPassword[:]) == 1
 }
 
 // EnsureToken prepares authentication. A configured token (KNIT_API_TOKEN)

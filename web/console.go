@@ -159,21 +159,34 @@ func (c *console) requireSession(ctx *gin.Context) {
 }
 
 func (c *console) loginForm(ctx *gin.Context) {
-	c.render(ctx, http.StatusOK, "login", page{Title: "Sign in", Next: ctx.Query("next")})
+	c.render(ctx, http.StatusOK, "login", page{Title: "Sign in", Next: ctx.Query("next"),
+		Data: c.loginView()})
+}
+
+// loginView tells the sign-in page whether an admin password is set.
+type loginView struct{ PasswordSet bool }
+
+func (c *console) loginView() loginView {
+	return loginView{PasswordSet: c.server.auth.adminPassword != nil}
 }
 
 func (c *console) login(ctx *gin.Context) {
 	next := firstOf(ctx.PostForm("next"), ctx.Query("next"))
-	token := strings.TrimSpace(ctx.PostForm("token"))
-	if !c.server.auth.ValidToken(ctx.Request.Context(), token) {
+	secret := strings.TrimSpace(ctx.PostForm("token"))
+	if !c.server.auth.ValidToken(ctx.Request.Context(), secret) &&
+		!c.server.auth.validPassword(secret) {
+		message := "That token is not valid."
+		if c.server.auth.adminPassword != nil {
+			message = "That is neither the API token nor the admin password."
+		}
 		c.render(ctx, http.StatusUnauthorized, "login",
-			page{Title: "Sign in", Error: "That token is not valid.", Next: next})
+			page{Title: "Sign in", Error: message, Next: next, Data: c.loginView()})
 		return
 	}
 	if err := c.server.auth.startSession(ctx); err != nil {
 		c.server.log.Error("start session", "error", err)
-		c.render(ctx, http.StatusInternalServerError, "login",
-			page{Title: "Sign in", Error: "Could not start a session; try again.", Next: next})
+		c.render(ctx, http.StatusInternalServerError, "login", page{Title: "Sign in",
+			Error: "Could not start a session; try again.", Next: next, Data: c.loginView()})
 		return
 	}
 	ctx.Redirect(http.StatusSeeOther, safeNext(next))

@@ -35,10 +35,12 @@ import (
 // SQLite database on 127.0.0.1. CI installs Chromium in .ci/run.
 
 const (
-	chromiumPath   = "/usr/bin/chromium"
-	browserToken   = "test-token"
-	sessionCookie  = "knit_session"
-	browserTimeout = 90 * time.Second
+	chromiumPath = "/usr/bin/chromium"
+	browserToken = "test-token"
+	// browserPassword is the admin password of the console under test.
+	browserPassword = "correct horse battery staple"
+	sessionCookie   = "knit_session"
+	browserTimeout  = 90 * time.Second
 )
 
 // seedEvaluatedAt is when the audiences are computed: Jane's cart holds
@@ -72,8 +74,12 @@ func mustConsoleServer(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("ensure token: %v", err)
 	}
+	auth.SetAdminPassword(browserPassword)
 	site := web.NewServer(runner, resolver.NewProfiles(db), auth, "", log)
 	site.SetAdmin(store)
+	site.SetClock(clock)
+	site.SetSettings(web.Settings{Rules: resolver.DefaultRules(), WebhookSecretSet: true,
+		WriteKeys: 2, AdminPasswordSet: true, Database: "SQLite (test)"})
 
 	gin.SetMode(gin.ReleaseMode)
 	router := gin.New()
@@ -290,7 +296,8 @@ func TestConsoleSignIn(t *testing.T) {
 	if status != http.StatusUnauthorized {
 		t.Errorf("wrong token: status %d, want 401", status)
 	}
-	if got := mustText(t, ctx, ".error"); got != "That token is not valid." {
+	if got := mustText(t, ctx, ".error"); got !=
+		"That is neither the API token nor the admin password." {
 		t.Errorf("wrong token: error %q", got)
 	}
 	if c := mustSessionCookie(t, ctx, base); c != nil {
@@ -491,8 +498,13 @@ func TestConsoleScreenshots(t *testing.T) {
 }
 
 // mustScreenshot saves a full-page PNG of the tab to file.
+// mustScreenshot saves the whole page as a PNG; a relative file name is
+// placed in the test's artifact folder (kept with go test -artifacts).
 func mustScreenshot(t *testing.T, ctx context.Context, file string) {
 	t.Helper()
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(t.ArtifactDir(), file)
+	}
 	shot := mustRun(t, ctx, chromedp.FullScreenshot(100))
 	config, err := png.DecodeConfig(bytes.NewReader(shot))
 	if err != nil {

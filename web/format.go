@@ -16,8 +16,9 @@ const exactLayout = "2 Jan 2006 15:04:05 MST"
 // people; now is the clock relative times are counted from.
 func formatFuncs(now func() time.Time) template.FuncMap {
 	return template.FuncMap{
-		"ago": func(t any) template.HTML { return relativeTime(asTime(t), now()) },
-		"num": groupDigits,
+		"ago":    func(t any) template.HTML { return relativeTime(asTime(t), now()) },
+		"num":    groupDigits,
+		"window": describeWindow,
 		"pct": func(part, whole int) string {
 			if whole == 0 {
 				return "0%"
@@ -96,4 +97,17 @@ func groupDigits(n any) string {
 		b.WriteRune(digit)
 	}
 	return sign + b.String()
+}
+
+// describeWindow writes a limit's window as people say it: "7 days",
+// "12 hours".
+func describeWindow(d time.Duration) string {
+	day := 24 * time.Hour
+	if d%day == 0 {
+		return plural(int(d/day), "day")
+	}
+	if d%time.Hour == 0 {
+		return plural(int(d/time.Hour), "hour")
+	}
+	return d.String()
 }

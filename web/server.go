@@ -27,6 +27,8 @@ type Server struct {
 	admin IdentityAdmin
 	// now is the clock the console counts relative times from.
 	now func() time.Time
+	// settings is what the console's settings page shows.
+	settings Settings
 }
 
 // IdentityAdmin changes the identity graph on request; *resolver.Store is

@@ -21,6 +21,7 @@ import (
 // app is the wired core every command shares.
 type app struct {
 	db       *sqldb.DB
+	dsn      string // what --db named
 	settings settings
 	now      func() time.Time
 	log      *slog.Logger
@@ -54,7 +55,7 @@ func openApp(ctx context.Context, flags commonFlags, getenv env, stderr io.Write
 	if err != nil {
 		return nil, err
 	}
-	a := &app{db: db, settings: cfg, now: now, log: log}
+	a := &app{db: db, dsn: flags.db, settings: cfg, now: now, log: log}
 	a.store = resolver.NewStore(db, cfg.Rules, now, log.With("component", "resolver"))
 	a.runner = audiences.NewRunner(db, cfg.Audiences, now, log.With("component", "audiences"))
 	return a, nil
@@ -108,4 +109,13 @@ func newLogger(level string, out io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("KNIT_LOG_LEVEL %q: use debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// describeDatabase names the engine and, for a file, its path, for the
+// console's settings page; a server URL is shown without its password.
+func describeDatabase(dsn string) string {
+	if sqldb.DialectFromDSN(dsn) == sqldb.Postgres {
+		return "PostgreSQL (" + redactDSN(dsn) + ")"
+	}
+	return "SQLite (" + dsn + ")"
 }

@@ -31,6 +31,7 @@ Environment (secrets are never flags):
   KNIT_WRITE_KEYS      comma-separated write keys for the tracking API (/v1/*)
   KNIT_API_TOKEN       token for the APIs and console; generated on first start
                        when unset, stored hashed and printed once
+  KNIT_ADMIN_PASSWORD  a password that also signs in to the console (not the APIs)
   KNIT_SPACE_ID        the only Profile API space_id accepted (any when unset)
   KNIT_LOG_LEVEL       debug, info (default), warn or error`
 
@@ -96,9 +97,19 @@ func (a *app) buildServer(ctx context.Context, getenv env,
 	if getenv("KNIT_WEBHOOK_SECRET") == "" {
 		a.log.Warn("KNIT_WEBHOOK_SECRET is not set: /webhook accepts unsigned requests")
 	}
+	auth.SetAdminPassword(getenv("KNIT_ADMIN_PASSWORD"))
 	site := web.NewServer(a.runner, resolver.NewProfiles(a.db).WithRules(a.settings.Rules), auth,
 		getenv("KNIT_SPACE_ID"), a.log.With("component", "web"))
 	site.SetAdmin(a.store)
+	site.SetClock(a.now)
+	site.SetSettings(web.Settings{
+		Rules:            a.settings.Rules,
+		WebhookSecretSet: getenv("KNIT_WEBHOOK_SECRET") != "",
+		WriteKeys:        len(splitList(getenv("KNIT_WRITE_KEYS"))),
+		SpaceID:          getenv("KNIT_SPACE_ID"),
+		AdminPasswordSet: getenv("KNIT_ADMIN_PASSWORD") != "",
+		Database:         describeDatabase(a.dsn),
+	})
 
 	gin.SetMode(gin.ReleaseMode)
 	router := gin.New()
