@@ -1,0 +1,107 @@
+package resolver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// NameTraits are the trait keys a person's name is read from.
+func NameTraits() []string {
+	return []string{"name", "first_name", "last_name", "firstName", "lastName"}
+}
+
+// PersonSummary is what a list of people shows of each: the identifiers,
+// the name traits and when the person was last seen.
+type PersonSummary struct {
+	Profile     int64
+	Identifiers []Identifier // ordered by type and value
+	NameTraits  []Trait      // the NameTraits the profile has, by key
+	// LastSeen is the latest time any of the identifiers was seen.
+	LastSeen time.Time
+}
+
+// Summaries returns a summary of each of the given profiles that holds an
+// identifier, in the order given; at most 100 profiles. Name traits that
+// were removed (set to null) are left out.
+func (p *Profiles) Summaries(ctx context.Context, profiles []int64) ([]PersonSummary, error) {
+	if len(profiles) == 0 {
+		return nil, nil
+	}
+	if len(profiles) > 100 {
+		return nil, Errorf(ETooLarge, "at most 100 profiles can be summarised at once")
+	}
+	byProfile, err := p.summaryIdentifiers(ctx, profiles)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.summaryNames(ctx, profiles, byProfile); err != nil {
+		return nil, err
+	}
+	var out []PersonSummary
+	for _, id := range profiles {
+		if s, ok := byProfile[id]; ok {
+			out = append(out, *s)
+		}
+	}
+	return out, nil
+}
+
+func (p *Profiles) summaryIdentifiers(ctx context.Context,
+	profiles []int64) (map[int64]*PersonSummary, error) {
+	query, args, err := sqlx.In(`SELECT profile_id, type, value, last_seen_ms
+		FROM identities WHERE profile_id IN (?) ORDER BY profile_id, type, value`, profiles)
+	if err != nil {
+		return nil, fmt.Errorf("build summary query: %w", err)
+	}
+	var rows []struct {
+		Profile    int64  `db:"profile_id"`
+		Type       string `db:"type"`
+		Value      string `db:"value"`
+		LastSeenMS int64  `db:"last_seen_ms"`
+	}
+	if err := p.db.SelectContext(ctx, &rows, p.db.Rebind(query), args...); err != nil {
+		return nil, fmt.Errorf("read identifiers of %d profiles: %w", len(profiles), err)
+	}
+	byProfile := map[int64]*PersonSummary{}
+	for _, row := range rows {
+		s := byProfile[row.Profile]
+		if s == nil {
+			s = &PersonSummary{Profile: row.Profile}
+			byProfile[row.Profile] = s
+		}
+		s.Identifiers = append(s.Identifiers, Identifier{Type: row.Type, Value: row.Value})
+		if seen := time.UnixMilli(row.LastSeenMS).UTC(); seen.After(s.LastSeen) {
+			s.LastSeen = seen
+		}
+	}
+	return byProfile, nil
+}
+
+func (p *Profiles) summaryNames(ctx context.Context, profiles []int64,
+	byProfile map[int64]*PersonSummary) error {
+	query, args, err := sqlx.In(`SELECT profile_id, key, value, ts_ms, message_id
+		FROM traits WHERE profile_id IN (?) AND key IN (?) ORDER BY profile_id, key`,
+		profiles, NameTraits())
+	if err != nil {
+		return fmt.Errorf("build name query: %w", err)
+	}
+	var rows []struct {
+		Profile int64 `db:"profile_id"`
+		Trait
+	}
+	if err := p.db.SelectContext(ctx, &rows, p.db.Rebind(query), args...); err != nil {
+		return fmt.Errorf("read names of %d profiles: %w", len(profiles), err)
+	}
+	for _, row := range rows {
+		if s := byProfile[row.Profile]; s != nil && row.Text != "null" {
+			row.Value = json.RawMessage(row.Text)
+			row.UpdatedAt = time.UnixMilli(row.UpdatedMS).UTC()
+			s.NameTraits = append(s.NameTraits, row.Trait)
+		}
+	}
+	return nil
+}
