@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // NameTraits are the trait keys a person's name is read from.
@@ -104,4 +106,20 @@ func (p *Profiles) summaryNames(ctx context.Context, profiles []int64,
 		}
 	}
 	return nil
+}
+
+// CurrentProfile returns the profile that holds profile's identity now:
+// profile itself, or the profile it was merged into. A profile id that was
+// never made is an *Error with code ENotFound.
+func (p *Profiles) CurrentProfile(ctx context.Context, profile int64) (int64, error) {
+	var current int64
+	err := p.db.GetContext(ctx, &current, p.db.Rebind(
+		`SELECT COALESCE(merged_into, id) FROM profiles WHERE id = ?`), profile)
+	if sqldb.IsNoRows(err) {
+		return 0, Errorf(ENotFound, "no profile %d", profile)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read profile %d: %w", profile, err)
+	}
+	return current, nil
 }

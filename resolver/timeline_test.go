@@ -216,3 +216,39 @@ func TestProductNamesComeFromThePersonsOwnEvents(t *testing.T) {
 		}
 	}
 }
+
+func TestCurrentProfileFollowsAMerge(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	store := mustStore(t, db)
+	ctx := context.Background()
+	env := resolver.Envelope{Source: "test", ReceivedAt: fixedNow}
+	for i, line := range []string{
+		`{"messageId":"m1","type":"track","event":"A","anonymousId":"a1",
+		  "timestamp":"2026-08-01T00:00:00Z"}`,
+		`{"messageId":"m2","type":"track","event":"B","userId":"u1",
+		  "timestamp":"2026-08-01T00:01:00Z"}`,
+		`{"messageId":"m3","type":"identify","userId":"u1","anonymousId":"a1",
+		  "timestamp":"2026-08-01T00:02:00Z"}`,
+	} {
+		m, err := resolver.ParseMessage([]byte(line), env)
+		if err != nil {
+			t.Fatalf("message %d: %v", i+1, err)
+		}
+		if _, err := store.Ingest(ctx, []*resolver.Message{m}); err != nil {
+			t.Fatalf("message %d: %v", i+1, err)
+		}
+	}
+	profiles := resolver.NewProfiles(db)
+	live, err := profiles.Find(ctx, resolver.Identifier{Type: "user_id", Value: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := int64(1); id <= 2; id++ {
+		if got, err := profiles.CurrentProfile(ctx, id); err != nil || got != live {
+			t.Errorf("profile %d is now %d (%v), want %d", id, got, err, live)
+		}
+	}
+	if _, err := profiles.CurrentProfile(ctx, 99); resolver.ErrorCode(err) != resolver.ENotFound {
+		t.Errorf("a profile never made: %v, want not found", err)
+	}
+}
