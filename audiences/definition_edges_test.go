@@ -1,0 +1,1756 @@
+package audiences
+
+// Edge cases of the audience definition language: each test compiles a
+// definition written as a user would (YAML), runs it on a fresh database
+// at testNow, and checks who is a member and what they carry, or checks
+// that Validate refuses it with a message naming the audience and key.
+// Tests that go through evaluateOn also run on PostgreSQL, and fail if
+// the engines disagree, when sqltest.PostgresEnv names a server.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
+)
+
+// defFromYAML reads one audience definition from YAML, named adv unless
+// the text names it.
+func defFromYAML(t testing.TB, text string) Definition {
+	t.Helper()
+	var d Definition
+	if err := yaml.Unmarshal([]byte(text), &d); err != nil {
+		t.Fatalf("parse definition: %v\n%s", err, text)
+	}
+	if d.Name == "" {
+		d.Name = "adv"
+	}
+	return d
+}
+
+// conditionDef is the audience adv whose condition is the YAML given.
+func conditionDef(t testing.TB, condition string) Definition {
+	t.Helper()
+	body := strings.TrimSpace(condition)
+	indented := "  " + strings.ReplaceAll(body, "\n", "\n  ")
+	return defFromYAML(t, "name: adv\ncondition:\n"+indented+"\n")
+}
+
+// isMember reports whether the one person of evaluateOn, with history, is
+// a member.
+func isMember(t testing.TB, def Definition, history ...testEvent) bool {
+	t.Helper()
+	return evaluateOn(t, def, history) != nil
+}
+
+// validateMessage returns Validate's message for defs, or "" when they
+// pass, and what Validate panicked with, if it did.
+func validateMessage(defs ...Definition) (msg string, panicked any) {
+	defer func() { panicked = recover() }()
+	if err := Validate(defs); err != nil {
+		return err.Error(), nil
+	}
+	return "", nil
+}
+
+// memberCase is one person's history and whether a condition admits
+// them.
+type memberCase struct {
+	name      string
+	condition string
+	history   []testEvent
+	member    bool
+}
+
+func runMembership(t *testing.T, cases []memberCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			def := conditionDef(t, tt.condition)
+			if got := isMember(t, def, tt.history...); got != tt.member {
+				t.Errorf("member = %v, want %v\ncondition:\n%s",
+					got, tt.member, tt.condition)
+			}
+		})
+	}
+}
+
+// ev is a track event whose properties are the key, value pairs kv.
+func ev(name string, at time.Time, kv ...any) testEvent {
+	props := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		props[kv[i].(string)] = kv[i+1]
+	}
+	return testEvent{Name: name, Time: at, Properties: props}
+}
+
+// sameNumber compares two numbers whatever their Go type: results carry
+// int64(2) and 2.0 alike.
+func sameNumber(a, b any) bool {
+	f := func(v any) (float64, bool) {
+		switch n := v.(type) {
+		case int64:
+			return float64(n), true
+		case float64:
+			return n, true
+		}
+		return 0, false
+	}
+	x, ok1 := f(a)
+	y, ok2 := f(b)
+	return ok1 && ok2 && x == y
+}
+
+// yamlQuote writes s as a YAML double-quoted scalar.
+func yamlQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// memberIDs lists the profile ids from 1 to 10 that are members.
+func memberIDs(m map[int64]map[string]any) []int64 {
+	var out []int64
+	for id := int64(1); id <= 10; id++ {
+		if _, ok := m[id]; ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// refusesNumericStep checks that Validate refuses the audience adv with
+// condition, in a message naming key and saying a step may not be a
+// number.
+func refusesNumericStep(t *testing.T, condition, key string) {
+	t.Helper()
+	msg, p := validateMessage(conditionDef(t, condition))
+	if p != nil {
+		t.Fatalf("Validate panicked: %v", p)
+	}
+	if !strings.Contains(msg, key) ||
+		!strings.Contains(msg, "a step may not be a number") {
+		t.Errorf("Validate = %q\nwant it to name %s and say "+
+			"a step may not be a number", msg, key)
+	}
+}
+
+// TestMetacharactersInDefinitionsAreValues puts SQL and JSON-path
+// metacharacters in event names, property names and values: each is
+// matched as the exact text, never as a pattern, never spliced into the
+// SQL, and never breaks the query.
+func TestMetacharactersInDefinitionsAreValues(t *testing.T) {
+	nasty := []string{
+		`it's`, `"quoted"`, `100%`, `a_b`, `$`, `$.x`,
+		`'); DROP TABLE events; --`, `? ?`, `:name @p $1`, `back\slash`,
+		`ünïcødé 日本 🎉`, `R&D <b>`, "tab\there", "line\u2028sep",
+		strings.Repeat("long", 5000),
+	}
+	for i, s := range nasty {
+		t.Run(fmt.Sprintf("%d", i), func(t *testing.T) {
+			key := strings.NewReplacer(`"`, "", `\`, "", ".", "", "\t", "").
+				Replace(s)
+			q, k := yamlQuote(s), yamlQuote(key)
+			def := conditionDef(t, fmt.Sprintf(`
+performed:
+  event: %s
+  where:
+    - property: %s
+      equals: %s
+    - property: %s
+      contains: %s
+    - property: %s
+      starts_with: %s
+    - property: %s
+      one_of: [%s]
+`, q, k, q, k, q, k, q, k, q))
+			if msg, p := validateMessage(def); msg != "" || p != nil {
+				t.Fatalf("does not validate: %s %v", msg, p)
+			}
+			compiled, err := compile(def, testNow(), sqliteDialect{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(compiled.sql, s) ||
+				(len(key) > 2 && strings.Contains(compiled.sql, key)) {
+				t.Errorf("user text %q is in the SQL instead of a placeholder", s)
+			}
+			if !isMember(t, def, ev(s, ago(day), key, s)) {
+				t.Errorf("the exact value is not matched")
+			}
+			if isMember(t, def, ev(s, ago(day), key, s+"x"+s)) {
+				t.Errorf("a different value is matched")
+			}
+			if isMember(t, def, ev(s+" ", ago(day), key, s)) {
+				t.Errorf("another event name is matched")
+			}
+		})
+	}
+
+	// LIKE-style wildcards have no meaning.
+	runMembership(t, []memberCase{
+		{name: "percent is not a wildcard in contains",
+			condition: "performed: {event: E, where: [{property: x, contains: '%'}]}",
+			history:   []testEvent{ev("E", ago(day), "x", "abc")}},
+		{name: "underscore is not a wildcard in starts_with",
+			condition: "performed: {event: E, where: " +
+				"[{property: x, starts_with: 'a_'}]}",
+			history: []testEvent{ev("E", ago(day), "x", "abc")}},
+		{name: "percent event name matches nothing else",
+			condition: "performed: {event: '%'}",
+			history:   []testEvent{ev("Order", ago(day))}},
+	})
+}
+
+// TestMetacharactersInTraitKeysAreValues stores a trait whose key and
+// value hold SQL metacharacters and reads it through trait conditions:
+// the key matches exactly, never as a prefix or pattern.
+func TestMetacharactersInTraitKeysAreValues(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	mustStorePerson(t, db, 1, nil)
+	mustExec(t, db, `INSERT INTO traits (profile_id, key, value, ts_ms, message_id)
+		VALUES (1, ?, ?, 0, 'm')`, "o'ne\x1f%_$", `"it's \"x\""`)
+	def := conditionDef(t, `trait: {key: "o'ne.%_$", equals: "it's \"x\""}
+attributes: {v: value}`)
+	got := mustMembers(t, db, def)
+	want := map[int64]map[string]any{1: {"v": `it's "x"`}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	prefix := conditionDef(t, `trait: {key: "o'ne.%_", exists: true}`)
+	if got := mustMembers(t, db, prefix); len(got) != 0 {
+		t.Errorf("a prefix of the key matched: %v", got)
+	}
+}
+
+// TestPathsThroughArrays reads paths through arrays of scalars and
+// objects, and through values that are not arrays at all.
+func TestPathsThroughArrays(t *testing.T) {
+	obj := func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	tagVIP := "performed: {event: E, where: [{property: 'tags[]', equals: vip}]}"
+	catShoes := "performed: {event: E, where: " +
+		"[{property: 'products[].category', equals: Shoes}]}"
+	shoesAnd42 := "performed: {event: E, where: [" +
+		"{property: 'products[].category', equals: Shoes}, " +
+		"{property: 'products[].size', equals: 42}]}"
+	shoesAndX := "performed: {event: E, where: [" +
+		"{property: 'products[].category', equals: Shoes}, " +
+		"{property: 'coupons[].code', equals: X}]}"
+	couponAbsent := "performed: {event: E, where: " +
+		"[{property: 'products[].coupon', exists: false}]}"
+	tags := func(v any) []testEvent {
+		return []testEvent{ev("E", ago(day), "tags", v)}
+	}
+	runMembership(t, []memberCase{
+		{"an array of scalars holding the value", tagVIP,
+			tags([]any{"new", "vip"}), true},
+		{"an array of scalars without the value", tagVIP,
+			tags([]any{"new", "vipx"}), false},
+		{"a string where an array is expected", tagVIP, tags("vip"), false},
+		{"an object where an array is expected", tagVIP,
+			tags(obj("a", "vip")), false},
+		{"an object whose key is the value where an array is expected", tagVIP,
+			tags(obj("vip", "vip")), false},
+		{"an empty array", tagVIP, tags([]any{}), false},
+		{"a null array", tagVIP, tags(nil), false},
+		{"a nested array is not flattened", tagVIP,
+			tags([]any{[]any{"vip"}}), false},
+		{"objects missing the key", catShoes,
+			[]testEvent{ev("E", ago(day), "products",
+				[]any{obj("sku", "Shoes"), "Shoes", nil})}, false},
+		{"one object of several has the value", catShoes,
+			[]testEvent{ev("E", ago(day), "products", []any{
+				obj("category", "Socks"), 7, obj("category", "Shoes")})}, true},
+		{"two filters on one array need one element passing both", shoesAnd42,
+			[]testEvent{ev("E", ago(day), "products", []any{
+				obj("category", "Shoes", "size", 41),
+				obj("category", "Socks", "size", 42)})}, false},
+		{"two filters on one array held by the same element", shoesAnd42,
+			[]testEvent{ev("E", ago(day), "products", []any{
+				obj("category", "Socks", "size", 41),
+				obj("category", "Shoes", "size", 42)})}, true},
+		{"filters on two different arrays each need a passing element", shoesAndX,
+			[]testEvent{ev("E", ago(day),
+				"products", []any{obj("category", "Shoes")},
+				"coupons", []any{obj("code", "Y")})}, false},
+		{"filters on two different arrays both held", shoesAndX,
+			[]testEvent{ev("E", ago(day),
+				"products", []any{obj("category", "Shoes")},
+				"coupons", []any{obj("code", "Y"), obj("code", "X")})}, true},
+		{"a nested path through an array",
+			"performed: {event: E, where: " +
+				"[{property: 'order.items[].product.sku', equals: p1}]}",
+			[]testEvent{ev("E", ago(day), "order",
+				obj("items", []any{obj("product", obj("sku", "p1"))}))}, true},
+		{"a path without [] does not look into an array",
+			"performed: {event: E, where: " +
+				"[{property: 'products.category', equals: Shoes}]}",
+			[]testEvent{ev("E", ago(day), "products",
+				[]any{obj("category", "Shoes")})}, false},
+		{"a count counts events, not matching elements",
+			"performed: {event: E, exactly: 1, where: " +
+				"[{property: 'tags[]', equals: vip}]}",
+			tags([]any{"vip", "vip", "vip"}), true},
+		{"exists false on an array element that lacks the key", couponAbsent,
+			[]testEvent{ev("E", ago(day), "products",
+				[]any{obj("coupon", "A"), obj("sku", "s")})}, true},
+		{"exists false is not met by an event without the array", couponAbsent,
+			[]testEvent{ev("E", ago(day))}, false},
+	})
+
+	t.Run("a numeric step is refused, not read as a key or an index",
+		func(t *testing.T) {
+			refusesNumericStep(t, "performed: {event: E, where: "+
+				"[{property: 'products.0', equals: Shoes}]}",
+				"audiences.adv.condition.performed.where[0].property")
+		})
+}
+
+// TestNumericPathStepsAreRefused: a numeric step would be an object key
+// to one engine and an array index to another, so Validate refuses it,
+// naming the key that holds the path.
+func TestNumericPathStepsAreRefused(t *testing.T) {
+	for _, property := range []string{"products.0", "p.-1", "items[].0"} {
+		t.Run(property, func(t *testing.T) {
+			refusesNumericStep(t, "performed: {event: E, where: "+
+				"[{property: '"+property+"', equals: z}]}",
+				"audiences.adv.condition.performed.where[0].property")
+		})
+	}
+}
+
+// TestAggregatesThroughArrays sums a field of the elements that pass the
+// filters on the same array, and reads values through other arrays once
+// per event.
+func TestAggregatesThroughArrays(t *testing.T) {
+	item := func(cat string, price any) map[string]any {
+		return map[string]any{"category": cat, "price": price}
+	}
+	history := []testEvent{
+		ev("Order", ago(2*day),
+			"items", []any{item("Shoes", 100), item("Socks", 5), item("Shoes", 50)},
+			"coupons", []any{map[string]any{"code": "A"}, map[string]any{"code": "B"}}),
+		ev("Order", ago(day), "items", []any{item("Shoes", 10)}),
+		ev("Order", ago(day), "items", "not an array"),
+	}
+	tests := []struct {
+		name, condition string
+		want            any
+	}{
+		{"sum over the matching elements", `
+aggregate:
+  event: Order
+  where: [{property: 'items[].category', equals: Shoes}]
+  function: sum
+  property: 'items[].price'
+  at_least: 0
+attributes: {v: value}`, 160.0},
+		{"a filter on another array does not multiply the sum", `
+aggregate:
+  event: Order
+  where: [{property: 'coupons[].code', one_of: [A, B]}]
+  function: sum
+  property: 'items[].price'
+  at_least: 0
+attributes: {v: value}`, 155.0},
+		{"count through an array filter counts events", `
+aggregate:
+  event: Order
+  where: [{property: 'items[].category', equals: Shoes}]
+  function: count
+  at_least: 0
+attributes: {v: value}`, int64(2)},
+		{"distinct_count over elements", `
+aggregate:
+  event: Order
+  function: distinct_count
+  property: 'items[].category'
+  at_least: 0
+attributes: {v: value}`, int64(2)},
+		{"max over elements", `
+aggregate:
+  event: Order
+  function: max
+  property: 'items[].price'
+  at_least: 0
+attributes: {v: value}`, int64(100)},
+		{"avg over elements", `
+aggregate:
+  event: Order
+  function: avg
+  property: 'items[].price'
+  at_least: 0
+attributes: {v: value}`, 41.25},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := evaluateOn(t, conditionDef(t, tt.condition), history)
+			if got == nil || !sameNumber(got["v"], tt.want) {
+				t.Errorf("got %#v, want v = %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFilterTestsAcrossJSONTypes pins how equals, not_equals, one_of, the
+// text tests, exists and bounds treat numbers, numeric text, booleans,
+// null and missing values.
+func TestFilterTestsAcrossJSONTypes(t *testing.T) {
+	where := func(filter string) string {
+		return "performed: {event: E, where: [{property: x, " + filter + "}]}"
+	}
+	x := func(v any) []testEvent { return []testEvent{ev("E", ago(day), "x", v)} }
+	none := []testEvent{ev("E", ago(day))}
+	runMembership(t, []memberCase{
+		{"number equals number", where("equals: 42"), x(42), true},
+		{"number equals a float of the same value", where("equals: 1"),
+			x(json.Number("1.0")), true},
+		{"float equals an integer of the same value", where("equals: 1.0"),
+			x(1), true},
+		{"number does not equal numeric text", where("equals: 42"), x("42"), false},
+		{"text equals a number written as that text", where("equals: '42'"),
+			x(42), true},
+		{"text equals numeric text", where("equals: '42'"), x("42"), true},
+		{"true does not equal 1", where("equals: true"), x(1), false},
+		{"true equals boolean true", where("equals: true"), x(true), true},
+		{"false does not equal missing", where("equals: false"), none, false},
+		{"false does not equal null", where("equals: false"), x(nil), false},
+		{"0 does not equal false", where("equals: 0"), x(false), false},
+		{"empty text equals empty text", where("equals: ''"), x(""), true},
+		{"empty text does not equal missing", where("equals: ''"), none, false},
+		{"equals is case sensitive", where("equals: Shoes"), x("shoes"), false},
+		{"ignore_case folds ASCII", where("equals: SHOES, ignore_case: true"),
+			x("shoes"), true},
+		{"ignore_case on a number", where("equals: 5, ignore_case: true"),
+			x(5), true},
+		{"equals does not match an object", where("equals: a"),
+			x(map[string]any{"a": "a"}), false},
+		{"equals does not match an array holding it", where("equals: a"),
+			x([]any{"a"}), false},
+		{"negative numbers", where("equals: -3.5"), x(-3.5), true},
+		{"not_equals on a different value", where("not_equals: a"), x("b"), true},
+		{"not_equals on the same value", where("not_equals: a"), x("a"), false},
+		{"not_equals on a missing value", where("not_equals: a"), none, false},
+		{"not_equals on null", where("not_equals: a"), x(nil), false},
+		{"not_equals with ignore_case", where("not_equals: A, ignore_case: true"),
+			x("a"), false},
+		{"not_equals a number on numeric text holds", where("not_equals: 5"),
+			x("5"), true},
+		{"one_of mixes types", where("one_of: [a, 7, true]"), x(7), true},
+		{"one_of with none matching", where("one_of: [a, 7, true]"), x("b"), false},
+		{"one_of ignore_case", where("one_of: [ABC, def], ignore_case: true"),
+			x("aBc"), true},
+		{"contains empty text holds for any text", where("contains: ''"),
+			x("abc"), true},
+		{"contains empty text does not hold for missing", where("contains: ''"),
+			none, false},
+		{"starts_with empty text", where("starts_with: ''"), x("abc"), true},
+		{"starts_with longer than the value", where("starts_with: abcd"),
+			x("abc"), false},
+		{"starts_with counts characters, not bytes", where("starts_with: 'été'"),
+			x("étés"), true},
+		{"contains in a number's text", where("contains: '23'"), x(1234), true},
+		{"contains ignore_case", where("contains: BC, ignore_case: true"),
+			x("abcd"), true},
+		{"exists true on a value", where("exists: true"), x(0), true},
+		{"exists true on false", where("exists: true"), x(false), true},
+		{"exists true on empty text", where("exists: true"), x(""), true},
+		{"exists true on null", where("exists: true"), x(nil), false},
+		{"exists true on missing", where("exists: true"), none, false},
+		{"exists false on null", where("exists: false"), x(nil), true},
+		{"exists false on missing", where("exists: false"), none, true},
+		{"exists false on a value", where("exists: false"), x("a"), false},
+		{"numeric bounds combine into a range",
+			where("greater_than: 1, at_most: 3"), x(3), true},
+		{"a range excludes its open end",
+			where("greater_than: 1, at_most: 3"), x(1), false},
+		{"a bound ignores numeric text", where("at_least: 1"), x("5"), false},
+		{"a bound ignores booleans", where("at_least: 0"), x(true), false},
+	})
+}
+
+// TestWindowsAtTheirEdges checks windows at their exact edges, counts
+// against windows, and events after the evaluation time.
+func TestWindowsAtTheirEdges(t *testing.T) {
+	ms := time.Millisecond
+	e := func(at ...time.Time) []testEvent {
+		var out []testEvent
+		for _, a := range at {
+			out = append(out, ev("E", a))
+		}
+		return out
+	}
+	within7d := "performed: {event: E, within: 7d}"
+	between := "performed: {event: E, between: [7d, 1d]}"
+	reversed := "performed: {event: E, between: [1d, 7d]}"
+	none1d := "performed: {event: E, exactly: 0, within: 1d}"
+	notIn1d := "not_performed: {event: E, within: 1d}"
+	runMembership(t, []memberCase{
+		{"within includes its start", within7d, e(ago(7 * day)), true},
+		{"within excludes one millisecond earlier", within7d,
+			e(ago(7*day + ms)), false},
+		{"within includes now", within7d, e(testNow()), true},
+		{"within excludes the future", within7d, e(testNow().Add(ms)), false},
+		{"no window excludes the future", "performed: {event: E}",
+			e(testNow().Add(day)), false},
+		{"between includes its older edge", between, e(ago(7 * day)), true},
+		{"between includes its younger edge", between, e(ago(day)), true},
+		{"between excludes after its younger edge", between,
+			e(ago(day - ms)), false},
+		{"between in reverse order", reversed, e(ago(3 * day)), true},
+		{"between in reverse order excludes outside", reversed,
+			e(ago(8 * day)), false},
+		{"fractional days", "performed: {event: E, within: 1.5d}",
+			e(ago(36 * time.Hour)), true},
+		{"exactly 0 holds with no events", none1d, e(ago(2 * day)), true},
+		{"exactly 0 fails with one in the window", none1d, e(ago(day)), false},
+		{"at_most counts future events out", "performed: {event: E, at_most: 1}",
+			e(ago(day), testNow().Add(ms)), true},
+		{"at_least counts the window only",
+			"performed: {event: E, at_least: 2, within: 2d}",
+			e(ago(day), ago(3*day)), false},
+		{"not_performed with no events", notIn1d, nil, true},
+		{"not_performed ignores a future event", notIn1d,
+			e(testNow().Add(time.Hour)), true},
+		{"not_performed with a where that does not match",
+			"not_performed: {event: E, where: [{property: x, equals: 1}]}",
+			[]testEvent{ev("E", ago(time.Hour), "x", 2)}, true},
+		{"not of performed equals not_performed",
+			"not: {performed: {event: E, within: 1d}}",
+			e(ago(time.Hour)), false},
+	})
+}
+
+// TestThenNotSettlesByKeyAndTime checks sequences: keys of different JSON
+// types, follow-ups in the same millisecond, within, and several
+// follow-up kinds.
+func TestThenNotSettlesByKeyAndTime(t *testing.T) {
+	keyed := `
+then_not:
+  first: {event: Add, key: id}
+  not_followed_by:
+    - {event: Buy, key: 'items[].id'}
+    - {event: Remove, key: id}
+attributes: {keys: keys, n: count}`
+	within := `
+then_not:
+  first: {event: Add, key: id}
+  not_followed_by: [{event: Buy, key: id}]
+  within: 1h
+attributes: {keys: keys}`
+	keyless := `
+then_not:
+  first: {event: Signup}
+  not_followed_by: [{event: Activate}]
+  between: [7d, 1d]
+attributes: {at: last_at}`
+	buy := func(at time.Time, ids ...any) testEvent {
+		items := make([]any, len(ids))
+		for i, id := range ids {
+			items[i] = map[string]any{"id": id}
+		}
+		return ev("Buy", at, "items", items)
+	}
+	add := func(at time.Time, id any) testEvent { return ev("Add", at, "id", id) }
+	ms := time.Millisecond
+	tests := []struct {
+		name      string
+		condition string
+		history   []testEvent
+		want      map[string]any
+	}{
+		{"a numeric key is settled by its text", keyed,
+			[]testEvent{add(ago(2*day), 42), buy(ago(day), "42")}, nil},
+		{"a text key is settled by its number", keyed,
+			[]testEvent{add(ago(2*day), "42"), buy(ago(day), 42)}, nil},
+		{"a follow-up in the same millisecond settles", keyed,
+			[]testEvent{add(ago(2*day), "p"), ev("Remove", ago(2*day), "id", "p")},
+			nil},
+		{"a follow-up one millisecond before does not settle", keyed,
+			[]testEvent{ev("Remove", ago(2*day+ms), "id", "p"), add(ago(2*day), "p")},
+			map[string]any{"keys": []string{"p"}, "n": int64(1)}},
+		{"a follow-up after now does not settle", keyed,
+			[]testEvent{add(ago(2*day), "p"), buy(testNow().Add(time.Minute), "p")},
+			map[string]any{"keys": []string{"p"}, "n": int64(1)}},
+		{"an add after now is not counted", keyed,
+			[]testEvent{add(testNow().Add(time.Minute), "p")}, nil},
+		{"a buy of other keys settles only those", keyed,
+			[]testEvent{add(ago(3*day), "a"), add(ago(3*day), "b"),
+				add(ago(3*day), 3), buy(ago(day), "b", "x")},
+			map[string]any{"keys": []string{"3", "a"}, "n": int64(2)}},
+		{"an add without a key is ignored", keyed,
+			[]testEvent{ev("Add", ago(2*day)), add(ago(2*day), nil),
+				add(ago(2*day), map[string]any{"a": 1})}, nil},
+		{"a boolean key is text", keyed,
+			[]testEvent{add(ago(2*day), true)},
+			map[string]any{"keys": []string{"true"}, "n": int64(1)}},
+		{"within: a buy inside it settles", within,
+			[]testEvent{add(ago(2*day), "p"),
+				ev("Buy", ago(2*day-time.Hour), "id", "p")}, nil},
+		{"within: a buy after it does not settle", within,
+			[]testEvent{add(ago(2*day), "p"),
+				ev("Buy", ago(2*day-time.Hour-ms), "id", "p")},
+			map[string]any{"keys": []string{"p"}}},
+		{"within: an add younger than within is not yet abandoned", within,
+			[]testEvent{add(ago(59*time.Minute), "p")}, nil},
+		{"within: an add exactly within ago is abandoned", within,
+			[]testEvent{add(ago(time.Hour), "p")},
+			map[string]any{"keys": []string{"p"}}},
+		{"keyless: settled by any follow-up", keyless,
+			[]testEvent{ev("Signup", ago(3*day)), ev("Activate", ago(2*day))}, nil},
+		{"keyless: a follow-up before does not settle", keyless,
+			[]testEvent{ev("Activate", ago(4*day)), ev("Signup", ago(3*day))},
+			map[string]any{"at": ago(3 * day)}},
+		{"keyless: the latest first outside between hides an older one", keyless,
+			[]testEvent{ev("Signup", ago(3*day)), ev("Signup", ago(time.Hour))}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := evaluateOn(t, conditionDef(t, tt.condition), tt.history)
+			if !reflect.DeepEqual(got, formatted(tt.want)) {
+				t.Errorf("got  %#v\nwant %#v", got, formatted(tt.want))
+			}
+		})
+	}
+}
+
+// TestAggregateFunctionsAndEmptyWindows runs every function on a known
+// set of values, and on windows with no values.
+func TestAggregateFunctionsAndEmptyWindows(t *testing.T) {
+	history := []testEvent{
+		ev("W", ago(3*day), "d", 10), ev("W", ago(2*day), "d", -4.5),
+		ev("W", ago(day), "d", 10), ev("W", ago(day), "d", "99"),
+		ev("W", ago(day)), ev("W", ago(10*day), "d", 1000),
+		ev("W", testNow().Add(time.Hour), "d", 1000),
+	}
+	tests := []struct {
+		function string
+		want     any // the value attribute over 7d
+	}{
+		{"count", int64(5)},
+		{"sum", 15.5},
+		{"avg", 5.17},
+		{"min", -4.5},
+		{"max", int64(10)},
+		{"distinct_count", int64(3)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.function, func(t *testing.T) {
+			property := "property: d,"
+			if tt.function == "count" {
+				property = ""
+			}
+			def := conditionDef(t, fmt.Sprintf(`
+aggregate: {event: W, within: 7d, function: %s, %s greater_than: -1000}
+attributes: {v: value}`, tt.function, property))
+			got := evaluateOn(t, def, history)
+			if got == nil || !sameNumber(got["v"], tt.want) {
+				t.Errorf("got %#v, want v = %#v", got, tt.want)
+			}
+		})
+	}
+
+	// An empty window is 0 for count, sum and distinct_count, and no value
+	// (never a member) for avg, min and max.
+	agg := func(rest string) string {
+		return "aggregate: {event: W, " + rest + "}"
+	}
+	d := func(values ...any) []testEvent {
+		var out []testEvent
+		for _, v := range values {
+			out = append(out, ev("W", ago(day), "d", v))
+		}
+		return out
+	}
+	runMembership(t, []memberCase{
+		{"count of nothing is at most 0",
+			agg("function: count, at_most: 0"), nil, true},
+		{"sum of nothing is at most 0",
+			agg("function: sum, property: d, at_most: 0"), nil, true},
+		{"sum of nothing is not above 0",
+			agg("function: sum, property: d, greater_than: 0"), nil, false},
+		{"distinct_count of nothing is 0",
+			agg("function: distinct_count, property: d, less_than: 1"), nil, true},
+		{"avg of nothing is no value",
+			agg("function: avg, property: d, less_than: 100"), nil, false},
+		{"min of nothing is no value",
+			agg("function: min, property: d, less_than: 100"), nil, false},
+		{"max of nothing is no value",
+			agg("function: max, property: d, at_most: 100"), nil, false},
+		{"avg of only text values is no value",
+			agg("function: avg, property: d, less_than: 100"), d("5"), false},
+		{"sum of only text values is 0",
+			agg("function: sum, property: d, at_most: 0"), d("5"), true},
+		{"sum of negative values",
+			agg("function: sum, property: d, less_than: -10"), d(-6, -5), true},
+		{"huge values do not error",
+			agg("function: sum, property: d, at_least: 1e300"),
+			d(1e308, 1e308), true},
+		{"huge integers do not overflow",
+			agg("function: sum, property: d, greater_than: 1e19"),
+			d(int64(9e18), int64(9e18)), true},
+		{"sum bound at exactly the sum",
+			agg("function: sum, property: d, at_least: 0.3"), d(0.1, 0.2), true},
+	})
+}
+
+// TestAverageOfHugeValuesDoesNotOverflow: the average of two values of
+// 1e308 is 1e308, on both engines, not the overflow of their sum.
+func TestAverageOfHugeValuesDoesNotOverflow(t *testing.T) {
+	def := conditionDef(t, "aggregate: "+
+		"{event: W, function: avg, property: d, at_most: 1e308}\n"+
+		"attributes: {v: value}")
+	got := evaluateOn(t, def, []testEvent{
+		ev("W", ago(day), "d", 1e308), ev("W", ago(day), "d", 1e308)})
+	if got == nil || got["v"] != 1e308 {
+		t.Errorf("got %v, want a member with v = 1e308", got)
+	}
+}
+
+// TestUnitsMatchIgnoringCaseAndSpaces checks unit conversion: units match
+// their factor keys whatever the case and surrounding spaces; unknown
+// units and units that are not text keep the value.
+func TestUnitsMatchIgnoringCaseAndSpaces(t *testing.T) {
+	def := conditionDef(t, `
+aggregate:
+  event: W
+  function: sum
+  property: d
+  units: {property: u, factors: {KM: 0.5, Mi: 1, Yards: 0.001}}
+  greater_than: -1
+attributes: {v: value}`)
+	tests := []struct {
+		name string
+		unit any
+		want float64
+	}{
+		{"upper case key, lower case unit", "km", 50},
+		{"mixed case unit", "kM", 50},
+		{"unit with spaces", "  KM  ", 50},
+		{"unit with a tab keeps its value", "\tkm", 100},
+		{"unknown unit keeps the value", "furlongs", 100},
+		{"a numeric unit keeps the value", 5, 100},
+		{"missing unit keeps the value", nil, 100},
+		{"mixed case key", "YARDS", 0.1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := ev("W", ago(day), "d", 100)
+			if tt.unit != nil {
+				e.Properties["u"] = tt.unit
+			}
+			got := evaluateOn(t, def, []testEvent{e})
+			if got == nil || got["v"] != tt.want {
+				t.Errorf("got %#v, want v = %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAUnitWithNonASCIICapitalsMatchesItsFactor: factor keys and event
+// units fold case alike, beyond ASCII, so a unit written exactly like its
+// factor key matches it.
+func TestAUnitWithNonASCIICapitalsMatchesItsFactor(t *testing.T) {
+	def := conditionDef(t, `
+aggregate:
+  event: W
+  function: sum
+  property: d
+  units: {property: u, factors: {KILOMÈTRES: 0.5}}
+  at_least: 0
+attributes: {v: value}`)
+	got := evaluateOn(t, def,
+		[]testEvent{ev("W", ago(day), "d", 100, "u", "KILOMÈTRES")})
+	if got == nil || got["v"] != 50.0 {
+		t.Errorf("got %v, want v = 50 "+
+			"(the unit is written exactly as the factor key)", got)
+	}
+}
+
+// TestUnitsOnDistinctCountAreRefused: units cannot change which values
+// are distinct, so distinct_count refuses them, as count does.
+func TestUnitsOnDistinctCountAreRefused(t *testing.T) {
+	def := conditionDef(t, `
+aggregate:
+  event: W
+  function: distinct_count
+  property: d
+  units: {property: u, factors: {km: 0.5}}
+  at_least: 1`)
+	msg, _ := validateMessage(def)
+	if !strings.Contains(msg, "audiences.adv.condition.aggregate") {
+		t.Errorf("Validate = %q; want units on distinct_count refused", msg)
+	}
+}
+
+// TestSinceLatestAnchorsOnTheLatestMatchingEvent checks the anchor: no
+// anchor, several anchors, several matching elements, anchors after now,
+// and an anchor of the aggregated event.
+func TestSinceLatestAnchorsOnTheLatestMatchingEvent(t *testing.T) {
+	def := conditionDef(t, `
+aggregate:
+  event: W
+  function: sum
+  property: d
+  since_latest:
+    event: Order
+    where: [{property: 'products[].category', equals: Shoes}]
+  at_least: 10
+attributes:
+  shoe: 'anchor.products[].product_id'
+  size: 'anchor.products[].size'
+  order: anchor.order_id
+  at: anchor_at
+  v: value`)
+	p := func(id, cat string, size any) map[string]any {
+		m := map[string]any{"product_id": id, "category": cat}
+		if size != nil {
+			m["size"] = size
+		}
+		return m
+	}
+	order := func(at time.Time, id string, products ...any) testEvent {
+		return ev("Order", at, "order_id", id, "products", products)
+	}
+	tests := []struct {
+		name    string
+		history []testEvent
+		want    map[string]any
+	}{
+		{"no anchor: not a member whatever the sum",
+			[]testEvent{ev("W", ago(day), "d", 100)}, nil},
+		{"the first matching element of the latest anchor",
+			[]testEvent{
+				order(ago(5*day), "o1", p("s0", "Shoes", 40)),
+				order(ago(3*day), "o2", p("sock", "Socks", 1),
+					p("s1", "Shoes", 42), p("s2", "Shoes", 43)),
+				ev("W", ago(2*day), "d", 10),
+			},
+			map[string]any{"shoe": "s1", "size": "42", "order": "o2",
+				"at": ago(3 * day), "v": 10.0}},
+		{"a matching element without the captured field gives null",
+			[]testEvent{
+				order(ago(3*day), "o2", p("s1", "Shoes", nil), p("s2", "Shoes", 43)),
+				ev("W", ago(2*day), "d", 10),
+			},
+			map[string]any{"shoe": "s1", "size": nil, "order": "o2",
+				"at": ago(3 * day), "v": 10.0}},
+		{"an event in the anchor's millisecond is not after it",
+			[]testEvent{
+				order(ago(3*day), "o2", p("s1", "Shoes", 42)),
+				ev("W", ago(3*day), "d", 10),
+			}, nil},
+		{"an anchor after now is ignored",
+			[]testEvent{
+				order(ago(3*day), "o1", p("s1", "Shoes", 42)),
+				ev("W", ago(2*day), "d", 10),
+				order(testNow().Add(time.Minute), "o9", p("s9", "Shoes", 42)),
+			},
+			map[string]any{"shoe": "s1", "size": "42", "order": "o1",
+				"at": ago(3 * day), "v": 10.0}},
+		{"an order without shoes is not an anchor",
+			[]testEvent{
+				order(ago(3*day), "o1", p("s1", "Shoes", 42)),
+				order(ago(2*day), "o2", p("x", "Socks", 42)),
+				ev("W", ago(day), "d", 10),
+			},
+			map[string]any{"shoe": "s1", "size": "42", "order": "o1",
+				"at": ago(3 * day), "v": 10.0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := evaluateOn(t, def, tt.history)
+			if !reflect.DeepEqual(got, formatted(tt.want)) {
+				t.Errorf("got  %#v\nwant %#v", got, formatted(tt.want))
+			}
+		})
+	}
+
+	t.Run("anchor and aggregate on one event name", func(t *testing.T) {
+		def := conditionDef(t, `
+aggregate:
+  event: Order
+  function: count
+  since_latest: {event: Order, where: [{property: big, equals: true}]}
+  at_least: 2
+attributes: {n: value}`)
+		got := evaluateOn(t, def, []testEvent{
+			ev("Order", ago(5*day), "big", true), ev("Order", ago(4*day)),
+			ev("Order", ago(3*day)), ev("Order", ago(2*day), "big", true),
+			ev("Order", ago(day)), ev("Order", ago(time.Hour)),
+		})
+		if want := map[string]any{"n": int64(2)}; !reflect.DeepEqual(got, want) {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	})
+}
+
+// TestAnAnchorAttributeNeverChangesMembership: naming an anchor attribute
+// through an array (anchor.products[].product_id) does not make an anchor
+// event without that array, or with an empty one, stop being the anchor.
+func TestAnAnchorAttributeNeverChangesMembership(t *testing.T) {
+	base := `
+aggregate:
+  event: W
+  function: sum
+  property: d
+  since_latest: {event: Order}
+  at_least: 300`
+	plain := conditionDef(t, base+"\nattributes: {at: anchor_at}")
+	withShoe := conditionDef(t, base+
+		"\nattributes: {at: anchor_at, shoe: 'anchor.products[].product_id'}")
+	for _, latest := range []testEvent{
+		ev("Order", ago(5*day), "products", []any{}),
+		ev("Order", ago(5*day)),
+	} {
+		history := []testEvent{
+			ev("Order", ago(30*day), "products",
+				[]any{map[string]any{"product_id": "s1"}}),
+			ev("W", ago(20*day), "d", 400),
+			latest,
+		}
+		a, b := evaluateOn(t, plain, history), evaluateOn(t, withShoe, history)
+		if a != nil {
+			t.Fatalf("without the attribute: %v, want no member "+
+				"(nothing run since the latest order)", a)
+		}
+		if b != nil {
+			t.Errorf("latest order %v: with the shoe attribute the person is "+
+				"a member %v, anchored on the older order; want the same answer "+
+				"as without it (not a member)", latest.Properties, b)
+		}
+	}
+}
+
+// TestPathsReadTogetherThroughDifferentArrays: an aggregated property and
+// its units property through different arrays cannot be read together
+// and are refused; anchor attributes through different arrays each read
+// their own array.
+func TestPathsReadTogetherThroughDifferentArrays(t *testing.T) {
+	def := conditionDef(t, `
+aggregate:
+  event: W
+  function: sum
+  property: 'laps[].distance'
+  units: {property: 'settings[].unit', factors: {km: 0.62}}
+  at_least: 1`)
+	msg, p := validateMessage(def)
+	if p != nil {
+		t.Fatalf("Validate panicked: %v", p)
+	}
+	if !strings.Contains(msg, "audiences.adv.condition.aggregate") ||
+		!strings.Contains(msg, "different arrays") {
+		t.Errorf("Validate = %q, want a problem at "+
+			"audiences.adv.condition.aggregate about different arrays", msg)
+	}
+
+	def = conditionDef(t, `
+aggregate:
+  event: W
+  function: sum
+  property: d
+  since_latest:
+    event: Order
+    where: [{property: 'products[].category', equals: Shoes}]
+  at_least: 1
+attributes:
+  shoe: 'anchor.products[].product_id'
+  coupon: 'anchor.coupons[].code'`)
+	got := evaluateOn(t, def, []testEvent{
+		ev("Order", ago(2*day), "products", []any{
+			map[string]any{"product_id": "sock", "category": "Socks"},
+			map[string]any{"product_id": "s1", "category": "Shoes"}},
+			"coupons", []any{
+				map[string]any{"code": "C1"}, map[string]any{"code": "C2"}}),
+		ev("W", ago(day), "d", 5),
+	})
+	want := map[string]any{"shoe": "s1", "coupon": "C1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestTraitConditionsOnNestedAndTypedValues reads nested, numeric,
+// boolean, null and missing traits.
+func TestTraitConditionsOnNestedAndTypedValues(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	mustStorePerson(t, db, 1, nil)
+	mustStorePerson(t, db, 2, nil)
+	set := func(profile int64, key, value string) {
+		mustExec(t, db, `INSERT INTO traits (profile_id, key, value, ts_ms, message_id)
+			VALUES (?, ?, ?, 0, 'm')`, profile, key, value)
+	}
+	set(1, "address\x1fcity", `"Paris"`)
+	set(1, "address\x1fgeo\x1flat", `48.85`)
+	set(1, "age", `42`)
+	set(1, "vip", `true`)
+	set(1, "plan", `"Pro"`)
+	set(1, "nickname", `null`)
+	set(1, "tags", `["a","b"]`)
+	set(2, "age", `"42"`)
+	set(2, "vip", `"true"`)
+	set(2, "city", `"Paris"`)
+
+	tests := []struct {
+		condition string
+		want      []int64
+	}{
+		{"trait: {key: address.city, equals: Paris}", []int64{1}},
+		{"trait: {key: address.geo.lat, greater_than: 48}", []int64{1}},
+		{"trait: {key: city, equals: Paris}", []int64{2}},
+		{"trait: {key: age, equals: 42}", []int64{1}},
+		{"trait: {key: age, equals: '42'}", []int64{1, 2}},
+		{"trait: {key: age, at_least: 18}", []int64{1}},
+		{"trait: {key: vip, equals: true}", []int64{1, 2}},
+		{"trait: {key: vip, exists: false}", nil},
+		{"trait: {key: plan, equals: pro, ignore_case: true}", []int64{1}},
+		{"trait: {key: plan, exists: false}", []int64{2}},
+		{"trait: {key: nickname, exists: false}", []int64{1, 2}},
+		{"trait: {key: nickname, exists: true}", nil},
+		{"trait: {key: address.country, exists: false}", []int64{1, 2}},
+		{"not: {trait: {key: plan, equals: Pro}}", []int64{2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.condition, func(t *testing.T) {
+			got := memberIDs(mustMembers(t, db, conditionDef(t, tt.condition)))
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("members %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("value attribute keeps the JSON type", func(t *testing.T) {
+		got := mustMembers(t, db, conditionDef(t,
+			"trait: {key: address.geo.lat, exists: true}\nattributes: {lat: value}"))
+		if v := fmt.Sprint(got[1]["lat"]); v != "48.85" {
+			t.Errorf("lat = %#v", got[1]["lat"])
+		}
+	})
+}
+
+// ingestMessages stores Segment messages through the resolver, as knit
+// does.
+func ingestMessages(t testing.TB, store *resolver.Store,
+	messages ...map[string]any) {
+	t.Helper()
+	for _, fields := range messages {
+		raw, err := json.Marshal(fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := resolver.ParseMessage(raw,
+			resolver.Envelope{Source: "test", ReceivedAt: testNow()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = store.Ingest(context.Background(), []*resolver.Message{m})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// identifyMessage is an identify call of user u1 with traits.
+func identifyMessage(id string, at time.Time,
+	traits map[string]any) map[string]any {
+	return map[string]any{"type": "identify", "messageId": id, "userId": "u1",
+		"timestamp": at.Format(time.RFC3339Nano), "traits": traits}
+}
+
+// TestTraitConditionsSeeWhatTheProfileShows: trait conditions read the
+// traits as the profile shows them, so a removed object no longer matches
+// its old fields, and a text trait replaced by an object no longer
+// matches its old text.
+func TestTraitConditionsSeeWhatTheProfileShows(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	store := resolver.NewStore(db, resolver.DefaultRules(), testNow, nil)
+	ingestMessages(t, store,
+		identifyMessage("m1", ago(3*day), map[string]any{"email": "a@example.com",
+			"address": map[string]any{"city": "Paris"}, "plan": "basic"}),
+		// The address is removed; plan becomes an object.
+		identifyMessage("m2", ago(2*day), map[string]any{"address": nil,
+			"plan": map[string]any{"tier": "gold"}}),
+	)
+	var profile int64
+	err := db.Get(&profile, "SELECT id FROM profiles WHERE merged_into IS NULL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	traits, err := resolver.NewProfiles(db).Traits(context.Background(), profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]string{}
+	for _, tr := range traits {
+		shown[tr.Key] = tr.Text
+	}
+	if _, ok := shown["address"]; ok || shown["plan"] != `{"tier":"gold"}` {
+		t.Fatalf("the profile shows %v; the test expects address removed "+
+			"and plan an object", shown)
+	}
+	for _, condition := range []string{
+		"trait: {key: address.city, equals: Paris}",
+		"trait: {key: address.city, exists: true}",
+		"trait: {key: plan, equals: basic}",
+	} {
+		if got := mustMembers(t, db, conditionDef(t, condition)); len(got) != 0 {
+			t.Errorf("%s holds although the profile shows %v", condition, shown)
+		}
+	}
+	for _, condition := range []string{
+		"trait: {key: address.city, exists: false}",
+		"trait: {key: plan.tier, equals: gold}",
+		"trait: {key: plan, exists: true}",
+	} {
+		if got := mustMembers(t, db, conditionDef(t, condition)); len(got) != 1 {
+			t.Errorf("%s does not hold although the profile shows %v", condition, shown)
+		}
+	}
+}
+
+// TestAnObjectTraitExists: a trait whose value is an object, stored field
+// by field, exists; a key that only shares its prefix does not.
+func TestAnObjectTraitExists(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	store := resolver.NewStore(db, resolver.DefaultRules(), testNow, nil)
+	ingestMessages(t, store, identifyMessage("m1", ago(day), map[string]any{
+		"email":   "a@example.com",
+		"address": map[string]any{"city": "Paris", "zip": "75001"}}))
+	count := func(condition string) int {
+		return len(mustMembers(t, db, conditionDef(t, condition)))
+	}
+	if count("trait: {key: address, exists: true}") != 1 {
+		t.Errorf("address exists: true does not hold for a profile " +
+			"whose address is {city, zip}")
+	}
+	if count("trait: {key: address, exists: false}") != 0 {
+		t.Errorf("address exists: false holds for a profile " +
+			"whose address is {city, zip}")
+	}
+	if count("trait: {key: addr, exists: true}") != 0 {
+		t.Errorf("addr exists: true holds because address exists")
+	}
+}
+
+// TestInAudienceReadsTheLastSavedResult checks that in_audience, and its
+// negation, read the other audience's last saved result, not a fresh
+// computation.
+func TestInAudienceReadsTheLastSavedResult(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	mustStorePerson(t, db, 1, []testEvent{ev("Buy", ago(day))})
+	mustStorePerson(t, db, 2, nil)
+	buyers := defFromYAML(t, "name: buyers\ncondition: {performed: {event: Buy}}")
+	also := defFromYAML(t, "name: also\ncondition: {in_audience: buyers}")
+	never := defFromYAML(t, "name: never\ncondition: {not: {in_audience: buyers}}")
+	if err := Validate([]Definition{buyers, also, never}); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(db, []Definition{buyers, also, never}, testNow, nil)
+	if got := mustMembers(t, db, also); len(got) != 0 {
+		t.Errorf("before buyers ran, in_audience holds for %v", got)
+	}
+	if _, err := r.Run(context.Background(), "buyers"); err != nil {
+		t.Fatal(err)
+	}
+	got := memberIDs(mustMembers(t, db, also))
+	if !reflect.DeepEqual(got, []int64{1}) {
+		t.Errorf("after buyers ran, in_audience holds for %v, want [1]", got)
+	}
+	got = memberIDs(mustMembers(t, db, never))
+	if !reflect.DeepEqual(got, []int64{2}) {
+		t.Errorf("not in_audience holds for %v, want [2]", got)
+	}
+}
+
+// TestADraftReadingAnAudienceCanBePreviewed: PreviewDefinition validates
+// a draft together with the configured audiences, so a draft whose
+// in_audience names one of them is previewed.
+func TestADraftReadingAnAudienceCanBePreviewed(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	mustStorePerson(t, db, 1, []testEvent{ev("Buy", ago(day))})
+	mustStorePerson(t, db, 2, nil)
+	buyers := defFromYAML(t, "name: buyers\ncondition: {performed: {event: Buy}}")
+	r := NewRunner(db, []Definition{buyers}, testNow, nil)
+	if _, err := r.Run(context.Background(), "buyers"); err != nil {
+		t.Fatal(err)
+	}
+	draft := defFromYAML(t, "name: draft\ncondition: {not: {in_audience: buyers}}")
+	size, _, err := r.PreviewDefinition(context.Background(), draft, 10)
+	if err != nil {
+		t.Fatalf("preview of a draft reading a configured audience: %v", err)
+	}
+	if size != 1 {
+		t.Errorf("size = %d, want 1", size)
+	}
+}
+
+// TestCyclesAndUnknownAudiencesAreRefused checks that in_audience cycles
+// and unknown names are refused with a message naming them.
+func TestCyclesAndUnknownAudiencesAreRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		defs []string
+		want string
+	}{
+		{"self", []string{"name: a\ncondition: {in_audience: a}"}, "cycle: a -> a"},
+		{"two", []string{
+			"name: a\ncondition: {in_audience: b}",
+			"name: b\ncondition: {not: {in_audience: a}}"},
+			"cycle: a -> b -> a"},
+		{"three behind a tail", []string{
+			"name: a\ncondition: {in_audience: b}",
+			"name: b\ncondition: {or: [{in_audience: c}, {performed: {event: E}}]}",
+			"name: c\ncondition: {and: [{performed: {event: E}}, {in_audience: d}]}",
+			"name: d\ncondition: {not: {in_audience: b}}"},
+			"cycle: b -> c -> d -> b"},
+		{"unknown", []string{"name: a\ncondition: {in_audience: nobody}"},
+			`audiences.a.condition.in_audience "nobody" is not a defined audience`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var defs []Definition
+			for _, text := range tt.defs {
+				defs = append(defs, defFromYAML(t, text))
+			}
+			msg, p := validateMessage(defs...)
+			if p != nil {
+				t.Fatalf("Validate panicked: %v", p)
+			}
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("Validate = %q, want it to contain %q", msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestAnUnknownAudienceNamesTheInAudienceKey: the problem for an
+// in_audience naming no defined audience points at the in_audience key
+// that holds the name, not at the whole condition.
+func TestAnUnknownAudienceNamesTheInAudienceKey(t *testing.T) {
+	def := conditionDef(t,
+		"and: [{performed: {event: E}}, {not: {in_audience: nobody}}]")
+	msg, _ := validateMessage(def)
+	want := `audiences.adv.condition.and[1].not.in_audience "nobody"`
+	if !strings.Contains(msg, want) {
+		t.Errorf("Validate = %q, want it to contain %s", msg, want)
+	}
+}
+
+// TestCombinationsReportTheBranchesThatHold checks and, or and not, and
+// that attributes come only from the branches that hold.
+func TestCombinationsReportTheBranchesThatHold(t *testing.T) {
+	def := conditionDef(t, `
+or:
+  - performed: {event: A}
+    attributes: {a_at: last_at}
+  - performed: {event: B, at_least: 2}
+    attributes: {b_n: count}
+  - not: {performed: {event: C}}`)
+	e := func(names ...string) []testEvent {
+		var out []testEvent
+		for _, name := range names {
+			out = append(out, ev(name, ago(day)))
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		history []testEvent
+		want    map[string]any
+	}{
+		{"only the branch that holds reports", e("A", "B", "C"),
+			map[string]any{"a_at": FormatTime(ago(day)), "b_n": nil}},
+		{"both branches report", e("A", "B", "B"),
+			map[string]any{"a_at": FormatTime(ago(day)), "b_n": int64(2)}},
+		{"a member by the not branch has no attributes", nil,
+			map[string]any{"a_at": nil, "b_n": nil}},
+		{"no branch holds", e("C", "B"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := evaluateOn(t, def, tt.history); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+	runMembership(t, []memberCase{
+		{"not of and",
+			"not: {and: [{performed: {event: A}}, {performed: {event: B}}]}",
+			e("A"), true},
+		{"not of not", "not: {not: {performed: {event: A}}}", e("A"), true},
+		{"not of an aggregate with no value holds",
+			"not: {aggregate: {event: W, function: avg, property: d, at_least: 1}}",
+			nil, true},
+		{"and of one", "and: [{performed: {event: A}}]", e("A"), true},
+	})
+}
+
+// TestNoAttributeFromABranchThatDidNotHold: an attribute of a leaf that
+// holds inside an and-branch that does not is null, even when the person
+// is a member through another branch.
+func TestNoAttributeFromABranchThatDidNotHold(t *testing.T) {
+	def := conditionDef(t, `
+or:
+  - and:
+      - performed: {event: A}
+        attributes: {a_at: last_at}
+      - performed: {event: B}
+  - performed: {event: C}`)
+	got := evaluateOn(t, def, []testEvent{ev("A", ago(day)), ev("C", ago(day))})
+	if got == nil {
+		t.Fatal("not a member")
+	}
+	if got["a_at"] != nil {
+		t.Errorf("a_at = %v, want null: the branch A and B did not hold", got["a_at"])
+	}
+}
+
+// TestAZeroCountOrSumIsReportedAsZero: a member admitted because a count
+// or sum is 0 (exactly: 0, at_most, less_than) carries 0, the number the
+// condition compared, not null.
+func TestAZeroCountOrSumIsReportedAsZero(t *testing.T) {
+	tests := []struct {
+		name, condition string
+		want            any
+	}{
+		{"performed exactly 0",
+			"performed: {event: E, exactly: 0, within: 1d}\n" +
+				"attributes: {n: count}", int64(0)},
+		{"performed at_most 3",
+			"performed: {event: E, at_most: 3, within: 1d}\n" +
+				"attributes: {n: count}", int64(0)},
+		{"aggregate count",
+			"aggregate: {event: E, function: count, within: 1d, at_most: 3}\n" +
+				"attributes: {n: value}", int64(0)},
+		{"aggregate sum",
+			"aggregate: {event: E, function: sum, property: x, within: 1d, " +
+				"less_than: 10}\nattributes: {n: value}", 0.0},
+		{"aggregate distinct_count",
+			"aggregate: {event: E, function: distinct_count, property: x, " +
+				"within: 1d, less_than: 10}\nattributes: {n: value}", int64(0)},
+		{"aggregate sum since an anchor",
+			"aggregate: {event: E, function: sum, property: x, " +
+				"since_latest: {event: Other}, less_than: 10}\n" +
+				"attributes: {n: value}", 0.0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := evaluateOn(t, conditionDef(t, tt.condition),
+				[]testEvent{ev("E", ago(3*day), "x", 1), ev("Other", ago(time.Hour))})
+			if got == nil {
+				t.Fatal("not a member")
+			}
+			if got["n"] == nil || fmt.Sprint(got["n"]) != fmt.Sprint(tt.want) {
+				t.Errorf("n = %#v, want %#v", got["n"], tt.want)
+			}
+		})
+	}
+}
+
+// TestIncludeAnonymousAndRequireEmail checks who an audience admits by
+// their identifiers: by default only identified people, all with
+// include_anonymous, only those with an email with require_email.
+func TestIncludeAnonymousAndRequireEmail(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	add := func(id int64, idents ...[2]string) {
+		mustExec(t, db, `INSERT INTO profiles (id, created_ms, updated_ms)
+			VALUES (?, 0, 0)`, id)
+		for _, ident := range idents {
+			mustExec(t, db, `INSERT INTO identities (type, value, profile_id,
+				first_seen_ms, first_message_id, source)
+				VALUES (?, ?, ?, 0, 'm', 'test')`, ident[0], ident[1], id)
+		}
+		mustExec(t, db, `INSERT INTO events (id, message_id, source, type, event,
+			profile_id, ts_ms, received_ms, properties, raw)
+			VALUES (?, ?, 'test', 'track', 'E', ?, ?, ?, '{}', '{}')`,
+			id, fmt.Sprint("m", id), id, ago(day).UnixMilli(), ago(day).UnixMilli())
+	}
+	add(1, [2]string{"anonymous_id", "anon1"})
+	add(2, [2]string{"user_id", "u2"})
+	add(3, [2]string{"email", "c@example.com"})
+	add(4, [2]string{"user_id", "u4"}, [2]string{"email", "d@example.com"})
+	add(5, [2]string{"phone", "+33123"})
+	tests := []struct {
+		header string
+		want   []int64
+	}{
+		{"", []int64{2, 3, 4}},
+		{"include_anonymous: true\n", []int64{1, 2, 3, 4, 5}},
+		{"require_email: true\n", []int64{3, 4}},
+		{"include_anonymous: true\nrequire_email: true\n", []int64{3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimSpace(tt.header), func(t *testing.T) {
+			def := defFromYAML(t,
+				"name: adv\n"+tt.header+"condition: {performed: {event: E}}")
+			got := memberIDs(mustMembers(t, db, def))
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("members %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestValidateRefusesBadDefinitionsNamingTheKey feeds Validate bad
+// definitions: each is refused, without panicking, with a message naming
+// the audience and key.
+func TestValidateRefusesBadDefinitionsNamingTheKey(t *testing.T) {
+	const c = "audiences.adv.condition"
+	const agg = "{aggregate: {event: E, function: sum, property: x, at_least: 1"
+	tests := []struct {
+		condition string
+		want      string
+	}{
+		{"{}", c + " needs exactly one of"},
+		{"{performed: {event: E}, not_performed: {event: F}}",
+			c + " needs exactly one of"},
+		{"{performed: {}}", c + ".performed.event is required"},
+		{"{performed: {event: '  '}}", c + ".performed.event is required"},
+		{"{not: {}}", c + ".not needs exactly one of"},
+		{"{and: []}", c + ".and needs at least one condition"},
+		{"{or: [{performed: {event: E}}, {}]}", c + ".or[1] needs exactly one of"},
+		{"{performed: {event: E, within: -1h}}",
+			c + ".performed.within must not be negative"},
+		{"{performed: {event: E, within: 1h, between: [2h, 1h]}}",
+			c + ".performed: give within or between"},
+		{"{performed: {event: E, between: [1h]}}",
+			c + ".performed.between needs two"},
+		{"{performed: {event: E, between: [1h, 1h]}}",
+			c + ".performed.between needs two"},
+		{"{performed: {event: E, between: [1h, 2h, 3h]}}",
+			c + ".performed.between needs two"},
+		{"{performed: {event: E, at_least: 1, at_most: 2}}",
+			c + ".performed: give one of"},
+		{"{performed: {event: E, exactly: -1}}",
+			c + ".performed: a count must not be negative"},
+		{"{not_performed: {event: E, at_least: 1}}",
+			c + ".not_performed takes no count"},
+		{"{performed: {event: E, where: [{equals: 1}]}}",
+			c + ".performed.where[0].property is required"},
+		{"{performed: {event: E, where: [{property: x}]}}",
+			c + ".performed.where[0] needs exactly one test"},
+		{"{performed: {event: E, where: [{property: x, equals: 1, contains: a}]}}",
+			c + ".performed.where[0] needs exactly one test"},
+		{"{performed: {event: E, where: [{property: x, equals: {a: 1}}]}}",
+			c + ".performed.where[0].equals must be"},
+		{"{performed: {event: E, where: [{property: x, one_of: [1, [2]]}]}}",
+			c + ".performed.where[0].one_of[1] must be"},
+		{"{performed: {event: E, where: [{property: x, one_of: []}]}}",
+			c + ".performed.where[0].one_of needs at least one value"},
+		{`{performed: {event: E, where: [{property: 'a"b', exists: true}]}}`,
+			c + ".performed.where[0].property"},
+		{"{performed: {event: E, where: [{property: 'a.', exists: true}]}}",
+			c + ".performed.where[0].property"},
+		{"{performed: {event: E, where: [{property: 'a[].b[]', exists: true}]}}",
+			"goes through more than one array"},
+		{"{performed: {event: E, where: [{property: 'a[0]', exists: true}]}}",
+			c + ".performed.where[0].property"},
+		{`{performed: {event: E, where: [{property: "a\x01b", exists: true}]}}`,
+			c + ".performed.where[0].property"},
+		{"{performed: {event: E, where: [{key: x, exists: true}]}}",
+			c + ".performed.where[0].key is for traits"},
+		{"{trait: {property: x, exists: true}}", c + ".trait.property is for events"},
+		{"{trait: {exists: true}}", c + ".trait.key is required"},
+		{"{trait: {key: 'tags[]', exists: true}}", c + ".trait.key"},
+		{"{trait: {key: plan}}", c + ".trait needs exactly one test"},
+		{"{then_not: {first: {key: id}, not_followed_by: [{event: B, key: id}]}}",
+			c + ".then_not.first.event is required"},
+		{"{then_not: {first: {event: A}}}",
+			c + ".then_not.not_followed_by needs at least one event"},
+		{"{then_not: {first: {event: A, key: id}, not_followed_by: [{event: B}]}}",
+			c + ".then_not.not_followed_by[0].key must be given"},
+		{"{then_not: {first: {event: A, key: 'a[].b[]'}, " +
+			"not_followed_by: [{event: B, key: id}]}}",
+			c + ".then_not.first.key"},
+		{"{then_not: {first: {event: A}, not_followed_by: [{event: B}], " +
+			"within: -1h}}",
+			c + ".then_not.within must not be negative"},
+		{"{then_not: {first: {event: A}, not_followed_by: [{event: B}], " +
+			"between: [1h]}}",
+			c + ".then_not.between needs two"},
+		{"{aggregate: {event: E, function: sum, at_least: 1}}",
+			c + ".aggregate.property is required for sum"},
+		{"{aggregate: {event: E, function: count, property: x, at_least: 1}}",
+			c + ".aggregate: count counts events"},
+		{"{aggregate: {event: E, function: total, property: x, at_least: 1}}",
+			c + `.aggregate.function "total" is not one of`},
+		{"{aggregate: {event: E, property: x, at_least: 1}}",
+			c + `.aggregate.function "" is not one of`},
+		{"{aggregate: {event: E, function: sum, property: x}}",
+			c + ".aggregate needs a bound"},
+		{agg + ", round: 10}}", c + ".aggregate.round must be between 0 and 9"},
+		{agg + ", round: -1}}", c + ".aggregate.round must be between 0 and 9"},
+		{agg + ", units: {property: u}}}",
+			c + ".aggregate.units.factors needs at least one unit"},
+		{agg + ", units: {factors: {km: 1}}}}",
+			c + ".aggregate.units.property names"},
+		{agg + ", within: 1d, since_latest: {event: O}}}",
+			c + ".aggregate: give since_latest or a window"},
+		{agg + ", since_latest: {}}}",
+			c + ".aggregate.since_latest.event is required"},
+		{agg + "}, attributes: {a: anchor_at}}",
+			c + ".attributes.a: anchor_at needs aggregate.since_latest"},
+		{agg + ", since_latest: {event: O}}, attributes: {a: 'anchor.'}}",
+			c + ".attributes.a"},
+		{"{performed: {event: E}, attributes: {a: value}}",
+			c + `.attributes.a: "value" is not one of count, first_at, last_at`},
+		{"{performed: {event: E}, attributes: {Bad Name: count}}",
+			c + `.attributes: "Bad Name" must be lower-case`},
+		{"{then_not: {first: {event: A}, not_followed_by: [{event: B}]}, " +
+			"attributes: {k: keys}}",
+			c + ".attributes.k: keys needs then_not.first.key"},
+		{"{and: [{performed: {event: A}}], attributes: {n: count}}",
+			c + ".attributes: a and condition has no attributes"},
+		{"{not: {performed: {event: A}, attributes: {n: count}}}",
+			c + ".not.attributes: a condition that must not hold"},
+		{"{not: {or: [{performed: {event: A}, attributes: {n: count}}]}}",
+			c + ".not.or[0].attributes: a condition that must not hold"},
+		{"{not_performed: {event: A}, attributes: {n: count}}",
+			c + ".attributes: a condition that must not hold"},
+		{"{and: [{performed: {event: A}, attributes: {n: count}}, " +
+			"{performed: {event: B}, attributes: {n: last_at}}]}",
+			`audiences.adv: attribute "n" is named twice`},
+		{"{in_audience: 'Not A Name'}",
+			c + `.in_audience "Not A Name" is not an audience name`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.condition, func(t *testing.T) {
+			def := defFromYAML(t, "name: adv\ncondition: "+tt.condition)
+			msg, p := validateMessage(def)
+			if p != nil {
+				t.Fatalf("Validate panicked: %v", p)
+			}
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("Validate = %q\nwant it to contain %q", msg, tt.want)
+			}
+		})
+	}
+
+	t.Run("definition-level problems", func(t *testing.T) {
+		const performed = "condition: {performed: {event: E}}"
+		for _, tt := range []struct{ text, want string }{
+			{performed, `audiences[0].name "" must be`},
+			{"name: adv", "audiences.adv.condition is required"},
+			{"name: adv\ntimezone: Mars/Base\n" + performed,
+				`audiences.adv.timezone "Mars/Base"`},
+			{"name: adv\nschedule: 'every day'\n" + performed,
+				`audiences.adv.schedule "every day"`},
+		} {
+			var d Definition
+			if err := yaml.Unmarshal([]byte(tt.text), &d); err != nil {
+				t.Fatal(err)
+			}
+			msg, p := validateMessage(d)
+			if p != nil || !strings.Contains(msg, tt.want) {
+				t.Errorf("%s:\nValidate = %q (panic %v), want %q",
+					tt.text, msg, p, tt.want)
+			}
+		}
+		msg, _ := validateMessage(
+			defFromYAML(t, "name: adv\ncondition: {performed: {event: E}}"),
+			defFromYAML(t, "name: adv\ncondition: {performed: {event: F}}"))
+		if !strings.Contains(msg, `"adv" is defined twice`) {
+			t.Errorf("duplicate names: %q", msg)
+		}
+	})
+}
+
+// TestNumbersOutOfRangeAreRefused: a window too long for a duration,
+// infinite or NaN days, and NaN or infinite bounds are refused as out of
+// range, never reported as negative or accepted.
+func TestNumbersOutOfRangeAreRefused(t *testing.T) {
+	for _, condition := range []string{
+		"performed: {event: E, within: 200000d}",
+		"performed: {event: E, within: Infd}",
+		"performed: {event: E, within: NaNd}",
+		"performed: {event: E, where: [{property: x, at_least: .nan}]}",
+		"aggregate: {event: E, function: sum, property: x, at_most: .inf}",
+	} {
+		var d Definition
+		text := "name: adv\ncondition: {" + condition + "}"
+		if err := yaml.Unmarshal([]byte(text), &d); err != nil {
+			if strings.Contains(err.Error(), "negative") {
+				t.Errorf("%s: %v", condition, err)
+			}
+			continue
+		}
+		msg, p := validateMessage(d)
+		if p != nil || msg == "" || strings.Contains(msg, "negative") {
+			t.Errorf("%s: Validate = %q (panic %v); want a problem saying "+
+				"it is out of range", condition, msg, p)
+		}
+	}
+}
+
+// TestAScheduleOfOnlyATimeZoneIsRefused: a schedule that is a time zone
+// without cron fields is refused, naming the schedule, rather than making
+// Validate panic.
+func TestAScheduleOfOnlyATimeZoneIsRefused(t *testing.T) {
+	const performed = "condition: {performed: {event: E}}"
+	for _, text := range []string{
+		"name: adv\nschedule: CRON_TZ=Europe/Paris\n" + performed,
+		"name: adv\ntimezone: UTC\nschedule: TZ=UTC\n" + performed,
+		"name: adv\nschedule: \"CRON_TZ=UTC\\t0 9 * * *\"\n" + performed,
+		"name: adv\nschedule: \"TZ=\"\n" + performed,
+	} {
+		msg, p := validateMessage(defFromYAML(t, text))
+		if p != nil {
+			t.Errorf("%s\nValidate panicked: %v", text, p)
+			continue
+		}
+		if !strings.Contains(msg, "audiences.adv.schedule") {
+			t.Errorf("%s\nValidate = %q, want a problem with audiences.adv.schedule",
+				text, msg)
+		}
+	}
+}
+
+// TestAFirstEventNeverSettlesItself: when a follow-up selector also
+// selects the first event ("ordered, then no further order within 30d"),
+// the first event is not its own follow-up, so a single order with none
+// after it makes a member.
+func TestAFirstEventNeverSettlesItself(t *testing.T) {
+	tests := []struct {
+		name, condition string
+		history         []testEvent
+	}{
+		{"one-time buyer", `
+then_not:
+  first: {event: Order Completed}
+  not_followed_by: [{event: Order Completed}]
+  within: 30d`, []testEvent{ev("Order Completed", ago(40*day))}},
+		{"bought a product and never again", `
+then_not:
+  first: {event: Order Completed, key: 'products[].id'}
+  not_followed_by: [{event: Order Completed, key: 'products[].id'}]`,
+			[]testEvent{ev("Order Completed", ago(40*day),
+				"products", []any{map[string]any{"id": "a"}})}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !isMember(t, conditionDef(t, tt.condition), tt.history...) {
+				t.Errorf("a single order 40 days ago, with no order after it, " +
+					"is not a member: the order settled itself")
+			}
+		})
+	}
+}
+
+// TestLargeIntegersCompareExactly: integers beyond float64's precision
+// in filters match the exact value and no neighbour.
+func TestLargeIntegersCompareExactly(t *testing.T) {
+	exact := ev("E", ago(day), "id", json.Number("9007199254740993"))
+	other := ev("E", ago(day), "id", json.Number("9007199254740992"))
+	def := conditionDef(t,
+		"performed: {event: E, where: [{property: id, one_of: [9007199254740993]}]}")
+	if !isMember(t, def, exact) {
+		t.Errorf("the exact id is not matched")
+	}
+	if isMember(t, def, other) {
+		t.Errorf("another id (9007199254740992) is matched")
+	}
+	def = conditionDef(t,
+		"performed: {event: E, where: [{property: id, equals: 9007199254740993}]}")
+	if isMember(t, def, other) {
+		t.Errorf("equals: another id (9007199254740992) is matched")
+	}
+}
+
+// TestALongOneOfComputes: a one_of of thousands of values, with
+// ignore_case and values of several types, computes and matches.
+func TestALongOneOfComputes(t *testing.T) {
+	opts := make([]string, 5000)
+	for i := range opts {
+		opts[i] = fmt.Sprintf("sku-%d", i)
+	}
+	opts = append(opts, "42", "true")
+	def := conditionDef(t, "performed: {event: E, where: "+
+		"[{property: sku, one_of: ["+strings.Join(opts, ", ")+
+		"], ignore_case: true}]}")
+	db := sqltest.MustOpen(t)
+	mustStorePerson(t, db, 1, []testEvent{ev("E", ago(day), "sku", "SKU-4999")})
+	mustStorePerson(t, db, 2, []testEvent{ev("E", ago(day), "sku", 42)})
+	mustStorePerson(t, db, 3, []testEvent{ev("E", ago(day), "sku", "sku-5000")})
+	got := memberIDs(mustMembers(t, db, def))
+	if !reflect.DeepEqual(got, []int64{1, 2}) {
+		t.Errorf("members %v, want [1 2]", got)
+	}
+}
+
+// TestAOneOfTooLongForOneQueryIsRefused: a one_of with more values than
+// one query can bind (a suppression list pasted from a CSV) is refused by
+// Validate, naming the one_of, instead of failing at every run.
+func TestAOneOfTooLongForOneQueryIsRefused(t *testing.T) {
+	opts := make([]string, 33000)
+	for i := range opts {
+		opts[i] = fmt.Sprintf("u%d", i)
+	}
+	def := conditionDef(t, "performed: {event: E, where: "+
+		"[{property: user, one_of: ["+strings.Join(opts, ", ")+"]}]}")
+	msg, p := validateMessage(def)
+	if p != nil {
+		t.Fatalf("Validate panicked: %v", p)
+	}
+	want := "audiences.adv.condition.performed.where[0].one_of"
+	if !strings.Contains(msg, want) {
+		t.Errorf("Validate = %.200q, want it to refuse the one_of, naming it", msg)
+	}
+}
+
+// TestTooManyLeavesAreRefused: each leaf condition is a table of the
+// audience's query, and SQLite joins at most 64, so an or of 64 events is
+// refused by Validate, naming the condition, instead of failing at every
+// run.
+func TestTooManyLeavesAreRefused(t *testing.T) {
+	parts := make([]string, 64)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("{performed: {event: Viewed %d}}", i)
+	}
+	def := conditionDef(t, "or: ["+strings.Join(parts, ", ")+"]")
+	msg, p := validateMessage(def)
+	if p != nil {
+		t.Fatalf("Validate panicked: %v", p)
+	}
+	if !strings.Contains(msg, "audiences.adv.condition") {
+		t.Errorf("Validate = %q, want it to refuse the or, naming "+
+			"audiences.adv.condition", msg)
+	}
+}
+
+// TestEnginesReadNumbersAsTheSameText: a number has one text, the
+// shortest, whatever the form it was sent in (1e2 is "100", 1.50 is
+// "1.5", 10.0 and 10.00 are one then_not key, 1.0 and 1.00 one distinct
+// value), and SQLite and PostgreSQL agree on it. The engines are
+// compared when sqltest.PostgresEnv names a server.
+func TestEnginesReadNumbersAsTheSameText(t *testing.T) {
+	runMembership(t, []memberCase{
+		{"text form of 1e2",
+			"performed: {event: E, where: [{property: x, equals: '100'}]}",
+			[]testEvent{ev("E", ago(day), "x", json.Number("1e2"))}, true},
+		{"text form of 1.50",
+			"performed: {event: E, where: [{property: x, equals: '1.5'}]}",
+			[]testEvent{ev("E", ago(day), "x", json.Number("1.50"))}, true},
+		{"then_not keys 10.0 and 10.00 are one key",
+			"then_not: {first: {event: A, key: id}, " +
+				"not_followed_by: [{event: B, key: id}]}",
+			[]testEvent{ev("A", ago(day), "id", json.Number("10.0")),
+				ev("B", ago(time.Hour), "id", json.Number("10.00"))}, false},
+		{"distinct_count of 1.0 and 1.00 is 1",
+			"aggregate: {event: E, function: distinct_count, property: x, " +
+				"at_least: 2}",
+			[]testEvent{ev("E", ago(day), "x", json.Number("1.0")),
+				ev("E", ago(day), "x", json.Number("1.00"))}, false},
+	})
+}
