@@ -23,7 +23,9 @@ const (
 
 // readBody returns the request body, decompressed when it is gzip, and
 // refuses content types other than JSON or plain text. It stops reading at
-// the limit, so a gzip bomb costs at most MaxRequestBytes of memory.
+// the limit, so a gzip bomb costs at most MaxRequestBytes of memory. With
+// an error it returns what it read of the body, if anything, for the
+// record of the refusal.
 func readBody(r *http.Request) ([]byte, error) {
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		return nil, err
@@ -47,17 +49,17 @@ func readBody(r *http.Request) ([]byte, error) {
 
 	data, err := io.ReadAll(io.LimitReader(body, MaxRequestBytes+1))
 	if err != nil {
-		return nil, readError(err)
+		return data, readError(err)
 	}
 	if len(data) > MaxRequestBytes {
-		return nil, resolver.Errorf(resolver.ETooLarge,
+		return data, resolver.Errorf(resolver.ETooLarge,
 			"request body is over %d bytes (500 KB) after decompression", MaxRequestBytes)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, resolver.Errorf(resolver.EInvalid, "request body is empty")
+		return data, resolver.Errorf(resolver.EInvalid, "request body is empty")
 	}
 	if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
-		return nil, resolver.Errorf(resolver.EInvalid, "request body looks gzip-compressed; "+
+		return data, resolver.Errorf(resolver.EInvalid, "request body looks gzip-compressed; "+
 			"send it with Content-Encoding: gzip")
 	}
 	return data, nil

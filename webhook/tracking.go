@@ -8,33 +8,32 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/knit-cdp/knit/resolver"
-	"github.com/knit-cdp/knit/web/httpx"
 )
 
 // trackingFunc handles a tracking API request whose body has been read and
 // whose HTTP Basic write key, if any, is valid. It answers by calling
-// h.store, or returns an error for tracking to answer.
-type trackingFunc func(c *gin.Context, body []byte, received time.Time) error
+// h.store, or returns an error for tracking to answer. It sets req.source
+// once it knows the write key.
+type trackingFunc func(c *gin.Context, req *request) error
 
-// tracking wraps fn with what every tracking API endpoint does first.
+// tracking wraps fn with what every tracking API endpoint does first, and
+// answers and records its refusals.
 func (h *Handler) tracking(fn trackingFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		received := h.cfg.Now()
-		err := h.authenticateEarly(c)
-		var body []byte
+		req := &request{received: h.cfg.Now(), source: trackingSource}
+		err := h.authenticateEarly(c, req)
 		if err == nil {
-			body, err = readBody(c.Request)
+			req.body, err = readBody(c.Request)
 		}
 		if err == nil {
-			err = fn(c, body, received)
+			err = fn(c, req)
 		}
 		if err != nil {
-			httpx.Error(c, h.log, err)
+			h.fail(c, req, err)
 		}
 	}
 }
@@ -42,18 +41,17 @@ func (h *Handler) tracking(fn trackingFunc) gin.HandlerFunc {
 // trackingCall serves /v1/identify, /v1/track and the other single calls.
 // The endpoint decides the message's type, as on Segment's API.
 func (h *Handler) trackingCall(kind string) gin.HandlerFunc {
-	return h.tracking(func(c *gin.Context, body []byte, received time.Time) error {
-		fields, err := decodeFields(body)
+	return h.tracking(func(c *gin.Context, req *request) error {
+		fields, err := decodeFields(req.body)
 		if err != nil {
 			return err
 		}
-		source, err := h.authenticate(c, fields["writeKey"])
-		if err != nil {
+		if err := h.authenticate(c, req, fields["writeKey"]); err != nil {
 			return err
 		}
 
 		// The write key is a secret: it is not kept with the event.
-		item := body
+		item := req.body
 		_, hasKey := fields["writeKey"]
 		if declared, _ := fields["type"].(string); declared != kind || hasKey {
 			fields["type"] = kind
@@ -62,7 +60,7 @@ func (h *Handler) trackingCall(kind string) gin.HandlerFunc {
 				return err
 			}
 		}
-		env := resolver.Envelope{Source: source, ReceivedAt: received, CorrectSkew: true}
+		env := resolver.Envelope{Source: req.source, ReceivedAt: req.received, CorrectSkew: true}
 		h.store(c, [][]byte{item}, env)
 		return nil
 	})
@@ -78,13 +76,12 @@ type batchBody struct {
 }
 
 // trackingBatch serves /v1/batch and /v1/import.
-func (h *Handler) trackingBatch(c *gin.Context, body []byte, received time.Time) error {
+func (h *Handler) trackingBatch(c *gin.Context, req *request) error {
 	var batch batchBody
-	if err := decodeStrict(body, &batch); err != nil {
+	if err := decodeStrict(req.body, &batch); err != nil {
 		return err
 	}
-	source, err := h.authenticate(c, batch.WriteKey)
-	if err != nil {
+	if err := h.authenticate(c, req, batch.WriteKey); err != nil {
 		return err
 	}
 	if err := checkBatchSize(len(batch.Batch)); err != nil {
@@ -96,7 +93,8 @@ func (h *Handler) trackingBatch(c *gin.Context, body []byte, received time.Time)
 		items[i] = withBatchDefaults(item, batch.Context, batch.Integrations)
 	}
 	env := resolver.Envelope{
-		Source: source, ReceivedAt: received, CorrectSkew: true, BatchSentAt: batch.SentAt,
+		Source: req.source, ReceivedAt: req.received, CorrectSkew: true,
+		BatchSentAt: batch.SentAt,
 	}
 	h.store(c, items, env)
 	return nil
@@ -182,11 +180,11 @@ func deepMerge(base, top map[string]any) map[string]any {
 }
 
 // authenticate checks the write key, given as the HTTP Basic user name or
-// as writeKey in the body, and returns the source label events keep: a
-// short hash of the key, never the key itself.
-func (h *Handler) authenticate(c *gin.Context, bodyKey any) (string, error) {
+// as writeKey in the body, and sets req.source to the source label events
+// keep: a short hash of the key, never the key itself.
+func (h *Handler) authenticate(c *gin.Context, req *request, bodyKey any) error {
 	if len(h.cfg.WriteKeys) == 0 {
-		return "", resolver.Errorf(resolver.EUnauthorized,
+		return resolver.Errorf(resolver.EUnauthorized,
 			"the tracking API is off: no write keys are configured (KNIT_WRITE_KEYS)")
 	}
 	key, _, ok := c.Request.BasicAuth()
@@ -194,26 +192,26 @@ func (h *Handler) authenticate(c *gin.Context, bodyKey any) (string, error) {
 		key, _ = bodyKey.(string)
 	}
 	if key == "" {
-		return "", resolver.Errorf(resolver.EUnauthorized, "a write key is required: "+
+		return resolver.Errorf(resolver.EUnauthorized, "a write key is required: "+
 			"send it as the HTTP Basic user name or as writeKey in the body")
 	}
 
 	for _, allowed := range h.cfg.WriteKeys {
 		if subtle.ConstantTimeCompare([]byte(key), []byte(allowed)) == 1 {
-			return WriteKeySource(key), nil
+			req.source = WriteKeySource(key)
+			return nil
 		}
 	}
-	return "", resolver.Errorf(resolver.EUnauthorized, "write key is not valid")
+	return resolver.Errorf(resolver.EUnauthorized, "write key is not valid")
 }
 
 // authenticateEarly refuses a request before its body is read when the
 // tracking API is off or the HTTP Basic write key is wrong, so callers
 // without a valid key learn that first and cost no parsing. A key in the
 // body is checked once the body is read.
-func (h *Handler) authenticateEarly(c *gin.Context) error {
+func (h *Handler) authenticateEarly(c *gin.Context, req *request) error {
 	if key, _, ok := c.Request.BasicAuth(); ok && key != "" || len(h.cfg.WriteKeys) == 0 {
-		_, err := h.authenticate(c, nil)
-		return err
+		return h.authenticate(c, req, nil)
 	}
 	return nil
 }

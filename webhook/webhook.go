@@ -24,7 +24,7 @@ type Ingester interface {
 	Ingest(ctx context.Context, messages []*resolver.Message) ([]resolver.Outcome, error)
 }
 
-// Config holds the edge's secrets and clock.
+// Config holds the edge's secrets, clock and record of refusals.
 type Config struct {
 	// Secret is Segment's shared secret; when set, /webhook requires a valid
 	// X-Signature.
@@ -33,6 +33,9 @@ type Config struct {
 	WriteKeys []string
 	// Now is the receive clock, injectable for tests.
 	Now func() time.Time
+	// Rejections, when set, records every refusal: whole requests and
+	// single messages of a batch, without secrets.
+	Rejections RejectionRecorder
 }
 
 // Handler serves the ingestion endpoints.
@@ -40,6 +43,7 @@ type Handler struct {
 	ingester Ingester
 	cfg      Config
 	log      *slog.Logger
+	secrets  []string // blanked from records of refusals, longest first
 }
 
 // New returns a Handler that stores into store.
@@ -47,7 +51,7 @@ func New(store Ingester, cfg Config, log *slog.Logger) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{ingester: store, cfg: cfg, log: log}
+	return &Handler{ingester: store, cfg: cfg, log: log, secrets: secretsOf(cfg)}
 }
 
 // Register adds the ingestion routes to router.
@@ -79,26 +83,26 @@ type failure struct {
 }
 
 func (h *Handler) webhook(c *gin.Context) {
-	received := h.cfg.Now()
-	body, err := readBody(c.Request)
-	if err != nil {
-		httpx.Error(c, h.log, err)
+	req := &request{received: h.cfg.Now(), source: "webhook"}
+	var err error
+	if req.body, err = readBody(c.Request); err != nil {
+		h.fail(c, req, err)
 		return
 	}
 
-	items, signed, err := splitWebhookBody(body)
+	items, signed, err := splitWebhookBody(req.body)
 	if err != nil {
-		httpx.Error(c, h.log, err)
+		h.fail(c, req, err)
 		return
 	}
 	if h.cfg.Secret != "" {
 		if err := verifySignature(h.cfg.Secret, c.GetHeader("X-Signature"), signed); err != nil {
-			httpx.Error(c, h.log, err)
+			h.fail(c, req, err)
 			return
 		}
 	}
 
-	env := resolver.Envelope{Source: "webhook", ReceivedAt: received, AllowDelete: true}
+	env := resolver.Envelope{Source: req.source, ReceivedAt: req.received, AllowDelete: true}
 	h.store(c, items, env)
 }
 
@@ -144,14 +148,18 @@ func checkBatchSize(n int) error {
 // store parses every item, stores the valid ones in one transaction and
 // answers: 200 when anything was stored (listing rejected items by index),
 // 4xx when nothing in the request was valid, 5xx only when knit failed.
+// Rejected items are recorded unless knit failed, since the sender retries
+// those.
 func (h *Handler) store(c *gin.Context, items [][]byte, env resolver.Envelope) {
 	var messages []*resolver.Message
 	var rejected []Rejection
+	var records []resolver.Rejection
 	var firstErr error
 	for i, item := range items {
 		m, err := resolver.ParseMessage(item, env)
 		if err != nil {
 			rejected = append(rejected, Rejection{Index: i, Error: httpx.Detail(err)})
+			records = append(records, h.rejection(c, env.ReceivedAt, env.Source, err, item))
 			firstErr = firstOf(firstErr, err)
 			continue
 		}
@@ -159,6 +167,7 @@ func (h *Handler) store(c *gin.Context, items [][]byte, env resolver.Envelope) {
 	}
 
 	if len(messages) == 0 {
+		h.record(c, records)
 		h.refuse(c, items, rejected, firstErr)
 		return
 	}
@@ -166,6 +175,7 @@ func (h *Handler) store(c *gin.Context, items [][]byte, env resolver.Envelope) {
 		httpx.Error(c, h.log, err)
 		return
 	}
+	h.record(c, records)
 	if len(rejected) > 0 && h.log != nil {
 		h.log.Warn("batch partly rejected", "source", env.Source,
 			"stored", len(messages), "rejected", len(rejected))
