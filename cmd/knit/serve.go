@@ -90,9 +90,10 @@ func (a *app) buildServer(ctx context.Context, getenv env,
 	}
 
 	hooks := webhook.New(a.store, webhook.Config{
-		Secret:    getenv("KNIT_WEBHOOK_SECRET"),
-		WriteKeys: splitList(getenv("KNIT_WRITE_KEYS")),
-		Now:       a.now,
+		Secret:     getenv("KNIT_WEBHOOK_SECRET"),
+		WriteKeys:  splitList(getenv("KNIT_WRITE_KEYS")),
+		Now:        a.now,
+		Rejections: a.store,
 	}, a.log.With("component", "webhook"))
 	if getenv("KNIT_WEBHOOK_SECRET") == "" {
 		a.log.Warn("KNIT_WEBHOOK_SECRET is not set: /webhook accepts unsigned requests")
