@@ -1,16 +1,23 @@
 package web
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/knit-cdp/knit/resolver"
 )
+
+// timelinePageSize is how many events a page of a person's timeline shows.
+const timelinePageSize = 50
 
 // registerPersonPages adds the console's search and person pages, with
 // unlink and delete.
@@ -23,82 +30,253 @@ func (c *console) registerPersonPages(signedIn *gin.RouterGroup) {
 	signedIn.POST("/people/:id/delete", c.delete)
 }
 
+// searchView is the Data of the search page: who matched the query, or
+// which person could not be found.
+type searchView struct {
+	Query   string
+	Found   string // "2 people"
+	People  []personSummary
+	Missing int64 // a person page asked for a profile that is not there
+}
+
+// personSummary is one candidate in the search results.
+type personSummary struct {
+	Profile  int64
+	Name     string
+	Emails   []string
+	UserIDs  []string
+	Matched  string // the identifier that matched the query, "type value"
+	LastSeen time.Time
+}
+
 func (c *console) search(ctx *gin.Context) {
 	query := strings.TrimSpace(ctx.Query("q"))
 	if query == "" {
 		ctx.Redirect(http.StatusSeeOther, "/")
 		return
 	}
-	results, err := c.server.profiles.Search(ctx.Request.Context(), query)
+	reqCtx := ctx.Request.Context()
+	results, err := c.server.profiles.Search(reqCtx, query)
 	if err != nil {
-		c.server.log.Error("search profiles", "error", err)
-		ctx.String(http.StatusInternalServerError, "internal error")
+		c.failed(ctx, "search profiles", err)
 		return
 	}
 	if len(results) == 1 {
 		ctx.Redirect(http.StatusSeeOther, fmt.Sprintf("/people/%d", results[0]))
 		return
 	}
-	c.render(ctx, http.StatusOK, "search",
-		page{Title: "Search", SignedIn: true, Query: query, Results: results})
+	summaries, err := c.server.profiles.Summaries(reqCtx, results)
+	if err != nil {
+		c.failed(ctx, "summarise search results", err)
+		return
+	}
+	view := searchView{Query: query, Found: countOf(len(summaries), "person", "people")}
+	for _, s := range summaries {
+		view.People = append(view.People, summarise(s, query))
+	}
+	c.render(ctx, http.StatusOK, "search", page{Title: "People matching " + query,
+		SignedIn: true, Nav: "people", Query: query, Data: view})
+}
+
+func (c *console) failed(ctx *gin.Context, what string, err error) {
+	c.server.log.Error(what, "error", err)
+	ctx.String(http.StatusInternalServerError, "internal error")
+}
+
+// summarise turns a profile's summary into a search result row.
+func summarise(s resolver.PersonSummary, query string) personSummary {
+	out := personSummary{Profile: s.Profile, Name: displayName(s.NameTraits),
+		LastSeen: s.LastSeen}
+	for _, id := range s.Identifiers {
+		switch id.Type {
+		case resolver.TypeEmail:
+			out.Emails = append(out.Emails, id.Value)
+		case resolver.TypeUserID:
+			out.UserIDs = append(out.UserIDs, id.Value)
+		}
+		if out.Matched == "" && matches(id, query) {
+			out.Matched = id.Type + " " + id.Value
+		}
+	}
+	return out
+}
+
+// matches tells whether the search box's text names id: its value in any
+// case, or type:value.
+func matches(id resolver.Identifier, query string) bool {
+	query = strings.TrimSpace(query)
+	return strings.EqualFold(id.Value, query) || strings.EqualFold(id.String(), query)
 }
 
 func (c *console) person(ctx *gin.Context) {
 	profile, err := strconv.ParseInt(ctx.Param("id"), 10, 64)
-	if err != nil {
-		ctx.String(http.StatusNotFound, "no such profile")
+	if err != nil || profile < 1 {
+		c.missing(ctx, 0)
 		return
 	}
-	data, err := c.personPage(ctx, profile)
+	current, err := c.server.profiles.CurrentProfile(ctx.Request.Context(), profile)
+	if resolver.ErrorCode(err) == resolver.ENotFound {
+		c.missing(ctx, profile)
+		return
+	}
+	if err != nil {
+		c.failed(ctx, "show profile", err)
+		return
+	}
+	if current != profile {
+		ctx.Redirect(http.StatusSeeOther, fmt.Sprintf("/people/%d", current))
+		return
+	}
+	c.showPerson(ctx, profile)
+}
+
+func (c *console) showPerson(ctx *gin.Context, profile int64) {
+	before, cursorErr := olderCursor(ctx.Query("older"))
+	view, err := c.personView(ctx.Request.Context(), profile, before)
 	if err != nil {
 		c.server.log.Error("show profile", "profile_id", profile, "error", err)
 		ctx.String(http.StatusInternalServerError, "internal error")
 		return
 	}
-	if len(data.Identifiers) == 0 {
-		ctx.String(http.StatusNotFound, "no such profile")
+	if len(view.Groups) == 0 {
+		c.missing(ctx, profile)
 		return
 	}
-	c.render(ctx, http.StatusOK, "person", data)
+	if cursorErr != nil {
+		view.Notice = "That link to older events is not valid, so the newest are shown."
+	}
+	c.render(ctx, http.StatusOK, "person", page{Title: view.Heading, SignedIn: true,
+		Nav: "people", Data: view})
 }
 
-func (c *console) personPage(ctx *gin.Context, profile int64) (page, error) {
-	reqCtx := ctx.Request.Context()
-	data := page{Title: fmt.Sprintf("Profile %d", profile), SignedIn: true, Profile: profile}
-	var err error
-	if data.Identifiers, err = c.server.profiles.Identifiers(reqCtx, profile); err != nil {
-		return data, err
-	}
-	if data.Traits, err = c.server.profiles.Traits(reqCtx, profile); err != nil {
-		return data, err
-	}
-	if data.Events, err = c.server.profiles.Events(reqCtx, profile, latestEventsShown); err != nil {
-		return data, err
-	}
-	if data.EventCount, err = c.server.profiles.EventCount(reqCtx, profile); err != nil {
-		return data, err
-	}
-	if data.History, err = c.server.profiles.History(reqCtx, profile); err != nil {
-		return data, err
-	}
+// missing says a person is not there, with what to try instead.
+func (c *console) missing(ctx *gin.Context, profile int64) {
+	c.render(ctx, http.StatusNotFound, "search", page{Title: "No such person",
+		SignedIn: true, Nav: "people", Data: searchView{Missing: max(profile, 0)}})
+}
 
-	data.Name = displayName(data.Traits)
-	apps := map[string]bool{}
-	for _, id := range data.Identifiers {
-		if id.App != "" {
-			apps[id.App] = true
+// olderCursor reads the timeline's "older" cursor; "" is the newest page.
+func olderCursor(text string) (*resolver.EventPosition, error) {
+	if text == "" {
+		return nil, nil
+	}
+	position, err := decodePosition(text)
+	if err != nil {
+		return nil, err
+	}
+	return &position, nil
+}
+
+// personView is the Data of the person page.
+type personView struct {
+	Profile int64
+	Heading string // the name, else an email, else "Anonymous person"
+	Named   bool   // Heading is a name
+	Summary string // "69 events across 2 apps (SegKicks, SegRuns) on 2 devices"
+	Notice  string
+
+	FirstSeen, LastSeen time.Time
+	Events              int
+
+	Groups     []identifierGroup
+	Identities int
+	Traits     []resolver.Trait
+	Audiences  []audienceView
+	NotIn      []string
+	History    []resolver.DecisionRecord
+
+	Apps     []appView
+	Devices  []deviceView
+	Timeline timelineView
+}
+
+// personView reads everything the person page shows; no identifiers means
+// no such person.
+func (c *console) personView(ctx context.Context, profile int64,
+	before *resolver.EventPosition) (personView, error) {
+	view := personView{Profile: profile}
+	sightings, err := c.server.profiles.Sightings(ctx, profile)
+	if err != nil || len(sightings) == 0 {
+		return view, err
+	}
+	presences, err := c.server.profiles.Presences(ctx, profile)
+	if err != nil {
+		return view, err
+	}
+	apps := newAppPalette(presences, sightings)
+	view.Groups, view.Identities = groupIdentifiers(sightings, apps), len(sightings)
+	view.Apps, view.Devices = appsAndDevices(presences, apps)
+	view.Events, view.FirstSeen, view.LastSeen = activity(presences)
+
+	if view.Traits, err = c.server.profiles.Traits(ctx, profile); err != nil {
+		return view, err
+	}
+	if view.Audiences, view.NotIn, err = c.audienceViews(ctx, profile); err != nil {
+		return view, err
+	}
+	if view.History, err = c.server.profiles.History(ctx, profile); err != nil {
+		return view, err
+	}
+	if view.Timeline, err = c.timeline(ctx, profile, before, apps); err != nil {
+		return view, err
+	}
+	view.Heading, view.Named = heading(view.Traits, sightings)
+	view.Summary = summaryLine(view)
+	return view, nil
+}
+
+// heading names the person: their name, else their first email, else
+// "Anonymous person".
+func heading(traits []resolver.Trait, sightings []resolver.Sighting) (string, bool) {
+	if name := displayName(traits); name != "" {
+		return name, true
+	}
+	for _, s := range sightings {
+		if s.Type == resolver.TypeEmail {
+			return s.Value, false
 		}
 	}
-	for _, e := range data.Events {
-		if e.App != "" {
-			apps[e.App] = true
+	return "Anonymous person", false
+}
+
+func summaryLine(v personView) string {
+	names := make([]string, len(v.Apps))
+	for i, a := range v.Apps {
+		names[i] = a.Name
+	}
+	text := countOf(v.Events, "event", "events")
+	if len(v.Apps) > 0 {
+		text += " across " + countOf(len(v.Apps), "app", "apps") +
+			" (" + strings.Join(names, ", ") + ")"
+	}
+	if len(v.Devices) > 0 {
+		text += " on " + countOf(len(v.Devices), "device", "devices")
+	}
+	return text
+}
+
+// countOf writes n with its noun for people: "1 event", "1,204 events".
+func countOf(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return groupDigits(n) + " " + many
+}
+
+// activity totals the events and finds when the first and latest happened.
+func activity(presences []resolver.Presence) (int, time.Time, time.Time) {
+	var events int
+	var first, last time.Time
+	for _, p := range presences {
+		events += p.Events
+		if first.IsZero() || p.First().Before(first) {
+			first = p.First()
+		}
+		if p.Last().After(last) {
+			last = p.Last()
 		}
 	}
-	for app := range apps {
-		data.Apps = append(data.Apps, app)
-	}
-	sort.Strings(data.Apps)
-	return data, nil
+	return events, first, last
 }
 
 // displayName builds "First Last" or the name trait for the page heading.
@@ -107,7 +285,7 @@ func displayName(traits []resolver.Trait) string {
 	for _, t := range traits {
 		var text string
 		if err := jsonString(t.Value, &text); err == nil {
-			values[t.Key] = text
+			values[t.Key] = strings.TrimSpace(text)
 		}
 	}
 	if name := values["name"]; name != "" {
@@ -116,4 +294,634 @@ func displayName(traits []resolver.Trait) string {
 	first := firstOf(values["first_name"], values["firstName"])
 	last := firstOf(values["last_name"], values["lastName"])
 	return strings.TrimSpace(first + " " + last)
+}
+
+// identifierGroup is the identifiers of one kind: emails, user ids,
+// anonymous ids, device ids or others.
+type identifierGroup struct {
+	Label string
+	Rows  []identifierRow
+}
+
+// identifierRow is one identifier with where and when it was first and
+// last seen.
+type identifierRow struct {
+	Type, Value string
+	First, Last sightingView
+}
+
+// sightingView is when and where an identifier was seen.
+type sightingView struct {
+	At    time.Time
+	Place placeView
+}
+
+// placeView is an app on a device, as a sighting or an event names it.
+type placeView struct {
+	App      string
+	AppClass string // the app's colour class, as in the timeline's legend
+	Device   string // "iOS ios_abc123"
+}
+
+// identifierKinds orders the groups of identifiers and names them.
+func identifierKinds() []string {
+	return []string{"Emails", "User ids", "Anonymous ids", "Device ids",
+		"Other identifiers"}
+}
+
+// kindOf tells which group an identifier type belongs to.
+func kindOf(kind string) string {
+	switch {
+	case kind == resolver.TypeEmail:
+		return "Emails"
+	case kind == resolver.TypeUserID:
+		return "User ids"
+	case kind == resolver.TypeAnonymousID:
+		return "Anonymous ids"
+	case strings.HasPrefix(kind, "ios."), strings.HasPrefix(kind, "android."):
+		return "Device ids"
+	}
+	return "Other identifiers"
+}
+
+// groupIdentifiers sorts sightings (ordered by type and value) into their
+// groups, leaving out empty groups.
+func groupIdentifiers(sightings []resolver.Sighting, apps appPalette) []identifierGroup {
+	byKind := map[string][]identifierRow{}
+	for _, s := range sightings {
+		byKind[kindOf(s.Type)] = append(byKind[kindOf(s.Type)], identifierRow{
+			Type: s.Type, Value: s.Value,
+			First: sightingView{At: s.FirstSeen, Place: apps.place(s.App, s.Device)},
+			Last: sightingView{At: s.LastSeen,
+				Place: apps.place(s.LastApp, s.LastDevice)},
+		})
+	}
+	var groups []identifierGroup
+	for _, kind := range identifierKinds() {
+		if rows := byKind[kind]; len(rows) > 0 {
+			groups = append(groups, identifierGroup{Label: kind, Rows: rows})
+		}
+	}
+	return groups
+}
+
+// deviceText writes a device label ("ios ios_abc123") for people: "iOS
+// ios_abc123".
+func deviceText(label string) string {
+	kind, id, _ := strings.Cut(strings.TrimSpace(label), " ")
+	switch strings.ToLower(kind) {
+	case "ios":
+		kind = "iOS"
+	case "android":
+		kind = "Android"
+	case "ipados":
+		kind = "iPadOS"
+	case "macos":
+		kind = "macOS"
+	}
+	return strings.TrimSpace(kind + " " + id)
+}
+
+// appPalette gives each of a person's apps a colour class, the same on
+// every page of the timeline: apps in the order they were first used.
+type appPalette struct {
+	classes map[string]string
+	names   []string
+}
+
+// paletteSize is how many distinct app colours person.css defines.
+const paletteSize = 8
+
+func newAppPalette(presences []resolver.Presence, sightings []resolver.Sighting) appPalette {
+	p := appPalette{classes: map[string]string{}}
+	add := func(app string) {
+		if _, known := p.classes[app]; app != "" && !known {
+			p.classes[app] = "app-" + strconv.Itoa(len(p.names)%paletteSize)
+			p.names = append(p.names, app)
+		}
+	}
+	for _, pr := range presences {
+		add(pr.App)
+	}
+	for _, s := range sightings {
+		add(s.App)
+	}
+	return p
+}
+
+// class is the colour class of app; events without an app are grey.
+func (p appPalette) class(app string) string {
+	if class, ok := p.classes[app]; ok {
+		return class
+	}
+	return "app-none"
+}
+
+func (p appPalette) place(app, device string) placeView {
+	return placeView{App: app, AppClass: p.class(app), Device: deviceText(device)}
+}
+
+// appView is one app in the timeline's legend.
+type appView struct {
+	Name    string
+	Class   string
+	Events  string // "40 events"
+	Devices []string
+}
+
+// deviceView is one device with the apps used on it.
+type deviceView struct {
+	Label    string
+	Apps     []string
+	LastSeen time.Time
+}
+
+// appsAndDevices builds the legend of apps and the list of devices from
+// where the events came from; events without an app or device are left
+// out of each.
+func appsAndDevices(presences []resolver.Presence, palette appPalette) ([]appView,
+	[]deviceView) {
+	apps := map[string]*appView{}
+	counts := map[string]int{}
+	devices := map[string]*deviceView{}
+	var deviceOrder []string
+	for _, p := range presences {
+		device := deviceText(p.DeviceType + " " + p.DeviceID)
+		if p.App != "" {
+			a := apps[p.App]
+			if a == nil {
+				a = &appView{Name: p.App, Class: palette.class(p.App)}
+				apps[p.App] = a
+			}
+			counts[p.App] += p.Events
+			if device != "" && !slices.Contains(a.Devices, device) {
+				a.Devices = append(a.Devices, device)
+			}
+		}
+		if device == "" {
+			continue
+		}
+		d := devices[device]
+		if d == nil {
+			d = &deviceView{Label: device}
+			devices[device], deviceOrder = d, append(deviceOrder, device)
+		}
+		if p.App != "" && !slices.Contains(d.Apps, p.App) {
+			d.Apps = append(d.Apps, p.App)
+		}
+		d.LastSeen = later(d.LastSeen, p.Last())
+	}
+	return orderedApps(apps, counts, palette), orderedDevices(devices, deviceOrder)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func orderedApps(apps map[string]*appView, counts map[string]int,
+	palette appPalette) []appView {
+	var out []appView
+	for _, name := range palette.names {
+		if a := apps[name]; a != nil {
+			a.Events = countOf(counts[name], "event", "events")
+			out = append(out, *a)
+		}
+	}
+	return out
+}
+
+func orderedDevices(devices map[string]*deviceView, order []string) []deviceView {
+	out := make([]deviceView, len(order))
+	for i, label := range order {
+		out[i] = *devices[label]
+	}
+	return out
+}
+
+// timelineView is one page of a person's events, newest first, by day.
+type timelineView struct {
+	Days  []dayView
+	Shown int
+	Paged bool   // the page starts below the newest event
+	Older string // the cursor of the next, older page; "" on the last
+}
+
+// dayView is the events of one day, UTC.
+type dayView struct {
+	Date   string // 2026-11-27
+	Label  string // Friday 27 November 2026
+	Events []eventView
+}
+
+// eventView is one event as the timeline shows it.
+type eventView struct {
+	At    time.Time
+	Clock string // 21:00
+	Name  string
+	Place placeView
+	Props []propView
+}
+
+// propView is one key property of an event, written for people.
+type propView struct{ Label, Value string }
+
+func (c *console) timeline(ctx context.Context, profile int64, before *resolver.EventPosition,
+	apps appPalette) (timelineView, error) {
+	page, err := c.server.profiles.Timeline(ctx, profile, before, timelinePageSize)
+	if err != nil {
+		return timelineView{}, err
+	}
+	view := timelineView{Shown: len(page.Events), Paged: before != nil}
+	for _, e := range page.Events {
+		ev := eventView{At: e.Timestamp(), Clock: e.Timestamp().Format("15:04"),
+			Name: eventName(e.EventRecord), Props: keyProperties(e.EventRecord),
+			Place: apps.place(e.App, e.DeviceType+" "+e.DeviceID)}
+		date := ev.At.Format(time.DateOnly)
+		if n := len(view.Days); n == 0 || view.Days[n-1].Date != date {
+			view.Days = append(view.Days, dayView{Date: date,
+				Label: ev.At.Format("Monday 2 January 2006")})
+		}
+		day := &view.Days[len(view.Days)-1]
+		day.Events = append(day.Events, ev)
+	}
+	if page.Older != nil {
+		view.Older = encodePosition(*page.Older)
+	}
+	return view, nil
+}
+
+// eventName is what the timeline calls an event: a track call's name, or
+// the kind of call with the page or screen name.
+func eventName(e resolver.EventRecord) string {
+	switch e.Type {
+	case "track":
+		return e.Event
+	case "page", "screen":
+		kind := strings.ToUpper(e.Type[:1]) + e.Type[1:]
+		if e.Event == "" {
+			return kind + " viewed"
+		}
+		return kind + ": " + e.Event
+	case "identify":
+		return "Identified"
+	case "group":
+		return "Joined a group"
+	case "alias":
+		return "Alias"
+	}
+	return e.Type
+}
+
+// maxKeyProperties is how many properties an event shows at most.
+const maxKeyProperties = 4
+
+// keyProperties picks the properties that tell an event's story: the
+// product, the money, the distance and the time it took, and who signed in
+// on an identify call.
+func keyProperties(e resolver.EventRecord) []propView {
+	props := decodeObject(e.Properties)
+	var out []propView
+	add := func(label, value string) {
+		if value != "" {
+			out = append(out, propView{Label: label, Value: value})
+		}
+	}
+	cur := currency(props)
+	add("Product", productText(props))
+	revenue := money(firstPresent(props, "revenue", "total"), cur)
+	add("Revenue", revenue)
+	if revenue == "" {
+		add("Price", money(props["price"], cur))
+	}
+	add("Distance", distanceText(props))
+	add("Duration", durationText(props["duration_s"]))
+	if e.Type == "identify" {
+		add("User id", e.UserID)
+	}
+	return out[:min(len(out), maxKeyProperties)]
+}
+
+// decodeObject reads a JSON object with numbers as written; anything else
+// reads as empty.
+func decodeObject(text string) map[string]any {
+	var out map[string]any
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	if dec.Decode(&out) != nil {
+		return nil
+	}
+	return out
+}
+
+func firstPresent(props map[string]any, keys ...string) any {
+	for _, k := range keys {
+		if v, ok := props[k]; ok && v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// maxProductsNamed is how many products of an order an event names.
+const maxProductsNamed = 3
+
+// productText names the event's product, or the products of an order.
+func productText(props map[string]any) string {
+	if list, ok := props["products"].([]any); ok {
+		var names []string
+		for _, item := range list {
+			if name := productLabel(asMap(item)); name != "" {
+				names = append(names, name)
+			}
+		}
+		if len(names) > maxProductsNamed {
+			more := len(names) - maxProductsNamed
+			return strings.Join(names[:maxProductsNamed], ", ") + " and " +
+				countOf(more, "more", "more")
+		}
+		return strings.Join(names, ", ")
+	}
+	if _, ok := props["product_id"]; ok {
+		return productLabel(props)
+	}
+	return ""
+}
+
+func productLabel(product map[string]any) string {
+	if name := scalarText(product["name"]); name != "" {
+		return name
+	}
+	return scalarText(product["product_id"])
+}
+
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}
+
+// scalarText writes a string, number or boolean; "" for anything else.
+func scalarText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strings.TrimSpace(x)
+	case json.Number:
+		return formatNumber(x)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	return ""
+}
+
+// currency is the event's currency code, USD when it names none, as in
+// Segment's e-commerce spec.
+func currency(props map[string]any) string {
+	if code := strings.ToUpper(scalarText(props["currency"])); code != "" {
+		return code
+	}
+	return "USD"
+}
+
+// money writes an amount with its currency: "$1,250.00", "12.50 CHF".
+func money(v any, code string) string {
+	n, ok := v.(json.Number)
+	if !ok {
+		return ""
+	}
+	amount, err := n.Float64()
+	if err != nil {
+		return ""
+	}
+	sign := ""
+	if amount < 0 {
+		sign, amount = "-", -amount
+	}
+	text := groupedDecimal(strconv.FormatFloat(amount, 'f', 2, 64))
+	symbols := map[string]string{"USD": "$", "EUR": "€", "GBP": "£"}
+	if symbol, ok := symbols[code]; ok {
+		return sign + symbol + text
+	}
+	return sign + text + " " + code
+}
+
+// formatNumber writes a number for people: digits grouped, at most two
+// decimals.
+func formatNumber(n json.Number) string {
+	if i, err := n.Int64(); err == nil {
+		return groupDigits(i)
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return n.String()
+	}
+	sign := ""
+	if f < 0 {
+		sign, f = "-", -f
+	}
+	rounded := strconv.FormatFloat(math.Round(f*100)/100, 'f', -1, 64)
+	return sign + groupedDecimal(rounded)
+}
+
+// groupedDecimal groups the whole part of a non-negative decimal text.
+func groupedDecimal(text string) string {
+	whole, fraction, hasFraction := strings.Cut(text, ".")
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return text
+	}
+	if hasFraction {
+		return groupDigits(n) + "." + fraction
+	}
+	return groupDigits(n)
+}
+
+// distanceText writes a workout's distance with its unit when it names one.
+func distanceText(props map[string]any) string {
+	n, ok := props["distance"].(json.Number)
+	if !ok {
+		return ""
+	}
+	unit := scalarText(props["distance_unit"])
+	return strings.TrimSpace(formatNumber(n) + " " + unit)
+}
+
+// durationText writes a number of seconds as hours and minutes.
+func durationText(v any) string {
+	n, ok := v.(json.Number)
+	if !ok {
+		return ""
+	}
+	seconds, err := n.Float64()
+	if err != nil || seconds < 0 {
+		return ""
+	}
+	d := time.Duration(seconds) * time.Second
+	hours, minutes := int(d/time.Hour), int(d%time.Hour/time.Minute)
+	switch {
+	case hours > 0 && minutes > 0:
+		return fmt.Sprintf("%d h %d min", hours, minutes)
+	case hours > 0:
+		return fmt.Sprintf("%d h", hours)
+	case minutes > 0:
+		return fmt.Sprintf("%d min", minutes)
+	}
+	return fmt.Sprintf("%d s", int(seconds))
+}
+
+// audienceView is one audience the person is in now, with what it says of
+// them.
+type audienceView struct {
+	Name        string
+	Description string
+	Attributes  []attributeView
+	EvaluatedAt time.Time
+}
+
+// attributeView is one member attribute: a time, or text.
+type attributeView struct {
+	Label string
+	Text  string
+	Time  time.Time
+}
+
+// audienceViews reads the audiences the person is in now, and names the
+// ones they are not in.
+func (c *console) audienceViews(ctx context.Context, profile int64) ([]audienceView,
+	[]string, error) {
+	if c.server.runner == nil {
+		return nil, nil, nil
+	}
+	defs := c.server.runner.Definitions()
+	names := make([]string, len(defs))
+	for i, def := range defs {
+		names[i] = def.Name
+	}
+	memberships, err := c.server.profiles.AudienceMemberships(ctx, profile, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	attrs := make([]map[string]any, len(memberships))
+	var values []string
+	for i, m := range memberships {
+		attrs[i] = decodeObject(m.Attributes)
+		values = append(values, stringLeaves(attrs[i])...)
+	}
+	products, err := c.server.profiles.ProductNames(ctx, profile, values)
+	if err != nil {
+		return nil, nil, err
+	}
+	var views []audienceView
+	in := map[string]bool{}
+	for i, m := range memberships {
+		in[m.Audience] = true
+		views = append(views, c.audienceView(m, attrs[i], products))
+	}
+	var notIn []string
+	for _, name := range names {
+		if !in[name] {
+			notIn = append(notIn, name)
+		}
+	}
+	return views, notIn, nil
+}
+
+func (c *console) audienceView(m resolver.AudienceMembership, attrs map[string]any,
+	products map[string]string) audienceView {
+	view := audienceView{Name: m.Audience, EvaluatedAt: m.EvaluatedAt}
+	var order []string
+	if def, err := c.server.runner.Definition(m.Audience); err == nil {
+		view.Description, order = def.Description, def.Attributes()
+	}
+	for _, key := range attributeOrder(attrs, order) {
+		view.Attributes = append(view.Attributes, attributeFor(key, attrs[key], products))
+	}
+	return view
+}
+
+// attributeOrder lists the keys of attrs in the definition's order, then
+// any others sorted.
+func attributeOrder(attrs map[string]any, order []string) []string {
+	var keys []string
+	for _, key := range order {
+		if _, ok := attrs[key]; ok && !slices.Contains(keys, key) {
+			keys = append(keys, key)
+		}
+	}
+	var rest []string
+	for key := range attrs {
+		if !slices.Contains(keys, key) {
+			rest = append(rest, key)
+		}
+	}
+	slices.Sort(rest)
+	return append(keys, rest...)
+}
+
+// stringLeaves lists the strings in attrs' values and lists, which may be
+// product ids.
+func stringLeaves(attrs map[string]any) []string {
+	var out []string
+	for _, v := range attrs {
+		items, isList := v.([]any)
+		if !isList {
+			items = []any{v}
+		}
+		for _, item := range items {
+			if text, ok := item.(string); ok {
+				out = append(out, text)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// attributeFor writes one member attribute: times as times, product ids
+// with their names, lists joined.
+func attributeFor(key string, v any, products map[string]string) attributeView {
+	view := attributeView{Label: labelFor(key)}
+	if text, ok := v.(string); ok && strings.HasSuffix(key, "_at") {
+		if t, ok := resolver.ParseTime(text); ok {
+			view.Time = t
+			return view
+		}
+	}
+	items, isList := v.([]any)
+	if !isList {
+		items = []any{v}
+	}
+	parts := make([]string, 0, len(items))
+	for _, item := range items {
+		parts = append(parts, valueText(item, products))
+	}
+	view.Text = strings.Join(parts, ", ")
+	if view.Text == "" {
+		view.Text = "none"
+	}
+	return view
+}
+
+func valueText(v any, products map[string]string) string {
+	if text, ok := v.(string); ok {
+		if name := products[text]; name != "" && name != text {
+			return name + " (" + text + ")"
+		}
+	}
+	if text := scalarText(v); text != "" || v == nil {
+		return text
+	}
+	encoded, _ := json.Marshal(v)
+	return string(encoded)
+}
+
+// labelFor writes an attribute key for people: "abandoned_products" reads
+// "Abandoned products".
+func labelFor(key string) string {
+	text := strings.TrimSpace(strings.ReplaceAll(key, "_", " "))
+	if text == "" {
+		return key
+	}
+	return strings.ToUpper(text[:1]) + text[1:]
 }
