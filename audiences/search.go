@@ -8,6 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // MemberSearch is one page of the members of an audience's current result
@@ -23,9 +24,9 @@ type MemberSearch struct {
 
 // SearchMembers returns up to limit members of the audience's current
 // result, skipping the first offset, whose email or user_id contains query
-// (A-Z matching a-z; an empty query finds every member), with how many
-// there are in all. The run, the page and the count are read from one
-// snapshot. Before the first successful run it returns an *resolver.Error
+// (A-Z matching a-z; %, _ and \ match only themselves; an empty query finds
+// every member), with how many there are in all. The run, the page and
+// the count are read from one snapshot. Before the first successful run it returns an *resolver.Error
 // with code ENotFound, as for an unknown audience; a negative offset or a
 // limit below 1 has code EInvalid.
 func (r *Runner) SearchMembers(ctx context.Context, name, query string,
@@ -40,28 +41,45 @@ func (r *Runner) SearchMembers(ctx context.Context, name, query string,
 	var out MemberSearch
 	err := r.db.Snapshot(ctx, func(tx *sqlx.Tx) error {
 		var err error
-		if out.Run, err = r.oneRunIn(ctx, tx, currentRunQuery, name); err != nil {
-			return err
-		}
-		out.Total, err = r.countMatches(ctx, tx, name, query, out.Run)
-		if err != nil {
-			return err
-		}
-		out.Members, err = r.matchingMembers(ctx, tx, name, query, offset, limit)
+		out, err = r.searchIn(ctx, tx, name, query, offset, limit)
 		return err
 	})
 	return out, err
 }
 
-// memberMatch is the condition and arguments that keep the members whose
-// email or user_id contains query, after the audience's own.
-func memberMatch(name, query string) (string, []any) {
+// searchIn is SearchMembers reading through tx.
+func (r *Runner) searchIn(ctx context.Context, tx *sqlx.Tx, name, query string,
+	offset, limit int) (MemberSearch, error) {
+	var out MemberSearch
+	var err error
+	if out.Run, err = r.oneRunIn(ctx, tx, currentRunQuery, name); err != nil {
+		return out, err
+	}
+	out.Members, out.Total, err = r.matchingMembers(ctx, tx, name, query, offset, limit)
+	switch {
+	case err != nil:
+	case query == "":
+		out.Total = out.Run.Size // the run counted its members when it saved them
+	case len(out.Members) == 0 && offset > 0:
+		out.Total, err = r.countMatches(ctx, tx, name, query) // past the last page
+	}
+	return out, err
+}
+
+// memberMatch is the condition and arguments that keep the audience's
+// members whose email or user_id contains query: LIKE on SQLite, where it
+// matches A-Z and a-z alike, and ILIKE on PostgreSQL.
+func (r *Runner) memberMatch(name, query string) (string, []any) {
 	if query == "" {
 		return `audience = ?`, []any{name}
 	}
-	pattern := "%" + escapeLike(strings.ToLower(query)) + "%"
-	return `audience = ? AND (LOWER(email) LIKE ? ESCAPE '\' OR
-		LOWER(user_id) LIKE ? ESCAPE '\')`, []any{name, pattern, pattern}
+	like := "LIKE"
+	if r.db.Dialect() == sqldb.Postgres {
+		like = "ILIKE"
+	}
+	pattern := "%" + escapeLike(query) + "%"
+	return `audience = ? AND (email ` + like + ` ? ESCAPE '\' OR
+		user_id ` + like + ` ? ESCAPE '\')`, []any{name, pattern, pattern}
 }
 
 // escapeLike makes text match itself in a LIKE pattern with ESCAPE '\':
@@ -70,12 +88,9 @@ func escapeLike(text string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(text)
 }
 
-func (r *Runner) countMatches(ctx context.Context, tx *sqlx.Tx, name, query string,
-	run Run) (int, error) {
-	if query == "" {
-		return run.Size, nil // the run counted its members when it saved them
-	}
-	where, args := memberMatch(name, query)
+func (r *Runner) countMatches(ctx context.Context, tx *sqlx.Tx, name,
+	query string) (int, error) {
+	where, args := r.memberMatch(name, query)
 	var total int
 	err := tx.GetContext(ctx, &total, tx.Rebind(`SELECT COUNT(*) FROM audience_members
 		WHERE `+where), args...)
@@ -85,23 +100,38 @@ func (r *Runner) countMatches(ctx context.Context, tx *sqlx.Tx, name, query stri
 	return total, nil
 }
 
+// searchRow is a member that a search found, with how many it found.
+type searchRow struct {
+	memberRow
+	Total int `db:"total"`
+}
+
+// matchingMembers reads a page of the members query finds and, when query
+// is not empty, how many it finds in all, in the same pass.
 func (r *Runner) matchingMembers(ctx context.Context, tx *sqlx.Tx, name, query string,
-	offset, limit int) ([]Member, error) {
-	where, args := memberMatch(name, query)
-	var rows []memberRow
+	offset, limit int) ([]Member, int, error) {
+	where, args := r.memberMatch(name, query)
+	total := "0"
+	if query != "" {
+		total = "COUNT(*) OVER ()"
+	}
+	var rows []searchRow
 	err := tx.SelectContext(ctx, &rows, tx.Rebind(`SELECT profile_id, run_id, user_id,
-		email, identifiers, attributes FROM audience_members WHERE `+where+`
-		ORDER BY profile_id LIMIT ? OFFSET ?`), append(args, limit, offset)...)
+		email, identifiers, attributes, `+total+` AS total FROM audience_members
+		WHERE `+where+` ORDER BY profile_id LIMIT ? OFFSET ?`), append(args, limit, offset)...)
 	if err != nil {
-		return nil, fmt.Errorf("search members of %s: %w", name, err)
+		return nil, 0, fmt.Errorf("search members of %s: %w", name, err)
 	}
 	members := make([]Member, 0, len(rows))
 	for _, row := range rows {
 		m, err := row.member()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		members = append(members, m)
 	}
-	return members, nil
+	if len(rows) == 0 {
+		return members, 0, nil
+	}
+	return members, rows[0].Total, nil
 }

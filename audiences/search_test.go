@@ -75,6 +75,7 @@ func testSearchMembers(t *testing.T, db *sqldb.DB) {
 		{"BOB0.other", 0, 10, []int64{4}, 1},
 		{"example.com", 2, 2, []int64{3, 4}, 5},
 		{"example.com", 4, 2, []int64{5}, 5},
+		{"example.com", 10, 2, nil, 5}, // past the last page, still counted
 		{"nobody", 0, 10, nil, 0},
 	}
 	for _, tc := range cases {
