@@ -10,6 +10,7 @@ import (
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed sqlite/*.sql postgres/*.sql
@@ -64,7 +65,16 @@ func newProvider(db *sql.DB, dialect string) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrations: open %s folder: %w", dialect, err)
 	}
-	provider, err := goose.NewProvider(engine, db, dir)
+	var options []goose.ProviderOption
+	if dialect == "postgres" {
+		// Several processes starting together take turns at migrating.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, fmt.Errorf("migrations: %w", err)
+		}
+		options = append(options, goose.WithSessionLocker(locker))
+	}
+	provider, err := goose.NewProvider(engine, db, dir, options...)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}

@@ -31,7 +31,7 @@ func (s *Store) Delete(ctx context.Context, id Identifier,
 	id.Value = s.rules.normalise(id.Type, id.Value)
 
 	var result DeleteResult
-	err := s.db.WithTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
 		w := &writer{tx: tx, rules: s.rules, now: s.now()}
 		var err error
 		result, err = w.erase(ctx, id, requestedBy)

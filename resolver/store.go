@@ -26,8 +26,9 @@ type Store struct {
 
 	// writeMu serialises resolution inside this process: identity matching
 	// reads then writes, and two interleaved writers could otherwise put one
-	// identifier on two profiles.
-	// TODO(pg): several processes on PostgreSQL need a database-level lock.
+	// identifier on two profiles. Across processes on PostgreSQL the write
+	// transaction's advisory lock does the same (sqldb.WithWriteTx); the
+	// mutex keeps this process's writers from queueing on the database.
 	writeMu sync.Mutex
 }
 
@@ -62,7 +63,7 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 	defer s.writeMu.Unlock()
 
 	outcomes := make([]Outcome, len(messages))
-	err := s.db.WithTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
 		w := &writer{tx: tx, rules: s.rules, now: s.now()}
 		for i, m := range messages {
 			outcome, err := w.ingest(ctx, m)

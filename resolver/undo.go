@@ -78,7 +78,7 @@ func (s *Store) Unlink(ctx context.Context, id Identifier, reason string) (Unlin
 	id.Value = s.rules.normalise(id.Type, id.Value)
 
 	var result UnlinkResult
-	err := s.db.WithTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
 		w := &writer{tx: tx, rules: s.rules, now: s.now()}
 		var err error
 		result, err = w.unlink(ctx, id, reason)

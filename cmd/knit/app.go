@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
-	// The SQLite driver. Only cmd/ imports database drivers.
+	// The database drivers (only cmd/ imports them): SQLite linked in,
+	// PostgreSQL through pgx.
+	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/knit-cdp/knit/audiences"
@@ -36,7 +38,7 @@ func openApp(ctx context.Context, flags commonFlags, getenv env, stderr io.Write
 	if err != nil {
 		return nil, err
 	}
-	if flags.mustExist {
+	if flags.mustExist && sqldb.DialectFromDSN(flags.db) == sqldb.SQLite {
 		if _, err := os.Stat(flags.db); err != nil {
 			return nil, fmt.Errorf("--db %s: no database there (%w); "+
 				"give the file knit serve or knit import uses", flags.db, err)
@@ -61,12 +63,33 @@ func openApp(ctx context.Context, flags commonFlags, getenv env, stderr io.Write
 	return a, nil
 }
 
-// openDB opens the database named by dsn and applies pending migrations.
+// openDB opens the database named by dsn (a SQLite file path or a
+// postgres:// URL) and applies pending migrations.
 func openDB(ctx context.Context, dsn string, log *slog.Logger) (*sqldb.DB, error) {
-	if sqldb.DialectFromDSN(dsn) == sqldb.Postgres {
-		// TODO(pg): PostgreSQL through pgx/v5 arrives with its own issue.
-		return nil, fmt.Errorf("--db %s: PostgreSQL is not supported yet; use a SQLite file",
-			redactDSN(dsn))
+	dialect := sqldb.DialectFromDSN(dsn)
+	db, err := openEngine(ctx, dsn, dialect)
+	if err != nil {
+		return nil, err
+	}
+
+	applied, err := migrations.Up(ctx, db.DB.DB, string(dialect))
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if applied > 0 {
+		log.Info("database migrated", "db", redactDSN(dsn), "migrations_applied", applied)
+	}
+	return db, nil
+}
+
+func openEngine(ctx context.Context, dsn string, dialect sqldb.Dialect) (*sqldb.DB, error) {
+	if dialect == sqldb.Postgres {
+		db, err := sqldb.OpenPostgres(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("--db %s: %w", redactDSN(dsn), err)
+		}
+		return db, nil
 	}
 
 	db, err := sqldb.OpenSQLite(ctx, dsn)
@@ -76,15 +99,6 @@ func openDB(ctx context.Context, dsn string, log *slog.Logger) (*sqldb.DB, error
 	if err := db.CheckWAL(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
-	}
-
-	applied, err := migrations.Up(ctx, db.DB.DB, string(sqldb.SQLite))
-	if err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	if applied > 0 {
-		log.Info("database migrated", "db", dsn, "migrations_applied", applied)
 	}
 	return db, nil
 }

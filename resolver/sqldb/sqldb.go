@@ -117,6 +117,27 @@ func SQLiteDSN(path string) string {
 	return "file:" + path + "?" + params
 }
 
+// writeLockKey is the PostgreSQL advisory lock that WithWriteTx takes: one
+// number for the whole database, chosen once ("knit" in ASCII).
+const writeLockKey = 0x6b6e6974
+
+// WithWriteTx is WithTx for writes that must not interleave with other
+// writers anywhere: identity resolution, unlink and erase read the graph
+// and change it. On SQLite the database has one writer at a time already;
+// on PostgreSQL the transaction first takes an advisory lock, so several
+// processes over one database take turns as one process's writes do.
+func (db *DB) WithWriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	return db.WithTx(ctx, func(tx *sqlx.Tx) error {
+		if db.dialect == Postgres {
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)",
+				writeLockKey); err != nil {
+				return fmt.Errorf("take the write lock: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}
+
 // WithTx runs fn inside one transaction and commits when fn returns nil.
 // Any error, or a panic, rolls the transaction back.
 func (db *DB) WithTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
@@ -164,3 +185,22 @@ func isMemory(db *DB) bool {
 
 // IsNoRows reports whether err says a query found no row.
 func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// OpenPostgres opens the PostgreSQL database at url (postgres://...) with
+// the pgx driver, which the caller registers (cmd/ or a test helper imports
+// github.com/jackc/pgx/v5/stdlib). Snapshot reads run as repeatable-read
+// transactions on the same pool.
+func OpenPostgres(ctx context.Context, url string) (*DB, error) {
+	pool, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	pool.SetMaxOpenConns(20)
+	pool.SetMaxIdleConns(10)
+	db := New(pool, "pgx", Postgres)
+	if err := db.PingContext(ctx); err != nil {
+		_ = pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return db, nil
+}

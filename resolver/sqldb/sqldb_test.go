@@ -3,7 +3,9 @@ package sqldb_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -95,5 +97,36 @@ func TestSnapshotSeesOneMomentAndDoesNotBlockWriters(t *testing.T) {
 	}
 	if n := count(db); n != 1 {
 		t.Errorf("after the snapshot %d rows, want 1", n)
+	}
+}
+
+func TestWriteTransactionsTakeTurnsAcrossPoolsOnPostgres(t *testing.T) {
+	pools := sqltest.MustOpenPostgresPools(t, 2)
+	ctx := context.Background()
+
+	firstIn, firstDone := make(chan struct{}), make(chan struct{})
+	var firstFinished atomic.Bool
+	go func() {
+		defer close(firstDone)
+		_ = pools[0].WithWriteTx(ctx, func(tx *sqlx.Tx) error {
+			close(firstIn)
+			time.Sleep(300 * time.Millisecond) // long enough for the second to queue
+			firstFinished.Store(true)
+			return nil
+		})
+	}()
+
+	<-firstIn
+	var sawFirstFinished bool
+	err := pools[1].WithWriteTx(ctx, func(tx *sqlx.Tx) error {
+		sawFirstFinished = firstFinished.Load()
+		return nil
+	})
+	<-firstDone
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sawFirstFinished {
+		t.Error("a write transaction on another pool ran while the first held the lock")
 	}
 }

@@ -26,6 +26,13 @@ const PostgresEnv = "KNIT_TEST_POSTGRES"
 // is not set.
 func MustOpenPostgres(t testing.TB) *sqldb.DB {
 	t.Helper()
+	return MustOpenPostgresPools(t, 1)[0]
+}
+
+// MustOpenPostgresPools returns n separate connection pools over one fresh,
+// migrated schema, as n processes sharing a database would hold.
+func MustOpenPostgresPools(t testing.TB, n int) []*sqldb.DB {
+	t.Helper()
 	server := os.Getenv(PostgresEnv)
 	if server == "" {
 		t.Skipf("%s is not set: no PostgreSQL to test on", PostgresEnv)
@@ -40,15 +47,19 @@ func MustOpenPostgres(t testing.TB) *sqldb.DB {
 	query.Set("search_path", schema)
 	withSchema.RawQuery = query.Encode()
 
-	pool, err := sql.Open("pgx", withSchema.String())
-	if err != nil {
-		t.Fatalf("open postgres: %v", err)
+	pools := make([]*sqldb.DB, n)
+	for i := range pools {
+		db, err := sqldb.OpenPostgres(context.Background(), withSchema.String())
+		if err != nil {
+			t.Fatalf("open postgres: %v", err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		pools[i] = db
 	}
-	t.Cleanup(func() { _ = pool.Close() })
-	if _, err := migrations.Up(context.Background(), pool, "postgres"); err != nil {
+	if _, err := migrations.Up(context.Background(), pools[0].DB.DB, "postgres"); err != nil {
 		t.Fatalf("migrate postgres: %v", err)
 	}
-	return sqldb.New(pool, "pgx", sqldb.Postgres)
+	return pools
 }
 
 // mustCreateSchema makes a fresh schema on server and drops it, with all it
