@@ -126,11 +126,12 @@ func messageIDOf(data []byte) string {
 // dropped with the rest.
 func (h *Handler) excerpt(data []byte) string {
 	text := string(data[:min(len(data), resolver.MaxExcerptBytes)])
-	text = h.withoutSecrets(text)
 	if len(data) > resolver.MaxExcerptBytes {
+		// Before replacing whole secrets, which could hide the start of a
+		// longer secret that holds a shorter one.
 		text = h.withoutSecretStart(text)
 	}
-	return withoutWriteKeyValues(text)
+	return withoutWriteKeyValues(h.withoutSecrets(text))
 }
 
 // withoutSecrets replaces every whole secret of the edge in text.

@@ -42,10 +42,17 @@ type server struct {
 	router *gin.Engine
 }
 
-// mustServer builds the handler as cmd/knit does: a real store, gin with
-// raw paths and panic recovery, and cfg (whose clock defaults to
+// mustServer builds the handler as cmd/knit does: a real store, which
+// also records refusals unless cfg names another recorder, gin with raw
+// paths and panic recovery, and cfg (whose clock defaults to
 // receiveClock).
 func mustServer(t *testing.T, cfg webhook.Config) *server {
+	t.Helper()
+	return mustServerLogging(t, cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+}
+
+// mustServerLogging is mustServer logging to log.
+func mustServerLogging(t *testing.T, cfg webhook.Config, log *slog.Logger) *server {
 	t.Helper()
 
 	db := sqltest.MustOpen(t)
@@ -53,7 +60,9 @@ func mustServer(t *testing.T, cfg webhook.Config) *server {
 	if cfg.Now == nil {
 		cfg.Now = receiveClock
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	if cfg.Rejections == nil {
+		cfg.Rejections = store
+	}
 
 	router := gin.New()
 	router.UseRawPath = true
