@@ -33,7 +33,7 @@ func secretCalls() []call {
 		{path: "/v1/batch", body: []byte(`{"WRITEKEY":"` + wrongKey + `","batch":[]}`)},
 		{path: "/v1/batch", body: []byte(`{"write\u004bey":"` + wrongKey + `","batch":[1]}`)},
 		{path: "/v1/batch", body: []byte(`{"writeKey":"` + liveKey + `","batch":[` +
-			invalid(`,"writeKey":"`+otherKey+`","properties":{"note":"`+hookSecret+`"}`)+
+			invalid(`,"writeKey":"`+otherKey+`","properties":{"note":"`+hookSecret+`"}`) +
 			`,` + invalid(`,"wRiTeKeY" : "`+wrongKey+`"`) + `]}`)},
 		{path: "/v1/import", user: liveKey, body: batchBody(invalid(
 			`,"properties":{"k":"` + otherKey + `","s":"` + hookSecret + `"}`))},
