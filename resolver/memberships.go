@@ -47,14 +47,19 @@ func (p *Profiles) AudienceMemberships(ctx context.Context, profile int64,
 	return out, nil
 }
 
-// maxProductLookups bounds how many product ids ProductNames looks up.
-const maxProductLookups = 20
+// maxProductLookups bounds how many product ids ProductNames looks up, and
+// productEventsRead how many events it reads for them.
+const (
+	maxProductLookups = 20
+	productEventsRead = 200
+)
 
 // ProductNames finds names for product ids in the profile's own events, as
 // Segment's e-commerce spec carries them: a "name" beside a "product_id" in
 // the properties or in an item of their "products" list. Ids without a name
-// are left out; of several names, the latest event's wins. At most 20 ids
-// are looked up, the first 20 given.
+// are left out; of several names, the latest event's wins. It looks up the
+// first 20 ids given, in the latest 200 events that mention any of them,
+// and stops reading once every id has a name.
 func (p *Profiles) ProductNames(ctx context.Context, profile int64,
 	ids []string) (map[string]string, error) {
 	ids = ids[:min(len(ids), maxProductLookups)]
@@ -62,31 +67,36 @@ func (p *Profiles) ProductNames(ctx context.Context, profile int64,
 	if len(ids) == 0 {
 		return names, nil
 	}
-	var likes []string
+	likes := make([]string, len(ids))
 	args := []any{profile}
-	for _, id := range ids {
-		likes = append(likes, `properties LIKE ? ESCAPE '\'`)
+	wanted := map[string]bool{}
+	for i, id := range ids {
+		likes[i] = `properties LIKE ? ESCAPE '\'`
 		args = append(args, "%"+escapeLike(id)+"%")
+		wanted[id] = true
 	}
-	var rows []string
-	err := p.db.SelectContext(ctx, &rows, p.db.Rebind(`SELECT properties FROM events
+	rows, err := p.db.QueryxContext(ctx, p.db.Rebind(`SELECT properties FROM events
 		WHERE profile_id = ? AND (`+strings.Join(likes, " OR ")+`)
-		ORDER BY ts_ms, id`), args...)
+		ORDER BY ts_ms DESC, id DESC LIMIT ?`), append(args, productEventsRead)...)
 	if err != nil {
 		return nil, fmt.Errorf("read product names of profile %d: %w", profile, err)
 	}
-	wanted := map[string]bool{}
-	for _, id := range ids {
-		wanted[id] = true
+	defer rows.Close()
+	for len(names) < len(wanted) && rows.Next() {
+		var properties string
+		if err := rows.Scan(&properties); err != nil {
+			return nil, fmt.Errorf("read product names of profile %d: %w", profile, err)
+		}
+		collectProductNames(properties, wanted, names)
 	}
-	for _, row := range rows {
-		collectProductNames(row, wanted, names)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read product names of profile %d: %w", profile, err)
 	}
 	return names, nil
 }
 
 // collectProductNames adds the wanted product ids named in one event's
-// properties to names.
+// properties to names, keeping names already found (from later events).
 func collectProductNames(properties string, wanted map[string]bool, names map[string]string) {
 	var props map[string]any
 	dec := json.NewDecoder(strings.NewReader(properties))
@@ -101,7 +111,7 @@ func collectProductNames(properties string, wanted map[string]bool, names map[st
 	for _, item := range items {
 		product, _ := item.(map[string]any)
 		id, name := looseString(product["product_id"]), looseString(product["name"])
-		if wanted[id] && strings.TrimSpace(name) != "" {
+		if _, named := names[id]; wanted[id] && !named && strings.TrimSpace(name) != "" {
 			names[id] = name
 		}
 	}

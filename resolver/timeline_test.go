@@ -252,3 +252,46 @@ func TestCurrentProfileFollowsAMerge(t *testing.T) {
 		t.Errorf("a profile never made: %v, want not found", err)
 	}
 }
+
+func TestTimelinePagesThroughEventsAtTheSameMillisecond(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	store := mustStore(t, db)
+	ctx := context.Background()
+	env := resolver.Envelope{Source: "test", ReceivedAt: fixedNow}
+	var batch []*resolver.Message
+	for i := range 7 {
+		m, err := resolver.ParseMessage(fmt.Appendf(nil, `{"messageId":"same-%d",
+			"type":"track","event":"Tapped","anonymousId":"a1",
+			"timestamp":"2026-08-01T00:00:00.000Z"}`, i), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, m)
+	}
+	if _, err := store.Ingest(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	profiles := resolver.NewProfiles(db)
+	profile, err := profiles.Find(ctx, resolver.Identifier{Type: "anonymous_id", Value: "a1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	var before *resolver.EventPosition
+	for range 10 {
+		page, err := profiles.Timeline(ctx, profile, before, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Events {
+			seen = append(seen, e.MessageID)
+		}
+		if before = page.Older; before == nil {
+			break
+		}
+	}
+	want := []string{"same-6", "same-5", "same-4", "same-3", "same-2", "same-1", "same-0"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("pages of 2 at one millisecond = %v, want %v", seen, want)
+	}
+}

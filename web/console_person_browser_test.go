@@ -382,7 +382,8 @@ func TestConsoleSearchListsEveryoneWhoHoldsAValue(t *testing.T) {
 	}
 	alex, sam := rows[0], rows[1]
 	if !strings.HasPrefix(alex[0], "Alex Kim") || alex[1] != "alex.kim@example.com" ||
-		alex[2] != "1001" || alex[3] != "user_id 1001" || !strings.Contains(alex[4], "1 Oct 2026") {
+		alex[2] != "1001" || alex[3] != "user_id 1001" ||
+		!strings.Contains(alex[4], "1 Oct 2026") {
 		t.Errorf("Alex's row = %q", alex)
 	}
 	if !strings.HasPrefix(sam[0], "Unnamed person") || sam[1] != "none" ||
@@ -406,7 +407,8 @@ func TestConsoleSearchListsEveryoneWhoHoldsAValue(t *testing.T) {
 	mustBeAccessible(t, ctx)
 
 	status, _ = mustVisit(t, ctx, base+"/people/987654")
-	if h1 := mustText(t, ctx, "main h1"); status != http.StatusNotFound || h1 != "No person 987654" {
+	h1 := mustText(t, ctx, "main h1")
+	if status != http.StatusNotFound || h1 != "No person 987654" {
 		t.Errorf("a missing person: status %d, heading %q", status, h1)
 	}
 	mustBeAccessible(t, ctx)
