@@ -26,9 +26,9 @@ type MemberSearch struct {
 // result, skipping the first offset, whose email or user_id contains query
 // (A-Z matching a-z; %, _ and \ match only themselves; an empty query finds
 // every member), with how many there are in all. The run, the page and
-// the count are read from one snapshot. Before the first successful run it returns an *resolver.Error
-// with code ENotFound, as for an unknown audience; a negative offset or a
-// limit below 1 has code EInvalid.
+// the count are read from one snapshot. Before the first successful run
+// it returns an *resolver.Error with code ENotFound, as for an unknown
+// audience; a negative offset or a limit below 1 has code EInvalid.
 func (r *Runner) SearchMembers(ctx context.Context, name, query string,
 	offset, limit int) (MemberSearch, error) {
 	if _, err := r.Definition(name); err != nil {

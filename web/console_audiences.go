@@ -65,7 +65,7 @@ func (a audienceCard) Failing() bool {
 func (c *console) audiences(ctx *gin.Context) {
 	var data audiencesData
 	for _, def := range c.server.runner.Definitions() {
-		card, err := c.audienceCard(ctx.Request.Context(), def, 60)
+		card, err := c.audienceCard(ctx.Request.Context(), def, 120)
 		if err != nil {
 			c.pageFailed(ctx, "list audiences", err)
 			return
@@ -260,6 +260,18 @@ func memberPageURL(base, query string, page int) string {
 	return base + "?" + values.Encode() + "#members"
 }
 
+// Label names the member for a link: their email, else their user_id,
+// else their profile.
+func (m memberView) Label() string {
+	switch {
+	case m.Email != "":
+		return m.Email
+	case m.UserID != "":
+		return m.UserID
+	}
+	return fmt.Sprintf("Profile %d", m.ProfileID)
+}
+
 func newMemberView(m audiences.Member, attrs []string) memberView {
 	view := memberView{ProfileID: m.ProfileID, Email: m.Email, UserID: m.UserID}
 	for _, name := range attrs {
@@ -299,6 +311,10 @@ type runView struct {
 	// Took says how long the run took; "" while it runs.
 	Took string
 }
+
+// Saved reports whether the run saved a result, whose size and changes
+// it then counted.
+func (r runView) Saved() bool { return r.Status == audiences.StatusOK }
 
 // tookText says how long a run took: "35 ms", "2.4 s", "12 s", "3 min 5 s".
 func tookText(run audiences.Run) string {

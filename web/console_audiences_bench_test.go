@@ -59,7 +59,7 @@ func benchAudiencePages(b *testing.B, db *sqldb.DB) {
 }
 
 // mustBenchConsole serves the console over db and signs in.
-func mustBenchConsole(b *testing.B, db *sqldb.DB) (http.Handler, *http.Cookie) {
+func mustBenchConsole(b testing.TB, db *sqldb.DB) (http.Handler, *http.Cookie) {
 	b.Helper()
 	now := func() time.Time { return time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC) }
 	runner := audiences.NewRunner(db, audiences.WithBuiltins(nil), now, nil)
@@ -103,7 +103,7 @@ func mustServe(b *testing.B, router http.Handler, cookie *http.Cookie, path stri
 // successful runs of each built-in audience, their current members (all n
 // in cart_abandonment, every other one in shoe_reorder), and an entry for
 // each cart member, straight into the tables and in one transaction.
-func mustSeedAudiences(b *testing.B, db *sqldb.DB, n int) {
+func mustSeedAudiences(b testing.TB, db *sqldb.DB, n int) {
 	b.Helper()
 	err := db.WithTx(context.Background(), func(tx *sqlx.Tx) error {
 		for _, step := range seedSteps(n) {

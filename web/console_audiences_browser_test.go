@@ -201,7 +201,8 @@ func checkMemberSearch(t *testing.T, ctx context.Context, base string) {
 			t.Errorf("search %q: %q, want the no-match message", query, text)
 		}
 	}
-	mustLoad(t, ctx, chromedp.Click(chromedp.CSS(`#members a[href="/audience/cart_abandonment#members"]`)))
+	mustLoad(t, ctx, chromedp.Click(chromedp.CSS(
+		`#members a[href="/audience/cart_abandonment#members"]`)))
 	if rows := mustRows(t, ctx, "table.members"); len(rows) != 1 {
 		t.Errorf("show all: %q", rows)
 	}
