@@ -162,14 +162,22 @@ func (r *Runner) Run(ctx context.Context, name string) (Run, error) {
 	}
 	defer func() { <-lock }()
 
-	// The run is recorded even when ctx has ended, so that compute records
-	// it as aborted instead of leaving no trace.
-	run, err := r.start(context.WithoutCancel(ctx), name)
-	if err != nil {
-		return Run{}, err
+	var run Run
+	// Other processes on the same PostgreSQL database wait their turn too.
+	lockErr := r.db.WithNamedLock(ctx, "audience:"+name, func() error {
+		// The run is recorded even when ctx has ended, so that compute
+		// records it as aborted instead of leaving no trace.
+		run, err = r.start(context.WithoutCancel(ctx), name)
+		if err != nil {
+			return err
+		}
+		run, err = r.compute(ctx, def, run)
+		r.logRun(run, err)
+		return nil
+	})
+	if lockErr != nil && err == nil {
+		return run, fmt.Errorf("wait for running %s: %w", name, lockErr)
 	}
-	run, err = r.compute(ctx, def, run)
-	r.logRun(run, err)
 	return run, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/knit-cdp/knit/resolver/sqldb"
 	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
@@ -123,4 +124,35 @@ func TestFirstRunsWaitForTheAudiencesTheyRead(t *testing.T) {
 	if !reflect.DeepEqual(order, []string{"z_read", "a_reader"}) {
 		t.Errorf("first runs in order %v, want z_read before a_reader", order)
 	}
+}
+
+func TestAScheduledRunHappensOnceAcrossProcesses(t *testing.T) {
+	tick := time.Date(2026, 11, 27, 12, 15, 7, 0, time.UTC)
+	now := func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+	run := func(t *testing.T, processes []*sqldb.DB) {
+		for _, db := range processes {
+			s, err := NewScheduler(NewRunner(db, WithBuiltins(nil), now, nil), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.wallClock = func() time.Time { return tick }
+			s.runJob("cart_abandonment")
+			tick = tick.Add(20 * time.Second) // a slower process, same minute
+		}
+		var runs int
+		if err := processes[0].Get(&runs, `SELECT COUNT(*) FROM audience_runs`); err != nil {
+			t.Fatal(err)
+		}
+		if runs != 1 {
+			t.Errorf("%d runs of one scheduled tick across %d processes, want 1",
+				runs, len(processes))
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		db := sqltest.MustOpen(t)
+		run(t, []*sqldb.DB{db, db, db})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		run(t, sqltest.MustOpenPostgresPools(t, 3))
+	})
 }

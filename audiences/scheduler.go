@@ -24,13 +24,16 @@ type Scheduler struct {
 	retries []time.Duration
 	entries []cron.EntryID
 	names   []string // the audience of each entry
+	// wallClock tells the minute a job fired in, which names its slot.
+	wallClock func() time.Time
 }
 
 // NewScheduler prepares a job for each of the runner's audiences. It
 // returns an error naming the audience whose schedule does not parse.
 func NewScheduler(runner *Runner, log *slog.Logger) (*Scheduler, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Scheduler{runner: runner, log: log, ctx: ctx, cancel: cancel, retries: retryDelays()}
+	s := &Scheduler{runner: runner, log: log, ctx: ctx, cancel: cancel, retries: retryDelays(),
+		wallClock: time.Now}
 	s.cron = cron.New(cron.WithLocation(time.UTC), cron.WithChain(
 		cron.Recover(cronLogger{log}),
 		cron.SkipIfStillRunning(cronLogger{log}),
@@ -95,6 +98,21 @@ func retryDelays() []time.Duration {
 // aborted), retries it after growing delays. Errors are logged and recorded
 // on the runs by the runner itself.
 func (s *Scheduler) runJob(name string) {
+	// The slot is the wall-clock minute the schedule fired in, the same on
+	// every process of a fleet whatever clock audiences are evaluated at.
+	slot := s.wallClock().UTC().Truncate(time.Minute)
+	claimed, err := s.runner.claimSlot(context.WithoutCancel(s.ctx), name, slot)
+	if err != nil {
+		s.logError("claim scheduled run", name, err)
+		return
+	}
+	if !claimed {
+		if s.log != nil {
+			s.log.Debug("another process computes this run", "audience", name,
+				"slot", slot.Format(time.RFC3339))
+		}
+		return
+	}
 	for attempt := 0; ; attempt++ {
 		run, err := s.runner.Run(s.ctx, name)
 		if err == nil || run.Status != StatusFailed || attempt == len(s.retries) {
@@ -105,6 +123,12 @@ func (s *Scheduler) runJob(name string) {
 		case <-s.ctx.Done():
 			return
 		}
+	}
+}
+
+func (s *Scheduler) logError(msg, name string, err error) {
+	if s.log != nil {
+		s.log.Error(msg, "audience", name, "error", err)
 	}
 }
 

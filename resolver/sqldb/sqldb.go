@@ -204,3 +204,34 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 	}
 	return db, nil
 }
+
+// audienceLockClass is the first key of the advisory locks WithNamedLock
+// takes; two-key advisory locks never collide with WithWriteTx's one key.
+const audienceLockClass = 0x6b6e
+
+// WithNamedLock runs fn while holding the lock called name, so that work
+// with one name never overlaps anywhere: on PostgreSQL across processes,
+// through a session advisory lock on a connection of its own, waited for
+// until ctx ends. On SQLite it runs fn at once: one process serves a file,
+// and callers keep their own in-process locks.
+func (db *DB) WithNamedLock(ctx context.Context, name string, fn func() error) error {
+	if db.dialect != Postgres {
+		return fn()
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	defer conn.Close()
+
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1, hashtext($2))",
+		audienceLockClass, name); err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	defer func() {
+		// A lock left on a broken connection ends with the connection.
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx),
+			"SELECT pg_advisory_unlock($1, hashtext($2))", audienceLockClass, name)
+	}()
+	return fn()
+}

@@ -130,3 +130,42 @@ func TestWriteTransactionsTakeTurnsAcrossPoolsOnPostgres(t *testing.T) {
 		t.Error("a write transaction on another pool ran while the first held the lock")
 	}
 }
+
+func TestNamedLocksKeepOneNameFromOverlappingAcrossPools(t *testing.T) {
+	pools := sqltest.MustOpenPostgresPools(t, 2)
+	ctx := context.Background()
+
+	firstIn, firstDone := make(chan struct{}), make(chan struct{})
+	var firstFinished atomic.Bool
+	go func() {
+		defer close(firstDone)
+		_ = pools[0].WithNamedLock(ctx, "audience:carts", func() error {
+			close(firstIn)
+			time.Sleep(300 * time.Millisecond) // long enough for the others to queue
+			firstFinished.Store(true)
+			return nil
+		})
+	}()
+	<-firstIn
+
+	// Another name is not held up; the same name waits.
+	if err := pools[1].WithNamedLock(ctx, "audience:shoes", func() error {
+		if firstFinished.Load() {
+			t.Error("another name waited for the first lock")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var sawFirstFinished bool
+	if err := pools[1].WithNamedLock(ctx, "audience:carts", func() error {
+		sawFirstFinished = firstFinished.Load()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	<-firstDone
+	if !sawFirstFinished {
+		t.Error("the same name ran on another pool while the first held it")
+	}
+}
