@@ -107,6 +107,8 @@ func TestConsoleAudiencePages(t *testing.T) {
 		t.Fatalf("open cart_abandonment: status %d at %s", status, at)
 	}
 	checkCartPage(t, ctx)
+	checkKeyboardReaches(t, ctx, "Skip to content", "Download CSV", "Other CSV layouts",
+		"Run now", "The definition as YAML", "#member-q", "janedoe@example.com")
 	mustBeAccessible(t, ctx)
 	mustScreenshotsAtBothWidths(t, ctx, "audience")
 
@@ -168,6 +170,32 @@ func checkCartPage(t *testing.T, ctx context.Context) {
 	if len(runs) != 1 || runs[0][1] != "ok" || runs[0][2] != "1" || runs[0][3] != "1" ||
 		runs[0][4] != "0" {
 		t.Errorf("run history = %q, want one ok run that let Jane in", runs)
+	}
+}
+
+// checkKeyboardReaches presses Tab through the page from its top and
+// checks that the focus lands, visibly, on each of wanted: an element's
+// text, or #id.
+func checkKeyboardReaches(t *testing.T, ctx context.Context, wanted ...string) {
+	t.Helper()
+	mustRun(t, ctx, chromedp.Evaluate[any](`document.activeElement.blur(); window.scrollTo(0, 0)`))
+	reached := map[string]bool{}
+	for range 60 {
+		mustDo(t, ctx, chromedp.KeyEvent(kb.Tab))
+		focused := mustRun(t, ctx, chromedp.Evaluate[[]string](`(() => {
+			const e = document.activeElement, box = e.getBoundingClientRect();
+			return [e.id ? "#" + e.id : "", e.innerText ? e.innerText.trim() : "",
+				String(box.width > 0 && box.height > 0)];
+		})()`))
+		if focused[2] != "true" {
+			t.Errorf("Tab focused an element that cannot be seen: %q", focused)
+		}
+		reached[focused[0]], reached[focused[1]] = true, true
+	}
+	for _, want := range wanted {
+		if !reached[want] {
+			t.Errorf("pressing Tab never reaches %q", want)
+		}
 	}
 }
 
