@@ -33,10 +33,13 @@ func (c *console) registerPersonPages(signedIn *gin.RouterGroup) {
 // searchView is the Data of the search page: who matched the query, or
 // which person could not be found.
 type searchView struct {
-	Query   string
-	Found   string // "2 people"
-	People  []personSummary
-	Missing int64 // a person page asked for a profile that is not there
+	Query  string
+	Found  string // "2 people"
+	People []personSummary
+	// NotFound says a person page asked for a profile that is not there:
+	// Missing, as the address gave it.
+	NotFound bool
+	Missing  string
 }
 
 // personSummary is one candidate in the search results.
@@ -58,7 +61,7 @@ func (c *console) search(ctx *gin.Context) {
 	reqCtx := ctx.Request.Context()
 	results, err := c.server.profiles.Search(reqCtx, query)
 	if err != nil {
-		c.failed(ctx, "search profiles", err)
+		c.personError(ctx, "search profiles", err)
 		return
 	}
 	if len(results) == 1 {
@@ -67,24 +70,24 @@ func (c *console) search(ctx *gin.Context) {
 	}
 	summaries, err := c.server.profiles.Summaries(reqCtx, results)
 	if err != nil {
-		c.failed(ctx, "summarise search results", err)
+		c.personError(ctx, "summarise search results", err)
 		return
 	}
-	view := searchView{Query: query, Found: countOf(len(summaries), "person", "people")}
+	view := searchView{Query: query, Found: countNoun(len(summaries), "person", "people")}
 	for _, s := range summaries {
-		view.People = append(view.People, summarise(s, query))
+		view.People = append(view.People, candidateFrom(s, query))
 	}
 	c.render(ctx, http.StatusOK, "search", page{Title: "People matching " + query,
 		SignedIn: true, Nav: "people", Query: query, Data: view})
 }
 
-func (c *console) failed(ctx *gin.Context, what string, err error) {
+func (c *console) personError(ctx *gin.Context, what string, err error) {
 	c.server.log.Error(what, "error", err)
 	ctx.String(http.StatusInternalServerError, "internal error")
 }
 
-// summarise turns a profile's summary into a search result row.
-func summarise(s resolver.PersonSummary, query string) personSummary {
+// candidateFrom turns a profile's summary into a search result row.
+func candidateFrom(s resolver.PersonSummary, query string) personSummary {
 	out := personSummary{Profile: s.Profile, Name: displayName(s.NameTraits),
 		LastSeen: s.LastSeen}
 	for _, id := range s.Identifiers {
@@ -94,16 +97,16 @@ func summarise(s resolver.PersonSummary, query string) personSummary {
 		case resolver.TypeUserID:
 			out.UserIDs = append(out.UserIDs, id.Value)
 		}
-		if out.Matched == "" && matches(id, query) {
+		if out.Matched == "" && namesIdentifier(id, query) {
 			out.Matched = id.Type + " " + id.Value
 		}
 	}
 	return out
 }
 
-// matches tells whether the search box's text names id: its value in any
+// namesIdentifier tells whether the search box's text names id: its value in any
 // case, or type:value.
-func matches(id resolver.Identifier, query string) bool {
+func namesIdentifier(id resolver.Identifier, query string) bool {
 	query = strings.TrimSpace(query)
 	return strings.EqualFold(id.Value, query) || strings.EqualFold(id.String(), query)
 }
@@ -111,16 +114,16 @@ func matches(id resolver.Identifier, query string) bool {
 func (c *console) person(ctx *gin.Context) {
 	profile, err := strconv.ParseInt(ctx.Param("id"), 10, 64)
 	if err != nil || profile < 1 {
-		c.missing(ctx, 0)
+		c.missing(ctx)
 		return
 	}
 	current, err := c.server.profiles.CurrentProfile(ctx.Request.Context(), profile)
 	if resolver.ErrorCode(err) == resolver.ENotFound {
-		c.missing(ctx, profile)
+		c.missing(ctx)
 		return
 	}
 	if err != nil {
-		c.failed(ctx, "show profile", err)
+		c.personError(ctx, "show profile", err)
 		return
 	}
 	if current != profile {
@@ -134,12 +137,11 @@ func (c *console) showPerson(ctx *gin.Context, profile int64) {
 	before, cursorErr := olderCursor(ctx.Query("older"))
 	view, err := c.personView(ctx.Request.Context(), profile, before)
 	if err != nil {
-		c.server.log.Error("show profile", "profile_id", profile, "error", err)
-		ctx.String(http.StatusInternalServerError, "internal error")
+		c.personError(ctx, fmt.Sprintf("show profile %d", profile), err)
 		return
 	}
 	if len(view.Groups) == 0 {
-		c.missing(ctx, profile)
+		c.missing(ctx)
 		return
 	}
 	if cursorErr != nil {
@@ -149,10 +151,12 @@ func (c *console) showPerson(ctx *gin.Context, profile int64) {
 		Nav: "people", Data: view})
 }
 
-// missing says a person is not there, with what to try instead.
-func (c *console) missing(ctx *gin.Context, profile int64) {
+// missing says the person the address names is not there, with what to
+// try instead.
+func (c *console) missing(ctx *gin.Context) {
 	c.render(ctx, http.StatusNotFound, "search", page{Title: "No such person",
-		SignedIn: true, Nav: "people", Data: searchView{Missing: max(profile, 0)}})
+		SignedIn: true, Nav: "people",
+		Data: searchView{NotFound: true, Missing: ctx.Param("id")}})
 }
 
 // olderCursor reads the timeline's "older" cursor; "" is the newest page.
@@ -206,7 +210,7 @@ func (c *console) personView(ctx context.Context, profile int64,
 	apps := newAppPalette(presences, sightings)
 	view.Groups, view.Identities = groupIdentifiers(sightings, apps), len(sightings)
 	view.Apps, view.Devices = appsAndDevices(presences, apps)
-	view.Events, view.FirstSeen, view.LastSeen = activity(presences)
+	view.Events, view.FirstSeen, view.LastSeen = personActivity(presences)
 
 	if view.Traits, err = c.server.profiles.Traits(ctx, profile); err != nil {
 		return view, err
@@ -220,14 +224,14 @@ func (c *console) personView(ctx context.Context, profile int64,
 	if view.Timeline, err = c.timeline(ctx, profile, before, apps); err != nil {
 		return view, err
 	}
-	view.Heading, view.Named = heading(view.Traits, sightings)
-	view.Summary = summaryLine(view)
+	view.Heading, view.Named = personHeading(view.Traits, sightings)
+	view.Summary = personSummaryLine(view)
 	return view, nil
 }
 
-// heading names the person: their name, else their first email, else
+// personHeading names the person: their name, else their first email, else
 // "Anonymous person".
-func heading(traits []resolver.Trait, sightings []resolver.Sighting) (string, bool) {
+func personHeading(traits []resolver.Trait, sightings []resolver.Sighting) (string, bool) {
 	if name := displayName(traits); name != "" {
 		return name, true
 	}
@@ -239,32 +243,32 @@ func heading(traits []resolver.Trait, sightings []resolver.Sighting) (string, bo
 	return "Anonymous person", false
 }
 
-func summaryLine(v personView) string {
+func personSummaryLine(v personView) string {
 	names := make([]string, len(v.Apps))
 	for i, a := range v.Apps {
 		names[i] = a.Name
 	}
-	text := countOf(v.Events, "event", "events")
+	text := countNoun(v.Events, "event", "events")
 	if len(v.Apps) > 0 {
-		text += " across " + countOf(len(v.Apps), "app", "apps") +
+		text += " across " + countNoun(len(v.Apps), "app", "apps") +
 			" (" + strings.Join(names, ", ") + ")"
 	}
 	if len(v.Devices) > 0 {
-		text += " on " + countOf(len(v.Devices), "device", "devices")
+		text += " on " + countNoun(len(v.Devices), "device", "devices")
 	}
 	return text
 }
 
-// countOf writes n with its noun for people: "1 event", "1,204 events".
-func countOf(n int, one, many string) string {
+// countNoun writes n with its noun for people: "1 event", "1,204 events".
+func countNoun(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
 	return groupDigits(n) + " " + many
 }
 
-// activity totals the events and finds when the first and latest happened.
-func activity(presences []resolver.Presence) (int, time.Time, time.Time) {
+// personActivity totals the events and finds when the first and latest happened.
+func personActivity(presences []resolver.Presence) (int, time.Time, time.Time) {
 	var events int
 	var first, last time.Time
 	for _, p := range presences {
@@ -329,8 +333,8 @@ func identifierKinds() []string {
 		"Other identifiers"}
 }
 
-// kindOf tells which group an identifier type belongs to.
-func kindOf(kind string) string {
+// identifierKind tells which group an identifier type belongs to.
+func identifierKind(kind string) string {
 	switch {
 	case kind == resolver.TypeEmail:
 		return "Emails"
@@ -349,7 +353,7 @@ func kindOf(kind string) string {
 func groupIdentifiers(sightings []resolver.Sighting, apps appPalette) []identifierGroup {
 	byKind := map[string][]identifierRow{}
 	for _, s := range sightings {
-		byKind[kindOf(s.Type)] = append(byKind[kindOf(s.Type)], identifierRow{
+		byKind[identifierKind(s.Type)] = append(byKind[identifierKind(s.Type)], identifierRow{
 			Type: s.Type, Value: s.Value,
 			First: sightingView{At: s.FirstSeen, Place: apps.place(s.App, s.Device)},
 			Last: sightingView{At: s.LastSeen,
@@ -469,12 +473,12 @@ func appsAndDevices(presences []resolver.Presence, palette appPalette) ([]appVie
 		if p.App != "" && !slices.Contains(d.Apps, p.App) {
 			d.Apps = append(d.Apps, p.App)
 		}
-		d.LastSeen = later(d.LastSeen, p.Last())
+		d.LastSeen = laterOf(d.LastSeen, p.Last())
 	}
 	return orderedApps(apps, counts, palette), orderedDevices(devices, deviceOrder)
 }
 
-func later(a, b time.Time) time.Time {
+func laterOf(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
 	}
@@ -486,7 +490,7 @@ func orderedApps(apps map[string]*appView, counts map[string]int,
 	var out []appView
 	for _, name := range palette.names {
 		if a := apps[name]; a != nil {
-			a.Events = countOf(counts[name], "event", "events")
+			a.Events = countNoun(counts[name], "event", "events")
 			out = append(out, *a)
 		}
 	}
@@ -537,7 +541,7 @@ func (c *console) timeline(ctx context.Context, profile int64, before *resolver.
 	view := timelineView{Shown: len(page.Events), Paged: before != nil}
 	for _, e := range page.Events {
 		ev := eventView{At: e.Timestamp(), Clock: e.Timestamp().Format("15:04"),
-			Name: eventName(e.EventRecord), Props: keyProperties(e.EventRecord),
+			Name: timelineEventName(e.EventRecord), Props: keyProperties(e.EventRecord),
 			Place: apps.place(e.App, e.DeviceType+" "+e.DeviceID)}
 		date := ev.At.Format(time.DateOnly)
 		if n := len(view.Days); n == 0 || view.Days[n-1].Date != date {
@@ -553,9 +557,9 @@ func (c *console) timeline(ctx context.Context, profile int64, before *resolver.
 	return view, nil
 }
 
-// eventName is what the timeline calls an event: a track call's name, or
+// timelineEventName is what the timeline calls an event: a track call's name, or
 // the kind of call with the page or screen name.
-func eventName(e resolver.EventRecord) string {
+func timelineEventName(e resolver.EventRecord) string {
 	switch e.Type {
 	case "track":
 		return e.Event
@@ -582,19 +586,19 @@ const maxKeyProperties = 4
 // product, the money, the distance and the time it took, and who signed in
 // on an identify call.
 func keyProperties(e resolver.EventRecord) []propView {
-	props := decodeObject(e.Properties)
+	props := decodePropsJSON(e.Properties)
 	var out []propView
 	add := func(label, value string) {
 		if value != "" {
 			out = append(out, propView{Label: label, Value: value})
 		}
 	}
-	cur := currency(props)
+	cur := eventCurrency(props)
 	add("Product", productText(props))
-	revenue := money(firstPresent(props, "revenue", "total"), cur)
+	revenue := moneyText(firstPresent(props, "revenue", "total"), cur)
 	add("Revenue", revenue)
 	if revenue == "" {
-		add("Price", money(props["price"], cur))
+		add("Price", moneyText(props["price"], cur))
 	}
 	add("Distance", distanceText(props))
 	add("Duration", durationText(props["duration_s"]))
@@ -604,9 +608,9 @@ func keyProperties(e resolver.EventRecord) []propView {
 	return out[:min(len(out), maxKeyProperties)]
 }
 
-// decodeObject reads a JSON object with numbers as written; anything else
+// decodePropsJSON reads a JSON object with numbers as written; anything else
 // reads as empty.
-func decodeObject(text string) map[string]any {
+func decodePropsJSON(text string) map[string]any {
 	var out map[string]any
 	dec := json.NewDecoder(strings.NewReader(text))
 	dec.UseNumber()
@@ -633,14 +637,14 @@ func productText(props map[string]any) string {
 	if list, ok := props["products"].([]any); ok {
 		var names []string
 		for _, item := range list {
-			if name := productLabel(asMap(item)); name != "" {
+			if name := productLabel(propsObject(item)); name != "" {
 				names = append(names, name)
 			}
 		}
 		if len(names) > maxProductsNamed {
 			more := len(names) - maxProductsNamed
 			return strings.Join(names[:maxProductsNamed], ", ") + " and " +
-				countOf(more, "more", "more")
+				countNoun(more, "more", "more")
 		}
 		return strings.Join(names, ", ")
 	}
@@ -651,41 +655,41 @@ func productText(props map[string]any) string {
 }
 
 func productLabel(product map[string]any) string {
-	if name := scalarText(product["name"]); name != "" {
+	if name := propText(product["name"]); name != "" {
 		return name
 	}
-	return scalarText(product["product_id"])
+	return propText(product["product_id"])
 }
 
-func asMap(v any) map[string]any {
+func propsObject(v any) map[string]any {
 	m, _ := v.(map[string]any)
 	return m
 }
 
-// scalarText writes a string, number or boolean; "" for anything else.
-func scalarText(v any) string {
+// propText writes a string, number or boolean; "" for anything else.
+func propText(v any) string {
 	switch x := v.(type) {
 	case string:
 		return strings.TrimSpace(x)
 	case json.Number:
-		return formatNumber(x)
+		return numberText(x)
 	case bool:
 		return strconv.FormatBool(x)
 	}
 	return ""
 }
 
-// currency is the event's currency code, USD when it names none, as in
+// eventCurrency is the event's currency code, USD when it names none, as in
 // Segment's e-commerce spec.
-func currency(props map[string]any) string {
-	if code := strings.ToUpper(scalarText(props["currency"])); code != "" {
+func eventCurrency(props map[string]any) string {
+	if code := strings.ToUpper(propText(props["currency"])); code != "" {
 		return code
 	}
 	return "USD"
 }
 
-// money writes an amount with its currency: "$1,250.00", "12.50 CHF".
-func money(v any, code string) string {
+// moneyText writes an amount with its currency: "$1,250.00", "12.50 CHF".
+func moneyText(v any, code string) string {
 	n, ok := v.(json.Number)
 	if !ok {
 		return ""
@@ -706,9 +710,9 @@ func money(v any, code string) string {
 	return sign + text + " " + code
 }
 
-// formatNumber writes a number for people: digits grouped, at most two
+// numberText writes a number for people: digits grouped, at most two
 // decimals.
-func formatNumber(n json.Number) string {
+func numberText(n json.Number) string {
 	if i, err := n.Int64(); err == nil {
 		return groupDigits(i)
 	}
@@ -743,8 +747,8 @@ func distanceText(props map[string]any) string {
 	if !ok {
 		return ""
 	}
-	unit := scalarText(props["distance_unit"])
-	return strings.TrimSpace(formatNumber(n) + " " + unit)
+	unit := propText(props["distance_unit"])
+	return strings.TrimSpace(numberText(n) + " " + unit)
 }
 
 // durationText writes a number of seconds as hours and minutes.
@@ -805,8 +809,8 @@ func (c *console) audienceViews(ctx context.Context, profile int64) ([]audienceV
 	attrs := make([]map[string]any, len(memberships))
 	var values []string
 	for i, m := range memberships {
-		attrs[i] = decodeObject(m.Attributes)
-		values = append(values, stringLeaves(attrs[i])...)
+		attrs[i] = decodePropsJSON(m.Attributes)
+		values = append(values, attributeStrings(attrs[i])...)
 	}
 	products, err := c.server.profiles.ProductNames(ctx, profile, values)
 	if err != nil {
@@ -859,9 +863,9 @@ func attributeOrder(attrs map[string]any, order []string) []string {
 	return append(keys, rest...)
 }
 
-// stringLeaves lists the strings in attrs' values and lists, which may be
+// attributeStrings lists the strings in attrs' values and lists, which may be
 // product ids.
-func stringLeaves(attrs map[string]any) []string {
+func attributeStrings(attrs map[string]any) []string {
 	var out []string
 	for _, v := range attrs {
 		items, isList := v.([]any)
@@ -881,7 +885,7 @@ func stringLeaves(attrs map[string]any) []string {
 // attributeFor writes one member attribute: times as times, product ids
 // with their names, lists joined.
 func attributeFor(key string, v any, products map[string]string) attributeView {
-	view := attributeView{Label: labelFor(key)}
+	view := attributeView{Label: attributeLabel(key)}
 	if text, ok := v.(string); ok && strings.HasSuffix(key, "_at") {
 		if t, ok := resolver.ParseTime(text); ok {
 			view.Time = t
@@ -894,7 +898,7 @@ func attributeFor(key string, v any, products map[string]string) attributeView {
 	}
 	parts := make([]string, 0, len(items))
 	for _, item := range items {
-		parts = append(parts, valueText(item, products))
+		parts = append(parts, attributeValueText(item, products))
 	}
 	view.Text = strings.Join(parts, ", ")
 	if view.Text == "" {
@@ -903,22 +907,22 @@ func attributeFor(key string, v any, products map[string]string) attributeView {
 	return view
 }
 
-func valueText(v any, products map[string]string) string {
+func attributeValueText(v any, products map[string]string) string {
 	if text, ok := v.(string); ok {
 		if name := products[text]; name != "" && name != text {
 			return name + " (" + text + ")"
 		}
 	}
-	if text := scalarText(v); text != "" || v == nil {
+	if text := propText(v); text != "" || v == nil {
 		return text
 	}
 	encoded, _ := json.Marshal(v)
 	return string(encoded)
 }
 
-// labelFor writes an attribute key for people: "abandoned_products" reads
+// attributeLabel writes an attribute key for people: "abandoned_products" reads
 // "Abandoned products".
-func labelFor(key string) string {
+func attributeLabel(key string) string {
 	text := strings.TrimSpace(strings.ReplaceAll(key, "_", " "))
 	if text == "" {
 		return key

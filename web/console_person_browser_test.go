@@ -39,6 +39,19 @@ func twoMoreMessages() []string {
 	}
 }
 
+// mergedMessages make two people who turn out to be one: Robin's phone and
+// Robin's account, tied by a sign-in.
+func mergedMessages() []string {
+	return []string{
+		`{"messageId":"robin-1","type":"track","event":"App Opened","anonymousId":"robin-a",` +
+			`"timestamp":"2026-10-03T08:00:00Z","context":{"app":"SegRuns"}}`,
+		`{"messageId":"robin-2","type":"identify","userId":"robin",` +
+			`"timestamp":"2026-10-03T08:05:00Z","traits":{"name":"Robin Roe"}}`,
+		`{"messageId":"robin-3","type":"identify","userId":"robin","anonymousId":"robin-a",` +
+			`"timestamp":"2026-10-03T08:10:00Z","context":{"app":"SegRuns"}}`,
+	}
+}
+
 // mustPeopleServer serves the console over the seed journey plus extra
 // messages and returns its base URL, as mustConsoleServer does.
 func mustPeopleServer(t *testing.T, extra []string) string {
@@ -367,7 +380,7 @@ func mustTabTo(t *testing.T, ctx context.Context, text string) {
 }
 
 func TestConsoleSearchListsEveryoneWhoHoldsAValue(t *testing.T) {
-	base := mustPeopleServer(t, twoMoreMessages())
+	base := mustPeopleServer(t, append(twoMoreMessages(), mergedMessages()...))
 	ctx := mustBrowser(t, base)
 	mustVisit(t, ctx, base+"/login")
 	mustSignIn(t, ctx, browserToken)
@@ -412,6 +425,21 @@ func TestConsoleSearchListsEveryoneWhoHoldsAValue(t *testing.T) {
 		t.Errorf("a missing person: status %d, heading %q", status, h1)
 	}
 	mustBeAccessible(t, ctx)
+	status, _ = mustVisit(t, ctx, base+"/people/robin")
+	if h1 := mustText(t, ctx, "main h1"); status != http.StatusNotFound || h1 != "No person robin" {
+		t.Errorf("a person page by name: status %d, heading %q", status, h1)
+	}
+
+	// Robin's two profiles became one: both addresses open the one left.
+	_, robin := mustSearch(t, ctx, "robin")
+	for _, id := range []string{"4", "5"} {
+		if _, at := mustVisit(t, ctx, base+"/people/"+id); at != robin {
+			t.Errorf("profile %s opens %s, want Robin's %s", id, at, robin)
+		}
+	}
+	if h1 := mustText(t, ctx, "main h1"); h1 != "Robin Roe" {
+		t.Errorf("Robin's heading = %q", h1)
+	}
 }
 
 func TestConsolePersonPagesAtPhoneAndDesktopWidths(t *testing.T) {
