@@ -426,7 +426,8 @@ func TestConsoleSearchListsEveryoneWhoHoldsAValue(t *testing.T) {
 	}
 	mustBeAccessible(t, ctx)
 	status, _ = mustVisit(t, ctx, base+"/people/robin")
-	if h1 := mustText(t, ctx, "main h1"); status != http.StatusNotFound || h1 != "No person robin" {
+	h1 = mustText(t, ctx, "main h1")
+	if status != http.StatusNotFound || h1 != "No person robin" {
 		t.Errorf("a person page by name: status %d, heading %q", status, h1)
 	}
 
