@@ -81,35 +81,45 @@ func (c *console) audiences(ctx *gin.Context) {
 // the height of its size chart in pixels.
 func (c *console) audienceCard(ctx context.Context, def audiences.Definition,
 	chartHeight int) (audienceCard, error) {
-	runner := c.server.runner
 	card := audienceCard{Name: def.Name, Description: def.Description,
 		Schedule: def.Schedule, ScheduleText: def.ScheduleSummary()}
 	if card.Schedule == "" {
 		card.Schedule = audiences.DefaultSchedule
 	}
-	current, err := runner.CurrentRun(ctx, def.Name)
+	if err := c.readRuns(ctx, &card); err != nil {
+		return card, fmt.Errorf("audience %s: %w", def.Name, err)
+	}
+	next, err := def.NextRun(c.server.now())
+	if err != nil {
+		return card, err
+	}
+	history, err := c.server.runner.SizeHistory(ctx, def.Name, chartRuns)
+	if err != nil {
+		return card, fmt.Errorf("audience %s: %w", def.Name, err)
+	}
+	card.NextRun = next
+	card.Chart = newSizeChart("size-"+def.Name, history, chartHeight)
+	return card, nil
+}
+
+// readRuns fills in the card's current result and latest run, each left
+// unset when there is none yet.
+func (c *console) readRuns(ctx context.Context, card *audienceCard) error {
+	current, err := c.server.runner.CurrentRun(ctx, card.Name)
 	switch {
 	case err == nil:
 		card.Computed, card.Current = true, current
 	case resolver.ErrorCode(err) != resolver.ENotFound:
-		return card, err
+		return err
 	}
-	last, err := runner.LastRun(ctx, def.Name)
+	last, err := c.server.runner.LastRun(ctx, card.Name)
 	switch {
 	case err == nil:
 		card.LastRun = &last
 	case resolver.ErrorCode(err) != resolver.ENotFound:
-		return card, err
+		return err
 	}
-	if card.NextRun, err = def.NextRun(c.server.now()); err != nil {
-		return card, err
-	}
-	history, err := runner.SizeHistory(ctx, def.Name, chartRuns)
-	if err != nil {
-		return card, err
-	}
-	card.Chart = newSizeChart("size-"+def.Name, history, chartHeight)
-	return card, nil
+	return nil
 }
 
 func (c *console) pageFailed(ctx *gin.Context, what string, err error) {
@@ -164,7 +174,7 @@ func (c *console) audienceData(ctx *gin.Context, def audiences.Definition) (audi
 		data.AttrLabels = append(data.AttrLabels, attrLabel(name))
 	}
 	if data.YAML, err = def.DisplayYAML(); err != nil {
-		return data, err
+		return data, fmt.Errorf("audience %s: %w", def.Name, err)
 	}
 	if data.Members, err = c.memberList(ctx, def, card.Computed); err != nil {
 		return data, err
@@ -174,7 +184,7 @@ func (c *console) audienceData(ctx *gin.Context, def audiences.Definition) (audi
 	}
 	runs, err := c.server.runner.Runs(reqCtx, def.Name, runsShown)
 	if err != nil {
-		return data, err
+		return data, fmt.Errorf("audience %s: %w", def.Name, err)
 	}
 	for _, run := range runs {
 		data.Runs = append(data.Runs, runView{Run: run, Took: tookText(run)})
@@ -204,10 +214,17 @@ type memberView struct {
 	Attributes []attrView
 }
 
+// maxQuery bounds a member search, in bytes.
+const maxQuery = 200
+
 func (c *console) memberList(ctx *gin.Context, def audiences.Definition,
 	computed bool) (memberList, error) {
-	list := memberList{Query: ctx.Query("q"), Page: pageNumber(ctx.Query("page"))}
-	list.Searching = list.Query != ""
+	query := strings.TrimSpace(ctx.Query("q"))
+	if len(query) > maxQuery {
+		query = strings.ToValidUTF8(query[:maxQuery], "")
+	}
+	list := memberList{Query: query, Searching: query != "",
+		Page: pageNumber(ctx.Query("page"))}
 	base := "/audience/" + url.PathEscape(def.Name)
 	list.AllURL = base + "#members"
 	if !computed {
@@ -217,24 +234,30 @@ func (c *console) memberList(ctx *gin.Context, def audiences.Definition,
 	found, err := c.server.runner.SearchMembers(ctx.Request.Context(), def.Name,
 		list.Query, offset, membersPerPage)
 	if err != nil {
-		return list, err
+		return list, fmt.Errorf("audience %s: %w", def.Name, err)
 	}
-	list.Total = found.Total
-	list.Pages = (found.Total + membersPerPage - 1) / membersPerPage
-	list.Beyond = list.Page > list.Pages && list.Total > 0
-	list.From, list.To = offset+1, offset+len(found.Members)
 	for _, m := range found.Members {
 		list.Members = append(list.Members, newMemberView(m, def.Attributes()))
 	}
-	link := func(n int) string { return memberPageURL(base, list.Query, n) }
-	list.FirstURL = link(1)
-	if list.Page > 1 && !list.Beyond {
-		list.PrevURL = link(list.Page - 1)
-	}
-	if list.Page < list.Pages {
-		list.NextURL = link(list.Page + 1)
-	}
+	list.paginate(base, offset, found.Total)
 	return list, nil
+}
+
+// paginate sets the counts and links of a page that starts at offset, out
+// of total members found.
+func (l *memberList) paginate(base string, offset, total int) {
+	l.Total = total
+	l.Pages = (total + membersPerPage - 1) / membersPerPage
+	l.Beyond = l.Page > l.Pages && total > 0
+	l.From, l.To = offset+1, offset+len(l.Members)
+	link := func(n int) string { return memberPageURL(base, l.Query, n) }
+	l.FirstURL = link(1)
+	if l.Page > 1 && !l.Beyond {
+		l.PrevURL = link(l.Page - 1)
+	}
+	if l.Page < l.Pages {
+		l.NextURL = link(l.Page + 1)
+	}
 }
 
 // pageNumber reads a page number from a query; anything else is page 1.
@@ -291,7 +314,7 @@ func (c *console) recentChanges(ctx context.Context,
 	def audiences.Definition) ([]changeView, error) {
 	changes, err := c.server.runner.RecentChanges(ctx, def.Name, changesShown)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("audience %s: %w", def.Name, err)
 	}
 	views := make([]changeView, 0, len(changes))
 	for _, change := range changes {
