@@ -39,7 +39,7 @@ func builtin(t testing.TB, name string) Definition {
 // fails the test if the engines disagree.
 func evaluateOn(t testing.TB, def Definition, history []testEvent) map[string]any {
 	t.Helper()
-	db := sqltest.MustOpen(t)
+	db := sqltest.MustOpenSQLite(t)
 	mustStorePerson(t, db, 1, history)
 	got := mustMembers(t, db, def)[1]
 
@@ -56,7 +56,7 @@ func evaluateOn(t testing.TB, def Definition, history []testEvent) map[string]an
 // onEachEngine runs test on a fresh database of every engine available:
 // SQLite always, PostgreSQL when sqltest.PostgresEnv is set.
 func onEachEngine(t *testing.T, test func(t *testing.T, db *sqldb.DB)) {
-	t.Run("sqlite", func(t *testing.T) { test(t, sqltest.MustOpen(t)) })
+	t.Run("sqlite", func(t *testing.T) { test(t, sqltest.MustOpenSQLite(t)) })
 	t.Run("postgres", func(t *testing.T) { test(t, sqltest.MustOpenPostgres(t)) })
 }
 

@@ -149,7 +149,7 @@ func TestAScheduledRunHappensOnceAcrossProcesses(t *testing.T) {
 		}
 	}
 	t.Run("sqlite", func(t *testing.T) {
-		db := sqltest.MustOpen(t)
+		db := sqltest.MustOpenSQLite(t)
 		run(t, []*sqldb.DB{db, db, db})
 	})
 	t.Run("postgres", func(t *testing.T) {

@@ -17,6 +17,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
 const (
@@ -219,7 +222,7 @@ func TestSeedJourneyEndToEnd(t *testing.T) {
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dbPath := filepath.Join(t.TempDir(), "knit.db")
+			dbPath := sqltest.MustDSN(t, "knit.db")
 			s := mustServe(t, dbPath, recordedAt)
 			for _, file := range tc.replays {
 				mustReplay(t, s, file)
@@ -507,9 +510,15 @@ func checkSeedDatabase(t *testing.T, dbPath string, want seedExpected) {
 	}
 }
 
-func mustOpenReadOnly(t *testing.T, path string) *sql.DB {
+// mustOpenReadOnly opens the database a test's knit wrote: a SQLite file
+// read-only, or the PostgreSQL schema its URL names.
+func mustOpenReadOnly(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	driver, source := "sqlite3", "file:"+dsn+"?mode=ro"
+	if sqldb.DialectFromDSN(dsn) == sqldb.Postgres {
+		driver, source = "pgx", dsn
+	}
+	db, err := sql.Open(driver, source)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
 func TestHelpDocumentsEveryOption(t *testing.T) {
@@ -73,7 +75,7 @@ func TestUsageMistakesAreReported(t *testing.T) {
 }
 
 func TestTokenResetPrintsANewTokenEachTime(t *testing.T) {
-	db := t.TempDir() + "/token.db"
+	db := sqltest.MustDSN(t, "token.db")
 	mustRun(t, "import", "--db", db, "../../testdata/seed-journey/messages.ndjson")
 	first := mustRun(t, "token", "reset", "--db", db)
 	second := mustRun(t, "token", "reset", "--db", db)
@@ -83,7 +85,7 @@ func TestTokenResetPrintsANewTokenEachTime(t *testing.T) {
 }
 
 func TestUnlinkAndDeleteFromTheCommandLine(t *testing.T) {
-	db := t.TempDir() + "/admin.db"
+	db := sqltest.MustDSN(t, "admin.db")
 	mustRun(t, "import", "--db", db, "../../testdata/seed-journey/messages.ndjson")
 
 	out := mustRun(t, "identity", "unlink", "ios.id:ios_abc123", "--db", db,
@@ -98,7 +100,7 @@ func TestUnlinkAndDeleteFromTheCommandLine(t *testing.T) {
 }
 
 func TestIdentityPreviewFromTheCommandLine(t *testing.T) {
-	db := t.TempDir() + "/preview.db"
+	db := sqltest.MustDSN(t, "preview.db")
 	mustRun(t, "import", "--db", db, "../../testdata/sample/events.ndjson")
 	proposed := mustWriteConfig(t, "identity:\n  types:\n    ios.id: {limit: 1}\n")
 
@@ -142,7 +144,7 @@ func TestConfigCheckAndAudiencePreview(t *testing.T) {
 		t.Errorf("config check of a bad file: %v", err)
 	}
 
-	db := t.TempDir() + "/preview-aud.db"
+	db := sqltest.MustDSN(t, "preview-aud.db")
 	mustRun(t, "import", "--db", db, "../../testdata/sample/events.ndjson")
 	out := mustRun(t, "audiences", "preview", good, "big_spenders_carts", "--db", db,
 		"--clock", "2026-11-30T12:00:00Z", "--sample", "2")

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
 const sampleDir = "../../testdata/sample"
@@ -49,7 +51,7 @@ func TestSampleImportGivesExpectedAudiences(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db := filepath.Join(t.TempDir(), "sample.db")
+	db := sqltest.MustDSN(t, "sample.db")
 	summary := mustRun(t, "import", "--db", db, filepath.Join(sampleDir, "events.ndjson"))
 	if !strings.HasPrefix(summary, "read 6188, stored 6188, duplicates 0, rejected 0") {
 		t.Errorf("import summary %q", summary)

@@ -218,15 +218,25 @@ func (db *DB) WithNamedLock(ctx context.Context, name string, fn func() error) e
 	if db.dialect != Postgres {
 		return fn()
 	}
-	conn, err := db.Conn(ctx)
+	// A free lock is taken even when ctx has ended, as an in-process lock
+	// would be; only waiting for a held one ends with ctx.
+	quick := context.WithoutCancel(ctx)
+	conn, err := db.Conn(quick)
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", name, err)
 	}
 	defer conn.Close()
 
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1, hashtext($2))",
-		audienceLockClass, name); err != nil {
+	var taken bool
+	if err := conn.QueryRowContext(quick, "SELECT pg_try_advisory_lock($1, hashtext($2))",
+		audienceLockClass, name).Scan(&taken); err != nil {
 		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	if !taken {
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1, hashtext($2))",
+			audienceLockClass, name); err != nil {
+			return fmt.Errorf("lock %s: %w", name, err)
+		}
 	}
 	defer func() {
 		// A lock left on a broken connection ends with the connection.

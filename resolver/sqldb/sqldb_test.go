@@ -14,7 +14,7 @@ import (
 )
 
 func TestSQLiteOpensWithWALForeignKeysAndFullSync(t *testing.T) {
-	db := sqltest.MustOpen(t)
+	db := sqltest.MustOpenSQLite(t)
 	ctx := context.Background()
 
 	for _, tc := range []struct {

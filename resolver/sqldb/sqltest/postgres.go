@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"path/filepath"
 	"testing"
 
 	// The PostgreSQL driver; only test helpers and cmd/ import drivers.
@@ -84,4 +85,24 @@ func mustCreateSchema(t testing.TB, server string) string {
 		_ = admin.Close()
 	})
 	return schema
+}
+
+// MustDSN names a fresh, empty database for a test that opens it itself
+// (as `knit --db` does): a URL to a new schema on PostgreSQL when
+// PostgresEnv is set, otherwise the path of a new SQLite file called name
+// under t.TempDir().
+func MustDSN(t testing.TB, name string) string {
+	t.Helper()
+	server := os.Getenv(PostgresEnv)
+	if server == "" {
+		return filepath.Join(t.TempDir(), name)
+	}
+	withSchema, err := url.Parse(server)
+	if err != nil {
+		t.Fatalf("%s: %v", PostgresEnv, err)
+	}
+	query := withSchema.Query()
+	query.Set("search_path", mustCreateSchema(t, server))
+	withSchema.RawQuery = query.Encode()
+	return withSchema.String()
 }
