@@ -247,16 +247,33 @@ func (r *Runner) finish(run Run) error {
 }
 
 // RecoverInterrupted marks runs left "running" by a process that died as
-// aborted, so history never shows a run that will not finish.
+// aborted, so history never shows a run that will not finish. A run that
+// another live process is computing (it holds the audience's lock) is left
+// alone.
 func (r *Runner) RecoverInterrupted(ctx context.Context) error {
-	_, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE audience_runs
-		SET status = ?, error = ?, finished_ms = ? WHERE status = ?`),
-		StatusAborted, "the process stopped during the run",
-		r.now().UnixMilli(), StatusRunning)
+	var names []string
+	err := r.db.SelectContext(ctx, &names, r.db.Rebind(`SELECT DISTINCT audience
+		FROM audience_runs WHERE status = ?`), StatusRunning)
 	if err != nil {
-		return fmt.Errorf("mark interrupted runs: %w", err)
+		return fmt.Errorf("find interrupted runs: %w", err)
+	}
+	for _, name := range names {
+		_, err := r.db.TryNamedLock(ctx, "audience:"+name, func() error {
+			return r.markAborted(ctx, name)
+		})
+		if err != nil {
+			return fmt.Errorf("mark interrupted runs of %s: %w", name, err)
+		}
 	}
 	return nil
+}
+
+func (r *Runner) markAborted(ctx context.Context, name string) error {
+	_, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE audience_runs
+		SET status = ?, error = ?, finished_ms = ? WHERE status = ? AND audience = ?`),
+		StatusAborted, "the process stopped during the run",
+		r.now().UnixMilli(), StatusRunning, name)
+	return err
 }
 
 // Preview computes the named audience now without saving anything and

@@ -156,3 +156,60 @@ func TestAScheduledRunHappensOnceAcrossProcesses(t *testing.T) {
 		run(t, sqltest.MustOpenPostgresPools(t, 3))
 	})
 }
+
+func TestRecoverInterruptedLeavesRunsOfLiveProcessesAlone(t *testing.T) {
+	now := func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+	running := func(t *testing.T, db *sqldb.DB, name string) {
+		t.Helper()
+		if _, err := db.Exec(db.Rebind(`INSERT INTO audience_runs (audience, started_ms,
+			evaluated_ms, status) VALUES (?, 0, 0, 'running')`), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statuses := func(t *testing.T, db *sqldb.DB) []string {
+		t.Helper()
+		var got []string
+		if err := db.Select(&got, `SELECT audience || ':' || status FROM audience_runs
+			ORDER BY audience`); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	t.Run("a dead process's run is marked aborted", func(t *testing.T) {
+		db := sqltest.MustOpen(t)
+		running(t, db, "cart_abandonment")
+		if err := NewRunner(db, WithBuiltins(nil), now, nil).RecoverInterrupted(
+			t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got := statuses(t, db); !reflect.DeepEqual(got,
+			[]string{"cart_abandonment:aborted"}) {
+			t.Errorf("runs %v", got)
+		}
+	})
+	t.Run("a live process's run is left running", func(t *testing.T) {
+		pools := sqltest.MustOpenPostgresPools(t, 2)
+		running(t, pools[0], "cart_abandonment")
+		running(t, pools[0], "shoe_reorder")
+		hold, release := make(chan struct{}), make(chan struct{})
+		go func() {
+			_ = pools[0].WithNamedLock(t.Context(), "audience:shoe_reorder", func() error {
+				close(hold)
+				<-release
+				return nil
+			})
+		}()
+		<-hold
+		err := NewRunner(pools[1], WithBuiltins(nil), now, nil).RecoverInterrupted(
+			t.Context())
+		close(release)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := statuses(t, pools[1]); !reflect.DeepEqual(got,
+			[]string{"cart_abandonment:aborted", "shoe_reorder:running"}) {
+			t.Errorf("runs %v", got)
+		}
+	})
+}

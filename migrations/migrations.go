@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
@@ -67,10 +68,9 @@ func newProvider(db *sql.DB, dialect string) (*goose.Provider, error) {
 	}
 	var options []goose.ProviderOption
 	if dialect == "postgres" {
-		// Several processes starting together take turns at migrating.
-		locker, err := lock.NewPostgresSessionLocker()
+		locker, err := schemaLocker(db)
 		if err != nil {
-			return nil, fmt.Errorf("migrations: %w", err)
+			return nil, err
 		}
 		options = append(options, goose.WithSessionLocker(locker))
 	}
@@ -79,4 +79,24 @@ func newProvider(db *sql.DB, dialect string) (*goose.Provider, error) {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
 	return provider, nil
+}
+
+// schemaLocker makes processes that start together take turns at
+// migrating one PostgreSQL schema. The lock is named after the schema, so
+// databases in other schemas of the same server migrate side by side; a
+// waiting process checks again every second, for at most five minutes.
+func schemaLocker(db *sql.DB) (lock.SessionLocker, error) {
+	var schema string
+	if err := db.QueryRow("SELECT current_schema()").Scan(&schema); err != nil {
+		return nil, fmt.Errorf("migrations: read the current schema: %w", err)
+	}
+	name := fnv.New64a()
+	name.Write([]byte("knit-migrations:" + schema))
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(int64(name.Sum64()>>1)),
+		lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return locker, nil
 }

@@ -43,6 +43,13 @@ type server struct {
 // starting at clockStart, and stops it when the test ends.
 func mustServe(t *testing.T, dbPath, clockStart string) *server {
 	t.Helper()
+	return mustServeWith(t, dbPath, clockStart)
+}
+
+// mustServeWith is mustServe with more flags for knit serve, such as
+// --roles.
+func mustServeWith(t *testing.T, dbPath, clockStart string, extra ...string) *server {
+	t.Helper()
 
 	addr := mustFreeAddr(t)
 	env := map[string]string{
@@ -53,6 +60,7 @@ func mustServe(t *testing.T, dbPath, clockStart string) *server {
 	}
 	args := []string{"serve", "--addr", addr, "--db", dbPath,
 		"--config", filepath.Join("testdata", "seed-journey.yaml"), "--clock", clockStart}
+	args = append(args, extra...)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{base: "http://" + addr, cancel: cancel, done: make(chan error, 1)}

@@ -41,12 +41,20 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	flags.register(fs, getenv)
 	addr := fs.String("addr", orDefault(getenv("KNIT_ADDR"), ":8080"),
 		"address to listen on (env KNIT_ADDR)")
+	roleList := fs.String("roles", getenv("KNIT_ROLES"), "what this process does, "+
+		"comma-separated: ingest (webhook, tracking API), web (console, export and "+
+		"Profile APIs), scheduler (audience runs, deliveries); all when empty "+
+		"(env KNIT_ROLES)")
 	var positional []string
 	if err := parseFlags(fs, args, &positional); err != nil {
 		return err
 	}
 	if len(positional) > 0 {
 		return fmt.Errorf("%w: knit serve takes no arguments, got %q", errUsage, positional)
+	}
+	taken, err := parseRoles(*roleList)
+	if err != nil {
+		return err
 	}
 
 	// Listen first: a start that cannot serve must not use up the token
@@ -63,17 +71,19 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	defer a.db.Close()
 
-	server, scheduler, err := a.buildServer(ctx, getenv, stdout)
+	server, scheduler, err := a.buildServer(ctx, getenv, stdout, taken)
 	if err != nil {
 		return err
 	}
-	a.log.Info("knit listening", "addr", listener.Addr().String(), "db", flags.db)
+	a.log.Info("knit listening", "addr", listener.Addr().String(),
+		"db", redactDSN(flags.db), "roles", taken.String())
 	return a.serveUntilDone(ctx, server, listener, scheduler)
 }
 
 // buildServer wires the HTTP handlers and the scheduler.
-func (a *app) buildServer(ctx context.Context, getenv env,
-	stdout io.Writer) (*http.Server, *audiences.Scheduler, error) {
+// A process without the scheduler role returns a nil scheduler.
+func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
+	taken roles) (*http.Server, *audiences.Scheduler, error) {
 	auth, generated, err := web.EnsureToken(ctx, a.db, getenv("KNIT_API_TOKEN"), a.now)
 	if err != nil {
 		return nil, nil, err
@@ -81,10 +91,7 @@ func (a *app) buildServer(ctx context.Context, getenv env,
 	if generated != "" {
 		fmt.Fprintf(stdout, "knit: generated API token (shown once; keep it): %s\n", generated)
 	}
-	if err := a.runner.RecoverInterrupted(ctx); err != nil {
-		return nil, nil, err
-	}
-	scheduler, err := audiences.NewScheduler(a.runner, a.log.With("component", "scheduler"))
+	scheduler, err := a.buildScheduler(ctx, taken)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -117,8 +124,14 @@ func (a *app) buildServer(ctx context.Context, getenv env,
 	router.UseRawPath = true
 	router.UnescapePathValues = true
 	router.Use(httpx.Recover(a.log), requestLog(a.log))
-	hooks.Register(router)
-	site.Register(router)
+	if taken[roleIngest] {
+		hooks.Register(router)
+	}
+	if taken[roleWeb] {
+		site.Register(router)
+	} else {
+		registerHealth(router)
+	}
 
 	return &http.Server{
 		Handler:           router,
@@ -126,6 +139,25 @@ func (a *app) buildServer(ctx context.Context, getenv env,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}, scheduler, nil
+}
+
+// buildScheduler prepares the audience schedule for a process with the
+// scheduler role, and nil for one without.
+func (a *app) buildScheduler(ctx context.Context, taken roles) (*audiences.Scheduler, error) {
+	if !taken[roleScheduler] {
+		return nil, nil
+	}
+	if err := a.runner.RecoverInterrupted(ctx); err != nil {
+		return nil, err
+	}
+	return audiences.NewScheduler(a.runner, a.log.With("component", "scheduler"))
+}
+
+// registerHealth answers /healthz on a process that serves no web role.
+func registerHealth(router *gin.Engine) {
+	healthy := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+	router.GET("/healthz", healthy)
+	router.HEAD("/healthz", healthy)
 }
 
 // serveUntilDone serves until ctx ends (SIGINT or SIGTERM), then shuts down
@@ -136,13 +168,7 @@ func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
 	listener net.Listener, scheduler *audiences.Scheduler) error {
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(listener) }()
-	scheduler.Start()
-	deliveryCtx, stopDelivery := context.WithCancel(context.Background())
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		deliverUntilDone(deliveryCtx, a.runner, a.log.With("component", "outbox"))
-	}()
+	stopBackground := a.startBackground(scheduler)
 
 	var serveErr error
 	select {
@@ -157,15 +183,33 @@ func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
 	if err := server.Shutdown(shutdownCtx); err != nil {
 		a.log.Error("http shutdown", "error", err)
 	}
-	scheduler.Stop()
-	stopDelivery()
-	<-delivered
+	stopBackground()
 	a.log.Info("stopped")
 
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
 	return nil
+}
+
+// startBackground starts the scheduler and the outbox delivery loop of a
+// process with the scheduler role, and returns what stops them both.
+func (a *app) startBackground(scheduler *audiences.Scheduler) (stop func()) {
+	if scheduler == nil {
+		return func() {}
+	}
+	scheduler.Start()
+	deliveryCtx, stopDelivery := context.WithCancel(context.Background())
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		deliverUntilDone(deliveryCtx, a.runner, a.log.With("component", "outbox"))
+	}()
+	return func() {
+		scheduler.Stop()
+		stopDelivery()
+		<-delivered
+	}
 }
 
 func splitList(text string) []string {

@@ -209,6 +209,30 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 // takes; two-key advisory locks never collide with WithWriteTx's one key.
 const audienceLockClass = 0x6b6e
 
+// TryNamedLock runs fn holding the lock called name when no one holds it,
+// and reports whether it did. On SQLite it always runs fn.
+func (db *DB) TryNamedLock(ctx context.Context, name string, fn func() error) (bool, error) {
+	if db.dialect != Postgres {
+		return true, fn()
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return false, fmt.Errorf("lock %s: %w", name, err)
+	}
+	defer conn.Close()
+
+	var taken bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))",
+		audienceLockClass, name).Scan(&taken); err != nil || !taken {
+		return false, err
+	}
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx),
+			"SELECT pg_advisory_unlock($1, hashtext($2))", audienceLockClass, name)
+	}()
+	return true, fn()
+}
+
 // WithNamedLock runs fn while holding the lock called name, so that work
 // with one name never overlaps anywhere: on PostgreSQL across processes,
 // through a session advisory lock on a connection of its own, waited for
