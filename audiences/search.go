@@ -47,7 +47,9 @@ func (r *Runner) SearchMembers(ctx context.Context, name, query string,
 	return out, err
 }
 
-// searchIn is SearchMembers reading through tx.
+// searchIn is SearchMembers reading through tx. A page that is not full
+// tells how many there are without a second pass, which is when a search
+// finds few members; a full page is followed by a count.
 func (r *Runner) searchIn(ctx context.Context, tx *sqlx.Tx, name, query string,
 	offset, limit int) (MemberSearch, error) {
 	var out MemberSearch
@@ -55,13 +57,15 @@ func (r *Runner) searchIn(ctx context.Context, tx *sqlx.Tx, name, query string,
 	if out.Run, err = r.oneRunIn(ctx, tx, currentRunQuery, name); err != nil {
 		return out, err
 	}
-	out.Members, out.Total, err = r.matchingMembers(ctx, tx, name, query, offset, limit)
+	out.Members, err = r.matchingMembers(ctx, tx, name, query, offset, limit)
 	switch {
 	case err != nil:
 	case query == "":
 		out.Total = out.Run.Size // the run counted its members when it saved them
-	case len(out.Members) == 0 && offset > 0:
-		out.Total, err = r.countMatches(ctx, tx, name, query) // past the last page
+	case len(out.Members) < limit && (len(out.Members) > 0 || offset == 0):
+		out.Total = offset + len(out.Members)
+	default:
+		out.Total, err = r.countMatches(ctx, tx, name, query)
 	}
 	return out, err
 }
@@ -100,38 +104,23 @@ func (r *Runner) countMatches(ctx context.Context, tx *sqlx.Tx, name,
 	return total, nil
 }
 
-// searchRow is a member that a search found, with how many it found.
-type searchRow struct {
-	memberRow
-	Total int `db:"total"`
-}
-
-// matchingMembers reads a page of the members query finds and, when query
-// is not empty, how many it finds in all, in the same pass.
 func (r *Runner) matchingMembers(ctx context.Context, tx *sqlx.Tx, name, query string,
-	offset, limit int) ([]Member, int, error) {
+	offset, limit int) ([]Member, error) {
 	where, args := r.memberMatch(name, query)
-	total := "0"
-	if query != "" {
-		total = "COUNT(*) OVER ()"
-	}
-	var rows []searchRow
+	var rows []memberRow
 	err := tx.SelectContext(ctx, &rows, tx.Rebind(`SELECT profile_id, run_id, user_id,
-		email, identifiers, attributes, `+total+` AS total FROM audience_members
-		WHERE `+where+` ORDER BY profile_id LIMIT ? OFFSET ?`), append(args, limit, offset)...)
+		email, identifiers, attributes FROM audience_members WHERE `+where+`
+		ORDER BY profile_id LIMIT ? OFFSET ?`), append(args, limit, offset)...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("search members of %s: %w", name, err)
+		return nil, fmt.Errorf("search members of %s: %w", name, err)
 	}
 	members := make([]Member, 0, len(rows))
 	for _, row := range rows {
 		m, err := row.member()
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		members = append(members, m)
 	}
-	if len(rows) == 0 {
-		return members, 0, nil
-	}
-	return members, rows[0].Total, nil
+	return members, nil
 }

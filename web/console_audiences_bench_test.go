@@ -44,6 +44,7 @@ func benchAudiencePages(b *testing.B, db *sqldb.DB) {
 		{"audience", "/audience/cart_abandonment", "person-1@example.com"},
 		{"search", "/audience/cart_abandonment?q=" + url.QueryEscape("PERSON-4242@"),
 			"Found 1;"},
+		{"search_broad", "/audience/cart_abandonment?q=example.com", "Found 100,000;"},
 		{"last_page", fmt.Sprintf("/audience/cart_abandonment?page=%d", lastPage),
 			"person-100000@example.com"},
 	} {
