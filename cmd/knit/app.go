@@ -22,13 +22,15 @@ import (
 
 // app is the wired core every command shares.
 type app struct {
-	db       *sqldb.DB
-	dsn      string // what --db named
-	settings settings
-	now      func() time.Time
-	log      *slog.Logger
-	store    *resolver.Store
-	runner   *audiences.Runner
+	db  *sqldb.DB
+	dsn string // what --db named
+	// retentionMonths is how many months of events serve keeps (0: all).
+	retentionMonths int
+	settings        settings
+	now             func() time.Time
+	log             *slog.Logger
+	store           *resolver.Store
+	runner          *audiences.Runner
 }
 
 // openApp loads the configuration, opens and migrates the database and

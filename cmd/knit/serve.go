@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -33,7 +34,9 @@ Environment (secrets are never flags):
                        when unset, stored hashed and printed once
   KNIT_ADMIN_PASSWORD  a password that also signs in to the console (not the APIs)
   KNIT_SPACE_ID        the only Profile API space_id accepted (any when unset)
-  KNIT_LOG_LEVEL       debug, info (default), warn or error`
+  KNIT_LOG_LEVEL       debug, info (default), warn or error
+  KNIT_EVENT_RETENTION_MONTHS  PostgreSQL: whole months of events kept beyond
+                       the current one (older months are dropped daily); 0 keeps all`
 
 func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("knit serve", serveSummary, stderr)
@@ -53,6 +56,10 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return fmt.Errorf("%w: knit serve takes no arguments, got %q", errUsage, positional)
 	}
 	taken, err := parseRoles(*roleList)
+	if err != nil {
+		return err
+	}
+	retention, err := parseRetention(getenv("KNIT_EVENT_RETENTION_MONTHS"))
 	if err != nil {
 		return err
 	}
@@ -77,6 +84,7 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	a.log.Info("knit listening", "addr", listener.Addr().String(),
 		"db", redactDSN(flags.db), "roles", taken.String())
+	a.retentionMonths = retention
 	return a.serveUntilDone(ctx, server, listener, scheduler)
 }
 
@@ -192,23 +200,27 @@ func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
 	return nil
 }
 
-// startBackground starts the scheduler and the outbox delivery loop of a
-// process with the scheduler role, and returns what stops them both.
+// startBackground starts the scheduler, the outbox delivery loop and the
+// daily upkeep of event partitions of a process with the scheduler role,
+// and returns what stops them all.
 func (a *app) startBackground(scheduler *audiences.Scheduler) (stop func()) {
 	if scheduler == nil {
 		return func() {}
 	}
 	scheduler.Start()
-	deliveryCtx, stopDelivery := context.WithCancel(context.Background())
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		deliverUntilDone(deliveryCtx, a.runner, a.log.With("component", "outbox"))
-	}()
+	loopsCtx, stopLoops := context.WithCancel(context.Background())
+	var loops sync.WaitGroup
+	loops.Go(func() {
+		deliverUntilDone(loopsCtx, a.runner, a.log.With("component", "outbox"))
+	})
+	loops.Go(func() {
+		maintainUntilDone(loopsCtx, a.db, a.now, a.retentionMonths,
+			a.log.With("component", "retention"))
+	})
 	return func() {
 		scheduler.Stop()
-		stopDelivery()
-		<-delivered
+		stopLoops()
+		loops.Wait()
 	}
 }
 
