@@ -35,9 +35,7 @@ func (w *writer) record(d decision) { w.decisions = append(w.decisions, d) }
 func (w *writer) writeDecisions(ctx context.Context, m *Message, profile int64,
 	linked []Identifier) error {
 	for _, id := range linked {
-		err := w.exec(ctx, `INSERT INTO identity_links
-			(message_id, type, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-			m.ID, id.Type, id.Value)
+		err := w.write(ctx, &bulkLinks, m.ID, id.Type, id.Value)
 		if err != nil {
 			return fmt.Errorf("record identity link %s: %w", id, err)
 		}
@@ -48,9 +46,7 @@ func (w *writer) writeDecisions(ctx context.Context, m *Message, profile int64,
 		if target == 0 {
 			target = profile
 		}
-		err := w.exec(ctx, `INSERT INTO identity_decisions
-			(profile_id, kind, message_id, identifier, other_profile_id, rule,
-			 detail, event_ms, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		err := w.write(ctx, &bulkDecisions,
 			nullable(target), d.kind, m.ID, identifierText(d.identifier),
 			nullable(d.other), d.rule, d.detail, m.Timestamp.UnixMilli(),
 			w.now.UnixMilli())

@@ -51,5 +51,6 @@ func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) 
 				merged, survivor, step.what, err)
 		}
 	}
+	w.repointEvents(merged, survivor)
 	return nil
 }

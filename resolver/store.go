@@ -64,7 +64,7 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 
 	outcomes := make([]Outcome, len(messages))
 	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
-		w := &writer{tx: tx, rules: s.rules, now: s.now()}
+		w := &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows()}
 		for i, m := range messages {
 			outcome, err := w.ingest(ctx, m)
 			if err != nil {
@@ -72,7 +72,7 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 			}
 			outcomes[i] = outcome
 		}
-		return nil
+		return w.flush(ctx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("resolver.Ingest: %w", err)
@@ -107,6 +107,9 @@ type writer struct {
 	decisions []decision // of the message being stored
 	anyBlocks *bool      // whether any identifier was unlinked, read once
 	stmts     map[string]*sqlx.Stmt
+	// bulk collects rows written together at the end of a batch; nil
+	// writes each row at once.
+	bulk *bulkRows
 }
 
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
@@ -120,11 +123,15 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 	if err != nil {
 		return outcome, fmt.Errorf("check duplicate: %w", err)
 	}
-	if existing > 0 {
+	if existing > 0 || (w.bulk != nil && w.bulk.stored[m.ID]) {
 		return outcome, nil
 	}
 
 	if m.Type == "delete" {
+		// An erase reads and deletes what the batch stored so far.
+		if err := w.flush(ctx); err != nil {
+			return outcome, err
+		}
 		return w.deleteFor(ctx, m)
 	}
 	profileID, ids, err := w.resolveMessage(ctx, m)
@@ -182,15 +189,15 @@ func (w *writer) insertEvent(ctx context.Context, m *Message, profileID int64) e
 		profile = profileID
 	}
 
-	err := w.exec(ctx, `INSERT INTO events
-		(message_id, source, type, event, user_id, anonymous_id, profile_id,
-		 ts_ms, received_ms, app, device_type, device_id, properties, raw)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	err := w.write(ctx, &bulkEvents,
 		m.ID, m.Source, m.Type, m.Event, m.UserID, m.AnonymousID, profile,
 		m.Timestamp.UnixMilli(), m.ReceivedAt.UnixMilli(), m.App,
 		m.DeviceType, m.DeviceID, m.PropertiesJSON(), string(m.Raw))
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
+	}
+	if w.bulk != nil {
+		w.bulk.stored[m.ID] = true
 	}
 	return nil
 }
