@@ -123,3 +123,23 @@ func (p *Profiles) CurrentProfile(ctx context.Context, profile int64) (int64, er
 	}
 	return current, nil
 }
+
+// PersonHistory returns what History returns, the identity decisions of a
+// profile and of every profile merged into it in the order of the
+// messages' times, reading each side by its index: its cost follows the
+// profile's decisions, never the table's size, on every engine.
+func (p *Profiles) PersonHistory(ctx context.Context, profile int64) ([]DecisionRecord, error) {
+	const columns = `id, profile_id, kind, message_id, identifier, other_profile_id,
+		rule, detail, event_ms, at_ms`
+	var records []DecisionRecord
+	err := p.db.SelectContext(ctx, &records, p.db.Rebind(`SELECT `+columns+`
+		FROM identity_decisions WHERE profile_id = ?
+		UNION ALL
+		SELECT `+columns+` FROM identity_decisions WHERE profile_id IN
+		  (SELECT id FROM profiles WHERE merged_into = ? AND id <> ?)
+		ORDER BY event_ms, id`), profile, profile, profile)
+	if err != nil {
+		return nil, fmt.Errorf("read history of profile %d: %w", profile, err)
+	}
+	return records, nil
+}

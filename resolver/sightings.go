@@ -3,7 +3,10 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // Sighting is one identifier of a profile with where and when it was first
@@ -22,7 +25,8 @@ type Sighting struct {
 // Sightings lists a profile's identifiers ordered by type and value, each
 // with its first and last sightings. It reads the last sighting's event by
 // the identifier's last-seen time, so it costs a few index lookups an
-// identifier whatever the number of events.
+// identifier whatever the number of events. The resolver caps a profile's
+// identifiers (1,000 by default), so their times fit one query.
 func (p *Profiles) Sightings(ctx context.Context, profile int64) ([]Sighting, error) {
 	var sightings []Sighting
 	err := p.db.SelectContext(ctx, &sightings, p.db.Rebind(`SELECT type, value,
@@ -31,7 +35,7 @@ func (p *Profiles) Sightings(ctx context.Context, profile int64) ([]Sighting, er
 	if err != nil {
 		return nil, fmt.Errorf("list identifiers of profile %d: %w", profile, err)
 	}
-	last, err := p.lastSightings(ctx, profile)
+	last, err := p.lastSightings(ctx, profile, sightings)
 	if err != nil {
 		return nil, err
 	}
@@ -46,45 +50,107 @@ func (p *Profiles) Sightings(ctx context.Context, profile int64) ([]Sighting, er
 	return sightings, nil
 }
 
-// sightingRow is the event that last carried an identifier.
-type sightingRow struct {
-	Type       string `db:"type"`
-	Value      string `db:"value"`
+// sightingEvent is an event of the profile at some identifier's last-seen
+// time, with where it came from.
+type sightingEvent struct {
+	MessageID  string `db:"message_id"`
+	TimeMS     int64  `db:"ts_ms"`
 	App        string `db:"app"`
 	DeviceType string `db:"device_type"`
 	DeviceID   string `db:"device_id"`
 }
 
-func (r sightingRow) device() string {
-	if r.DeviceType == "" {
-		return r.DeviceID
+func (e sightingEvent) device() string {
+	if e.DeviceType == "" {
+		return e.DeviceID
 	}
-	if r.DeviceID == "" {
-		return r.DeviceType
+	if e.DeviceID == "" {
+		return e.DeviceType
 	}
-	return r.DeviceType + " " + r.DeviceID
+	return e.DeviceType + " " + e.DeviceID
 }
 
-// lastSightings finds, for each identifier of the profile, the event of
-// the profile at the identifier's last-seen time that carried it; of
-// several at the same millisecond, the latest stored.
-func (p *Profiles) lastSightings(ctx context.Context,
-	profile int64) (map[Identifier]sightingRow, error) {
-	var rows []sightingRow
-	err := p.db.SelectContext(ctx, &rows, p.db.Rebind(`SELECT i.type, i.value,
-		e.app, e.device_type, e.device_id
-		FROM identities i
-		JOIN events e ON e.profile_id = i.profile_id AND e.ts_ms = i.last_seen_ms
-		JOIN identity_links l ON l.message_id = e.message_id
-		     AND l.type = i.type AND l.value = i.value
-		WHERE i.profile_id = ?
-		ORDER BY e.id`), profile)
-	if err != nil {
-		return nil, fmt.Errorf("read last sightings of profile %d: %w", profile, err)
+// lastSightings finds, for each of the sightings, the event of the profile
+// at the identifier's last-seen time that carried it; of several at the
+// same millisecond, the latest stored. It reads the events at those times
+// by index, then their identifiers by message id: two index lookups whose
+// plans never depend on table statistics.
+func (p *Profiles) lastSightings(ctx context.Context, profile int64,
+	sightings []Sighting) (map[Identifier]sightingEvent, error) {
+	events, err := p.eventsAtLastSightings(ctx, profile, sightings)
+	if err != nil || len(events) == 0 {
+		return map[Identifier]sightingEvent{}, err
 	}
-	last := make(map[Identifier]sightingRow, len(rows))
-	for _, row := range rows {
-		last[Identifier{Type: row.Type, Value: row.Value}] = row
+	order := make(map[string]int, len(events))
+	ids := make([]string, len(events))
+	for i, e := range events {
+		order[e.MessageID], ids[i] = i, e.MessageID
+	}
+	links, err := p.messageLinks(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	lastSeen := make(map[Identifier]int64, len(sightings))
+	for _, s := range sightings {
+		lastSeen[Identifier{Type: s.Type, Value: s.Value}] = s.LastSeenMS
+	}
+	best := map[Identifier]int{}
+	for _, l := range links {
+		id, i := Identifier{Type: l.Type, Value: l.Value}, order[l.MessageID]
+		at, held := lastSeen[id]
+		if prev, seen := best[id]; held && at == events[i].TimeMS && (!seen || i > prev) {
+			best[id] = i
+		}
+	}
+	last := make(map[Identifier]sightingEvent, len(best))
+	for id, i := range best {
+		last[id] = events[i]
 	}
 	return last, nil
+}
+
+// eventsAtLastSightings reads the profile's events at the identifiers'
+// last-seen times, in the order they were stored.
+func (p *Profiles) eventsAtLastSightings(ctx context.Context, profile int64,
+	sightings []Sighting) ([]sightingEvent, error) {
+	if len(sightings) == 0 {
+		return nil, nil
+	}
+	times := make([]int64, len(sightings))
+	for i, s := range sightings {
+		times[i] = s.LastSeenMS
+	}
+	slices.Sort(times)
+	query, args, err := sqlx.In(`SELECT message_id, ts_ms, app, device_type, device_id
+		FROM events WHERE profile_id = ? AND ts_ms IN (?) ORDER BY id`,
+		profile, slices.Compact(times))
+	if err != nil {
+		return nil, fmt.Errorf("build sightings query: %w", err)
+	}
+	var events []sightingEvent
+	if err := p.db.SelectContext(ctx, &events, p.db.Rebind(query), args...); err != nil {
+		return nil, fmt.Errorf("read last sightings of profile %d: %w", profile, err)
+	}
+	return events, nil
+}
+
+// messageLink is one identifier a stored message carried.
+type messageLink struct {
+	MessageID string `db:"message_id"`
+	Type      string `db:"type"`
+	Value     string `db:"value"`
+}
+
+// messageLinks reads the identifiers the given messages carried.
+func (p *Profiles) messageLinks(ctx context.Context, ids []string) ([]messageLink, error) {
+	query, args, err := sqlx.In(`SELECT message_id, type, value FROM identity_links
+		WHERE message_id IN (?)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("build link query: %w", err)
+	}
+	var links []messageLink
+	if err := p.db.SelectContext(ctx, &links, p.db.Rebind(query), args...); err != nil {
+		return nil, fmt.Errorf("read identity links: %w", err)
+	}
+	return links, nil
 }

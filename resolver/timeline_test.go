@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -251,6 +252,31 @@ func TestCurrentProfileFollowsAMerge(t *testing.T) {
 	if _, err := profiles.CurrentProfile(ctx, 99); resolver.ErrorCode(err) != resolver.ENotFound {
 		t.Errorf("a profile never made: %v, want not found", err)
 	}
+	checkPersonHistoryIsHistory(t, profiles, live, 3)
+}
+
+// checkPersonHistoryIsHistory checks PersonHistory reads what History
+// reads for profile, at least least records.
+func checkPersonHistoryIsHistory(t *testing.T, profiles *resolver.Profiles, profile int64,
+	least int) {
+	t.Helper()
+	ctx := context.Background()
+	want, err := profiles.History(ctx, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := profiles.PersonHistory(ctx, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < least || !reflect.DeepEqual(got, want) {
+		t.Errorf("PersonHistory =\n%+v\nHistory =\n%+v", got, want)
+	}
+}
+
+func TestPersonHistoryReadsWhatHistoryReads(t *testing.T) {
+	_, profiles, jane := mustJane(t)
+	checkPersonHistoryIsHistory(t, profiles, jane, 6)
 }
 
 func TestTimelinePagesThroughEventsAtTheSameMillisecond(t *testing.T) {

@@ -218,7 +218,7 @@ func (c *console) personView(ctx context.Context, profile int64,
 	if view.Audiences, view.NotIn, err = c.audienceViews(ctx, profile); err != nil {
 		return view, err
 	}
-	if view.History, err = c.server.profiles.History(ctx, profile); err != nil {
+	if view.History, err = c.server.profiles.PersonHistory(ctx, profile); err != nil {
 		return view, err
 	}
 	if view.Timeline, err = c.timeline(ctx, profile, before, apps); err != nil {
