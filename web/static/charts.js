@@ -28,6 +28,8 @@
       legend: { show: spec.series.length > 1 },
       axes: [{}, { size: 50 }],
       scales: { x: { time: true } },
+      // The console writes every time in UTC; the axes read the same.
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
     };
   }
 
