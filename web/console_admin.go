@@ -137,5 +137,6 @@ func (c *console) runNow(ctx *gin.Context) {
 	}
 	c.server.log.Info("audience run from the console", "audience", run.Audience,
 		"status", run.Status, "size", run.Size)
-	ctx.Redirect(http.StatusSeeOther, "/")
+	// Back to the page the button was on; only a local path is followed.
+	ctx.Redirect(http.StatusSeeOther, safeNext(firstOf(ctx.PostForm("back"), "/")))
 }
