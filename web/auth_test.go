@@ -145,3 +145,37 @@ func TestConsoleSessionCannotChangeDataThroughTheAPI(t *testing.T) {
 		t.Errorf("POST with only a session cookie: %d, want 401", resp.StatusCode)
 	}
 }
+
+func TestTheSessionCookieIsSecureBehindTLS(t *testing.T) {
+	server := mustSite(t, sqltest.MustOpen(t), "tls-token")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	for _, behindTLS := range []bool{false, true} {
+		req, err := http.NewRequest(http.MethodPost, server.URL+"/login",
+			strings.NewReader(url.Values{"token": {"tls-token"}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if behindTLS {
+			req.Header.Set("X-Forwarded-Proto", "https")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var session *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "knit_session" {
+				session = c
+			}
+		}
+		if session == nil || session.Secure != behindTLS || !session.HttpOnly ||
+			session.SameSite != http.SameSiteLaxMode {
+			t.Errorf("behind TLS %v: cookie %+v, want Secure only then, always HttpOnly "+
+				"and SameSite=Lax", behindTLS, session)
+		}
+	}
+}
