@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,25 +119,71 @@ func TestAFleetOnOnePostgresGivesTheAnswersOfOneProcess(t *testing.T) {
 	}
 }
 
-// mustStartFleet starts three processes on one database at once (they
-// migrate together): one with every role, one that only ingests, and one
-// that ingests and serves the web.
+// mustStartFleet builds knit and starts three operating-system processes
+// of it on one database at once (they migrate together): one with every
+// role, one that only ingests, and one that ingests and serves the web.
 func mustStartFleet(t *testing.T, dsn string) []*server {
 	t.Helper()
+	binary := filepath.Join(t.TempDir(), "knit")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build knit: %v\n%s", err, out)
+	}
+
 	roles := []string{"", "--roles=ingest", "--roles=ingest,web"}
 	fleet := make([]*server, len(roles))
 	var wg sync.WaitGroup
 	for i, r := range roles {
-		wg.Go(func() {
-			var extra []string
-			if r != "" {
-				extra = []string{r}
-			}
-			fleet[i] = mustServeWith(t, dsn, fleetClock, extra...)
-		})
+		wg.Go(func() { fleet[i] = mustStartProcess(t, binary, dsn, r) })
 	}
 	wg.Wait()
 	return fleet
+}
+
+// mustStartProcess runs `knit serve` as a process of its own on a free
+// port, and stops it with SIGTERM when the test ends.
+func mustStartProcess(t *testing.T, binary, dsn, roles string) *server {
+	t.Helper()
+	addr := mustFreeAddr(t)
+	args := []string{"serve", "--addr", addr, "--db", dsn, "--clock", fleetClock,
+		"--config", filepath.Join("testdata", "seed-journey.yaml")}
+	if roles != "" {
+		args = append(args, roles)
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "KNIT_WRITE_KEYS="+seedWriteKey,
+		"KNIT_API_TOKEN="+testToken, "KNIT_LOG_LEVEL=warn")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start knit: %v", err)
+	}
+
+	s := &server{base: "http://" + addr, done: make(chan error, 1)}
+	s.cancel = func() { _ = cmd.Process.Signal(syscall.SIGTERM) }
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		s.stop(t)
+		if t.Failed() {
+			t.Logf("knit serve %s said:\n%s", roles, logs.String())
+		}
+	})
+	mustAnswerHealth(t, s)
+	return s
+}
+
+// mustAnswerHealth waits until the server answers /healthz.
+func mustAnswerHealth(t *testing.T, s *server) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(s.base + "/healthz"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("knit serve at %s did not answer /healthz", s.base)
 }
 
 // mustSendConflicting sends every message to every server, in batches of
