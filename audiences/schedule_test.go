@@ -213,3 +213,31 @@ func TestRecoverInterruptedLeavesRunsOfLiveProcessesAlone(t *testing.T) {
 		}
 	})
 }
+
+func TestEveryProcessComputesAtStartEvenInAClaimedMinute(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	now := func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+	tick := time.Date(2026, 11, 27, 18, 45, 10, 0, time.UTC)
+	defs := []Definition{builtin(t, "cart_abandonment")}
+	defs[0].Schedule = "0 0 1 1 *" // no tick during the test
+
+	for range 2 { // a process, then its restart within the same minute
+		s, err := NewScheduler(NewRunner(db, defs, now, nil), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.wallClock = func() time.Time { return tick }
+		s.runJob("cart_abandonment") // a scheduled run claims the minute
+		s.Start()
+		s.Stop()
+	}
+	var runs int
+	if err := db.Get(&runs, `SELECT COUNT(*) FROM audience_runs`); err != nil {
+		t.Fatal(err)
+	}
+	// The first process's scheduled run, and each process's run at start;
+	// the restart's scheduled run finds the minute claimed.
+	if runs != 3 {
+		t.Errorf("%d runs, want 3: every start computes, each minute once", runs)
+	}
+}

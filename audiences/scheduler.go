@@ -26,6 +26,10 @@ type Scheduler struct {
 	names   []string // the audience of each entry
 	// wallClock tells the minute a job fired in, which names its slot.
 	wallClock func() time.Time
+	// atStart holds the audiences whose next run is the one at start,
+	// which every process computes without claiming a slot.
+	atStart   map[string]bool
+	atStartMu sync.Mutex
 }
 
 // NewScheduler prepares a job for each of the runner's audiences. It
@@ -58,6 +62,13 @@ func NewScheduler(runner *Runner, log *slog.Logger) (*Scheduler, error) {
 // schedule, so a tick while one (or its retries) is going is skipped; an
 // audience that reads others (in_audience) waits for their first runs.
 func (s *Scheduler) Start() {
+	s.atStartMu.Lock()
+	s.atStart = map[string]bool{}
+	for _, name := range s.names {
+		s.atStart[name] = true
+	}
+	s.atStartMu.Unlock()
+
 	firstDone := map[string]chan struct{}{}
 	for _, name := range s.names {
 		firstDone[name] = make(chan struct{})
@@ -98,19 +109,7 @@ func retryDelays() []time.Duration {
 // aborted), retries it after growing delays. Errors are logged and recorded
 // on the runs by the runner itself.
 func (s *Scheduler) runJob(name string) {
-	// The slot is the wall-clock minute the schedule fired in, the same on
-	// every process of a fleet whatever clock audiences are evaluated at.
-	slot := s.wallClock().UTC().Truncate(time.Minute)
-	claimed, err := s.runner.claimSlot(context.WithoutCancel(s.ctx), name, slot)
-	if err != nil {
-		s.logError("claim scheduled run", name, err)
-		return
-	}
-	if !claimed {
-		if s.log != nil {
-			s.log.Debug("another process computes this run", "audience", name,
-				"slot", slot.Format(time.RFC3339))
-		}
+	if !s.startingRun(name) && !s.claim(name) {
 		return
 	}
 	for attempt := 0; ; attempt++ {
@@ -124,6 +123,35 @@ func (s *Scheduler) runJob(name string) {
 			return
 		}
 	}
+}
+
+// startingRun reports whether this is the audience's run at start, which
+// a process always computes: a restart, perhaps at another --clock, must
+// not serve the previous process's result.
+func (s *Scheduler) startingRun(name string) bool {
+	s.atStartMu.Lock()
+	defer s.atStartMu.Unlock()
+	first := s.atStart[name]
+	delete(s.atStart, name)
+	return first
+}
+
+// claim takes the scheduled run of name for this process, and reports
+// false when another process of the fleet took it.
+func (s *Scheduler) claim(name string) bool {
+	// The slot is the wall-clock minute the schedule fired in, the same on
+	// every process of a fleet whatever clock audiences are evaluated at.
+	slot := s.wallClock().UTC().Truncate(time.Minute)
+	claimed, err := s.runner.claimSlot(context.WithoutCancel(s.ctx), name, slot)
+	if err != nil {
+		s.logError("claim scheduled run", name, err)
+		return false
+	}
+	if !claimed && s.log != nil {
+		s.log.Debug("another process computes this run", "audience", name,
+			"slot", slot.Format(time.RFC3339))
+	}
+	return claimed
 }
 
 func (s *Scheduler) logError(msg, name string, err error) {
