@@ -115,7 +115,10 @@ func redactDSN(dsn string) string {
 	if !ok {
 		return dsn
 	}
-	user, _, _ := strings.Cut(creds, ":")
+	user, _, hasPassword := strings.Cut(creds, ":")
+	if !hasPassword {
+		return dsn
+	}
 	return scheme + "://" + user + ":***@" + host
 }
 

@@ -175,11 +175,19 @@ func runAudiencesPreview(ctx context.Context, args []string, getenv env,
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: %d members\n", positional[1], size)
+		fmt.Fprintf(stdout, "%s: %s\n", positional[1], countOf(size, "member"))
 		for _, m := range members {
 			attrs, _ := json.Marshal(m.Attributes)
 			fmt.Fprintf(stdout, "  %d %s %s %s\n", m.ProfileID, m.Email, m.UserID, attrs)
 		}
 		return nil
 	})
+}
+
+// countOf writes n with its noun: "1 member", "3 members".
+func countOf(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

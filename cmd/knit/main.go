@@ -120,7 +120,7 @@ type commonFlags struct {
 
 func (c *commonFlags) register(fs *flag.FlagSet, getenv env) {
 	fs.StringVar(&c.db, "db", orDefault(getenv("KNIT_DB"), "knit.db"),
-		"database: a SQLite file path (postgres:// URLs are reserved for PostgreSQL)\n"+
+		"database: a SQLite file path, or a postgres:// URL\n"+
 			"(env KNIT_DB)")
 	fs.StringVar(&c.config, "config", getenv("KNIT_CONFIG"),
 		"YAML file of identity rules and audiences; built-in defaults when empty\n"+

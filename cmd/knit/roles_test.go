@@ -2,7 +2,13 @@ package main
 
 import (
 	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 )
 
 func TestRolesAndRetentionAreReadOrRefusedByName(t *testing.T) {
@@ -25,6 +31,32 @@ func TestRolesAndRetentionAreReadOrRefusedByName(t *testing.T) {
 	for _, bad := range []string{"-1", "six", "1.5"} {
 		if _, err := parseRetention(bad); !errors.Is(err, errUsage) {
 			t.Errorf("retention %q: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+func TestADatabaseURLHidesOnlyAPassword(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://knit:s3cret@db:5432/knit": "postgres://knit:***@db:5432/knit",
+		"postgres://postgres@127.0.0.1/test":  "postgres://postgres@127.0.0.1/test",
+		"/var/lib/knit/knit.db":               "/var/lib/knit/knit.db",
+	} {
+		if got := redactDSN(dsn); got != want {
+			t.Errorf("redactDSN(%q) = %q, want %q", dsn, got, want)
+		}
+	}
+}
+
+func TestAProcessWithoutTheWebRoleAnswersJSON(t *testing.T) {
+	router := gin.New()
+	registerHealth(router, slog.New(slog.DiscardHandler))
+	for path, want := range map[string]int{"/healthz": 200, "/audiences": 404} {
+		rec := httptest.NewRecorder()
+		router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != want || !strings.HasPrefix(rec.Header().Get("Content-Type"),
+			"application/json") {
+			t.Errorf("GET %s: %d %q, want %d in JSON", path, rec.Code,
+				rec.Header().Get("Content-Type"), want)
 		}
 	}
 }

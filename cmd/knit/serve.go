@@ -110,7 +110,7 @@ func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
 		Now:        a.now,
 		Rejections: a.store,
 	}, a.log.With("component", "webhook"))
-	if getenv("KNIT_WEBHOOK_SECRET") == "" {
+	if getenv("KNIT_WEBHOOK_SECRET") == "" && taken[roleIngest] {
 		a.log.Warn("KNIT_WEBHOOK_SECRET is not set: /webhook accepts unsigned requests")
 	}
 	auth.SetAdminPassword(getenv("KNIT_ADMIN_PASSWORD"))
@@ -138,7 +138,7 @@ func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
 	if taken[roleWeb] {
 		site.Register(router)
 	} else {
-		registerHealth(router)
+		registerHealth(router, a.log)
 	}
 
 	return &http.Server{
@@ -161,11 +161,17 @@ func (a *app) buildScheduler(ctx context.Context, taken roles) (*audiences.Sched
 	return audiences.NewScheduler(a.runner, a.log.With("component", "scheduler"))
 }
 
-// registerHealth answers /healthz on a process that serves no web role.
-func registerHealth(router *gin.Engine) {
+// registerHealth answers /healthz on a process that serves no web role,
+// and unknown paths with the same JSON 404 the web role answers.
+func registerHealth(router *gin.Engine, log *slog.Logger) {
 	healthy := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 	router.GET("/healthz", healthy)
 	router.HEAD("/healthz", healthy)
+	router.NoRoute(func(c *gin.Context) {
+		httpx.Error(c, log, resolver.Errorf(resolver.ENotFound,
+			"no endpoint %s %s on this process: its roles do not include it",
+			c.Request.Method, c.Request.URL.Path))
+	})
 }
 
 // serveUntilDone serves until ctx ends (SIGINT or SIGTERM), then shuts down
