@@ -440,25 +440,12 @@ type sizeChart struct {
 	Drawable bool
 }
 
-// chartSpec is the JSON charts.js draws from.
-type chartSpec struct {
-	X      []int64       `json:"x"`
-	Series []chartSeries `json:"series"`
-	Bars   bool          `json:"bars"`
-	Height int           `json:"height"`
-}
-
-type chartSeries struct {
-	Label  string `json:"label"`
-	Values []int  `json:"values"`
-}
-
 // newSizeChart draws runs, oldest first, as a line of members over time.
 func newSizeChart(id string, runs []audiences.Run, height int) sizeChart {
 	spec := chartSpec{X: make([]int64, len(runs)), Height: height,
-		Series: []chartSeries{{Label: "Members", Values: make([]int, len(runs))}}}
+		Series: []chartSeries{{Label: "Members", Values: make([]int64, len(runs))}}}
 	for i, run := range runs {
-		spec.X[i], spec.Series[0].Values[i] = run.EvaluatedAt.Unix(), run.Size
+		spec.X[i], spec.Series[0].Values[i] = run.EvaluatedAt.Unix(), int64(run.Size)
 	}
 	return sizeChart{ID: id, Label: sizeSummary(runs), Spec: spec, Drawable: len(runs) > 1}
 }

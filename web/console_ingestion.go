@@ -53,20 +53,7 @@ type ingestionView struct {
 // rateChart is the chart of events a minute, with its summary in words.
 type rateChart struct {
 	ID, Label string
-	Spec      rateSpec
-}
-
-// rateSpec is the JSON charts.js draws from (see static/charts.js).
-type rateSpec struct {
-	X      []int64      `json:"x"`
-	Series []rateSeries `json:"series"`
-	Bars   bool         `json:"bars"`
-	Height int          `json:"height"`
-}
-
-type rateSeries struct {
-	Label  string  `json:"label"`
-	Values []int64 `json:"values"`
+	Spec      chartSpec
 }
 
 // sourceTotals is one source's row of the totals table.
@@ -150,7 +137,7 @@ func rateTypes(rates resolver.EventRates) []string {
 // newRateChart draws a line a type, every type always, so each keeps its
 // colour from day to day.
 func newRateChart(rates resolver.EventRates, types []string) rateChart {
-	spec := rateSpec{X: make([]int64, resolver.RateMinutes), Height: rateChartHeight}
+	spec := chartSpec{X: make([]int64, resolver.RateMinutes), Height: rateChartHeight}
 	for i := range spec.X {
 		spec.X[i] = rates.Start.Add(time.Duration(i) * time.Minute).Unix()
 	}
@@ -159,7 +146,7 @@ func newRateChart(rates resolver.EventRates, types []string) rateChart {
 		if values == nil {
 			values = make([]int64, resolver.RateMinutes)
 		}
-		spec.Series = append(spec.Series, rateSeries{Label: kind, Values: values})
+		spec.Series = append(spec.Series, chartSeries{Label: kind, Values: values})
 	}
 	return rateChart{ID: rateChartID, Label: rateSummary(rates, types), Spec: spec}
 }
