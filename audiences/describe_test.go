@@ -158,7 +158,7 @@ destinations:
   - url: https://hooks.example/in?hidden
     secret: (hidden)
     write_key: (hidden)
-  - url: https://user:hidden@hooks.example/other
+  - url: https://hidden@hooks.example/other
 condition:
   and:
     - performed:

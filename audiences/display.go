@@ -56,8 +56,9 @@ func (dest Destination) redacted() Destination {
 		dest.URL = hiddenValue
 		return dest
 	}
-	if _, hasPassword := u.User.Password(); hasPassword {
-		u.User = url.UserPassword(u.User.Username(), "hidden")
+	if u.User != nil {
+		// A user name alone can be a key (https://KEY@host), so all of it goes.
+		u.User = url.User("hidden")
 	}
 	if u.RawQuery != "" {
 		u.RawQuery = "hidden"

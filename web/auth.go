@@ -40,8 +40,9 @@ type Auth struct {
 }
 
 // SetAdminPassword lets the console's sign-in form take password as well
-// as the API token. The password opens console sessions only, never the
-// APIs. An empty password sets none.
+// as the API token. The password is never an API token; a console session
+// opened with it reads the API as any console session does. An empty
+// password sets none. Changing it ends every session.
 func (a *Auth) SetAdminPassword(password string) {
 	if password == "" {
 		a.adminPassword = nil
@@ -196,12 +197,23 @@ func (a *Auth) Require(c *gin.Context) {
 }
 
 // startSession records a new console session and sets its cookie.
+// credentialsHash names the credentials in force: the API token and the
+// admin password. Sessions are stored with it, so changing either ends
+// every session opened before.
+func (a *Auth) credentialsHash(ctx context.Context) ([32]byte, error) {
+	token, err := a.tokenHash(ctx)
+	if err != nil || a.adminPassword == nil {
+		return token, err
+	}
+	return sha256.Sum256(append(token[:], a.adminPassword[:]...)), nil
+}
+
 func (a *Auth) startSession(c *gin.Context) error {
 	id := randomHex(32)
 	hash := sha256.Sum256([]byte(id))
 	now := a.now()
 	ctx := c.Request.Context()
-	token, err := a.tokenHash(ctx)
+	token, err := a.credentialsHash(ctx)
 	if err != nil {
 		return err
 	}
@@ -233,12 +245,13 @@ func (a *Auth) validSession(c *gin.Context) bool {
 		return false
 	}
 	hash := sha256.Sum256([]byte(cookie.Value))
-	token, err := a.tokenHash(c.Request.Context())
+	token, err := a.credentialsHash(c.Request.Context())
 	if err != nil {
 		return false
 	}
 
-	// A session opened with an earlier API token no longer counts.
+	// A session opened under an earlier API token or admin password no
+	// longer counts.
 	var expires int64
 	err = a.db.GetContext(c.Request.Context(), &expires, a.db.Rebind(
 		`SELECT expires_ms FROM web_sessions WHERE id_hash = ? AND token_sha256 = ?`),

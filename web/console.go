@@ -117,7 +117,7 @@ func (s *Server) registerConsole(router *gin.Engine) {
 		panic(err)
 	}
 	static, _ := fs.Sub(staticFiles, "static")
-	router.StaticFS("/static", http.FS(static))
+	router.StaticFS("/static", http.FS(filesOnly{static}))
 
 	c := &console{server: s, pages: pages}
 	router.GET("/login", c.loginForm)
@@ -141,6 +141,10 @@ func (c *console) render(ctx *gin.Context, status int, name string, data page) {
 		data.CSRF = csrfToken(ctx)
 	}
 	ctx.Header("Content-Type", "text/html; charset=utf-8")
+	// Pages show personal data: the browser keeps no copy to show again
+	// after signing out.
+	ctx.Header("Cache-Control", "no-store")
+	ctx.Header("X-Content-Type-Options", "nosniff")
 	ctx.Header("X-Frame-Options", "DENY")
 	ctx.Header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
 	ctx.Status(status)
@@ -243,4 +247,21 @@ func firstOf(values ...string) string {
 
 func jsonString(raw []byte, dest *string) error {
 	return json.Unmarshal(raw, dest)
+}
+
+// filesOnly serves the files of an fs.FS and no folder listings.
+type filesOnly struct{ fs.FS }
+
+// Open opens a file; a folder reads as not found.
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	info, err := file.Stat()
+	if err != nil || info.IsDir() {
+		_ = file.Close()
+		return nil, fs.ErrNotExist
+	}
+	return file, nil
 }

@@ -31,8 +31,24 @@ func validCSRF(ctx *gin.Context) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
 }
 
+// profileParam reads the :id of a person's address as a profile number;
+// anything else is answered 404 and reports false, so that no form ever
+// posts to an address built from something else.
+func (c *console) profileParam(ctx *gin.Context) (string, bool) {
+	id, err := strconv.ParseInt(ctx.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		ctx.String(http.StatusNotFound, "no such profile")
+		return "", false
+	}
+	return strconv.FormatInt(id, 10), true
+}
+
 func (c *console) confirmUnlink(ctx *gin.Context) {
-	profile, identifier := ctx.Param("id"), ctx.Query("identifier")
+	profile, ok := c.profileParam(ctx)
+	if !ok {
+		return
+	}
+	identifier := ctx.Query("identifier")
 	c.render(ctx, http.StatusOK, "confirm", page{
 		Title: "Unlink " + identifier, SignedIn: true, Query: identifier,
 		Profile: atoi(profile), CSRF: csrfToken(ctx), AskReason: true,
@@ -44,7 +60,10 @@ func (c *console) confirmUnlink(ctx *gin.Context) {
 }
 
 func (c *console) confirmDelete(ctx *gin.Context) {
-	profile := ctx.Param("id")
+	profile, ok := c.profileParam(ctx)
+	if !ok {
+		return
+	}
 	c.render(ctx, http.StatusOK, "confirm", page{
 		Title: "Delete profile " + profile, SignedIn: true, Profile: atoi(profile),
 		CSRF: csrfToken(ctx), Action: "/people/" + profile + "/delete",

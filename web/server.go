@@ -60,6 +60,7 @@ func (s *Server) Register(router *gin.Engine) {
 	healthy := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 	router.GET("/healthz", healthy)
 	router.HEAD("/healthz", healthy)
+	router.Use(s.requireText)
 
 	api := router.Group("/", s.auth.Require)
 	api.GET("/audiences", s.listAudiences)
