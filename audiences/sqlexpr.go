@@ -186,10 +186,8 @@ func (sqliteDialect) falseIfNull(e expr) expr { return q("COALESCE(%s, 0)", e) }
 // postgresDialect reads JSON with PostgreSQL's jsonb operators. Properties
 // are stored as text and read as jsonb; numbers are read as numeric, which
 // holds any JSON number without overflow.
-//
-// TODO(pg): jsonb refuses the escape \u0000, so one stored property holding
-// it fails every audience that reads its event; ingestion on PostgreSQL
-// must store properties without it.
+// jsonb refuses the escape \u0000; the resolver stores properties and
+// traits without NUL for that reason.
 type postgresDialect struct{}
 
 func (postgresDialect) property(alias string, steps []string) jsonRef {

@@ -181,6 +181,10 @@ func (m *Message) readBody(fields map[string]any) error {
 			return err
 		}
 	}
+	// What knit reads from (not the raw message, kept as sent) holds no NUL:
+	// PostgreSQL refuses it in text and in jsonb.
+	m.Properties = withoutNUL(m.Properties).(map[string]any)
+	m.Traits, _ = withoutNUL(m.Traits).(map[string]any)
 
 	m.App = appName(m.Context)
 	device, _ := m.Context["device"].(map[string]any)
@@ -281,4 +285,28 @@ func (m *Message) PropertiesJSON() string {
 		return "{}"
 	}
 	return string(out)
+}
+
+// withoutNUL returns v with every NUL in its strings and keys replaced by
+// U+FFFD, the replacement character; other values are kept.
+func withoutNUL(v any) any {
+	switch v := v.(type) {
+	case string:
+		return strings.ReplaceAll(v, "\x00", "\uFFFD")
+	case []any:
+		for i := range v {
+			v[i] = withoutNUL(v[i])
+		}
+		return v
+	case map[string]any:
+		for key, value := range v {
+			clean := withoutNUL(key).(string)
+			if clean != key {
+				delete(v, key)
+			}
+			v[clean] = withoutNUL(value)
+		}
+		return v
+	}
+	return v
 }
