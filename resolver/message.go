@@ -88,6 +88,7 @@ func ParseMessage(raw []byte, env Envelope) (*Message, error) {
 	if err := m.readBody(fields); err != nil {
 		return nil, err
 	}
+	m.replaceNUL()
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
@@ -181,10 +182,6 @@ func (m *Message) readBody(fields map[string]any) error {
 			return err
 		}
 	}
-	// What knit reads from (not the raw message, kept as sent) holds no NUL:
-	// PostgreSQL refuses it in text and in jsonb.
-	m.Properties = withoutNUL(m.Properties).(map[string]any)
-	m.Traits, _ = withoutNUL(m.Traits).(map[string]any)
 
 	m.App = appName(m.Context)
 	device, _ := m.Context["device"].(map[string]any)
@@ -285,6 +282,19 @@ func (m *Message) PropertiesJSON() string {
 		return "{}"
 	}
 	return string(out)
+}
+
+// replaceNUL replaces NUL in every field knit reads from (the raw message
+// stays as sent) with U+FFFD: PostgreSQL refuses NUL in text and in jsonb,
+// and one such message would otherwise fail its whole batch for good.
+func (m *Message) replaceNUL() {
+	for _, field := range []*string{&m.ID, &m.Type, &m.UserID, &m.AnonymousID, &m.Event,
+		&m.GroupID, &m.PreviousID, &m.App, &m.DeviceType, &m.DeviceID, &m.Source} {
+		*field = withoutNUL(*field).(string)
+	}
+	m.Properties, _ = withoutNUL(m.Properties).(map[string]any)
+	m.Traits, _ = withoutNUL(m.Traits).(map[string]any)
+	m.Context, _ = withoutNUL(m.Context).(map[string]any)
 }
 
 // withoutNUL returns v with every NUL in its strings and keys replaced by
