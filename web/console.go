@@ -59,8 +59,9 @@ type page struct {
 	AskReason bool
 }
 
-// parseTemplates compiles every page in templates/ with the layout; each
-// file but layout.html is a page named after it.
+// parseTemplates compiles every page in templates/ with the layout and the
+// shared pieces; each file but layout.html and partials.html is a page
+// named after it.
 func parseTemplates(now func() time.Time) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"iso":   func(t any) string { return asTime(t).Format(time.RFC3339) },
@@ -79,11 +80,11 @@ func parseTemplates(now func() time.Time) (map[string]*template.Template, error)
 	pages := map[string]*template.Template{}
 	for _, file := range names {
 		name := strings.TrimSuffix(path.Base(file), ".html")
-		if name == "layout" {
+		if name == "layout" || name == "partials" {
 			continue
 		}
 		tmpl, err := template.New(name).Funcs(funcs).ParseFS(templateFiles,
-			"templates/layout.html", file)
+			"templates/layout.html", "templates/partials.html", file)
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", name, err)
 		}

@@ -54,6 +54,8 @@ type audienceCard struct {
 	Chart   sizeChart
 	// CSRF is the token the Run now form posts.
 	CSRF string
+	// Back is the page Run now returns to; empty returns to the list.
+	Back string
 }
 
 // Failing reports whether the latest run did not produce the result shown.
@@ -168,6 +170,7 @@ func (c *console) audienceData(ctx *gin.Context, def audiences.Definition) (audi
 		return audienceData{}, err
 	}
 	card.CSRF = csrfToken(ctx)
+	card.Back = "/audience/" + def.Name
 	data := audienceData{audienceCard: card, Summary: def.Summary(),
 		TimeZone: def.TimeZone()}
 	for _, name := range def.Attributes() {
