@@ -5,10 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
 func TestRolesAndRetentionAreReadOrRefusedByName(t *testing.T) {
@@ -58,5 +62,38 @@ func TestAProcessWithoutTheWebRoleAnswersJSON(t *testing.T) {
 			t.Errorf("GET %s: %d %q, want %d in JSON", path, rec.Code,
 				rec.Header().Get("Content-Type"), want)
 		}
+	}
+}
+
+func TestReadyzSaysWhetherTheDatabaseIsReady(t *testing.T) {
+	get := func(a *app) (int, string) {
+		router := gin.New()
+		a.registerReady(router)
+		rec := httptest.NewRecorder()
+		router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	log := slog.New(slog.DiscardHandler)
+
+	migrated := &app{db: sqltest.MustOpen(t), log: log}
+	if code, body := get(migrated); code != http.StatusOK ||
+		!strings.Contains(body, "ready") {
+		t.Errorf("a migrated database: %d %s, want 200 ready", code, body)
+	}
+
+	fresh, err := sqldb.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "new.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fresh.Close() })
+	if code, body := get(&app{db: fresh, log: log}); code != http.StatusServiceUnavailable ||
+		!strings.Contains(body, "migrations are pending") {
+		t.Errorf("an unmigrated database: %d %s, want 503 naming the migrations", code, body)
+	}
+
+	_ = migrated.db.Close()
+	if code, body := get(migrated); code != http.StatusServiceUnavailable ||
+		!strings.Contains(body, "does not answer") {
+		t.Errorf("a closed database: %d %s, want 503", code, body)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/knit-cdp/knit/audiences"
+	"github.com/knit-cdp/knit/migrations"
 	"github.com/knit-cdp/knit/resolver"
 	"github.com/knit-cdp/knit/web"
 	"github.com/knit-cdp/knit/web/httpx"
@@ -132,6 +133,7 @@ func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
 	router.UseRawPath = true
 	router.UnescapePathValues = true
 	router.Use(httpx.Recover(a.log), requestLog(a.log))
+	a.registerReady(router)
 	if taken[roleIngest] {
 		hooks.Register(router)
 	}
@@ -159,6 +161,30 @@ func (a *app) buildScheduler(ctx context.Context, taken roles) (*audiences.Sched
 		return nil, err
 	}
 	return audiences.NewScheduler(a.runner, a.log.With("component", "scheduler"))
+}
+
+// registerReady answers /readyz: 200 when the database answers and no
+// migration is pending (a load balancer may send traffic), 503 with the
+// reason otherwise. /healthz only says the process is alive.
+func (a *app) registerReady(router *gin.Engine) {
+	ready := func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		pending, err := migrations.Pending(ctx, a.db.DB.DB, string(a.db.Dialect()))
+		switch {
+		case err != nil:
+			a.log.Warn("not ready", "error", err)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable",
+				"reason": "the database does not answer"})
+		case pending > 0:
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable",
+				"reason": fmt.Sprintf("%d migrations are pending", pending)})
+		default:
+			c.JSON(http.StatusOK, gin.H{"status": "ready"})
+		}
+	}
+	router.GET("/readyz", ready)
+	router.HEAD("/readyz", ready)
 }
 
 // registerHealth answers /healthz on a process that serves no web role,
