@@ -132,7 +132,7 @@ func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
 	router := gin.New()
 	router.UseRawPath = true
 	router.UnescapePathValues = true
-	router.Use(httpx.Recover(a.log), requestLog(a.log))
+	router.Use(httpx.RequestID(), httpx.Recover(a.log), requestLog(a.log))
 	a.registerReady(router)
 	if taken[roleIngest] {
 		hooks.Register(router)
@@ -273,6 +273,6 @@ func requestLog(log *slog.Logger) gin.HandlerFunc {
 		c.Next()
 		log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"status", c.Writer.Status(), "duration_ms", time.Since(start).Milliseconds(),
-			"bytes", c.Writer.Size())
+			"bytes", c.Writer.Size(), "request_id", httpx.RequestIDOf(c))
 	}
 }

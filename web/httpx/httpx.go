@@ -36,6 +36,8 @@ func Status(err error) int {
 // Segment's Profile API: {"error": {"code": ..., "message": ...}}.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
+	// RequestID names the request in knit's logs, for a support question.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // ErrorDetail names what went wrong.
@@ -60,13 +62,14 @@ func Error(c *gin.Context, log *slog.Logger, err error) {
 	case log == nil:
 	case status >= http.StatusInternalServerError:
 		log.Error("request failed", "method", c.Request.Method,
-			"path", c.Request.URL.Path, "status", status, "error", err)
+			"path", c.Request.URL.Path, "status", status, "error", err,
+			"request_id", RequestIDOf(c))
 	default:
 		log.Warn("request refused", "method", c.Request.Method,
 			"path", c.Request.URL.Path, "status", status,
-			"code", detail.Code, "reason", detail.Message)
+			"code", detail.Code, "reason", detail.Message, "request_id", RequestIDOf(c))
 	}
-	c.AbortWithStatusPureJSON(status, ErrorBody{Error: detail})
+	c.AbortWithStatusPureJSON(status, ErrorBody{Error: detail, RequestID: RequestIDOf(c)})
 }
 
 // Recover turns a panic in a handler into a logged 500. A handler that
@@ -83,7 +86,8 @@ func Recover(log *slog.Logger) gin.HandlerFunc {
 				panic(recovered)
 			}
 			if log != nil {
-				log.Error("handler panicked", "path", c.FullPath(), "panic", recovered)
+				log.Error("handler panicked", "path", c.FullPath(), "panic", recovered,
+					"request_id", RequestIDOf(c))
 			}
 			if !c.Writer.Written() {
 				c.AbortWithStatusPureJSON(http.StatusInternalServerError, ErrorBody{
