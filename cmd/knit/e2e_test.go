@@ -237,6 +237,7 @@ func TestSeedJourneyEndToEnd(t *testing.T) {
 			}
 			checkSeedProfile(t, s, want)
 			checkAudienceList(t, s)
+			checkMetricsAndReadiness(t, s)
 			s.stop(t)
 
 			for _, at := range sortedKeys(want.At) {
@@ -539,4 +540,34 @@ func mustScan(t *testing.T, db *sql.DB, query string, dest ...any) {
 	if err := db.QueryRow(query).Scan(dest...); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
+}
+
+// checkMetricsAndReadiness checks /readyz and that /metrics, behind the
+// token, counts what the replay stored and the audiences' sizes.
+func checkMetricsAndReadiness(t *testing.T, s *server) {
+	t.Helper()
+	if status, body := mustDo(t, mustRequest(t, s.base+"/readyz")); status != http.StatusOK {
+		t.Errorf("/readyz: %d %s", status, body)
+	}
+	if status, _ := mustDo(t, mustRequest(t, s.base+"/metrics")); status != 401 {
+		t.Errorf("/metrics without the token: %d, want 401", status)
+	}
+	status, body := mustGet(t, s, "/metrics", nil)
+	for _, want := range []string{`knit_messages_total{outcome="stored"}`,
+		`knit_audience_members{audience="cart_abandonment"}`,
+		`knit_http_requests_total{route="/readyz",status="200"} 1`,
+		`knit_ingest_batch_messages_count`, `knit_outbox_pending`} {
+		if status != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("/metrics (%d) lacks %s", status, want)
+		}
+	}
+}
+
+func mustRequest(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }

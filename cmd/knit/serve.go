@@ -100,45 +100,26 @@ func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
 	if generated != "" {
 		fmt.Fprintf(stdout, "knit: generated API token (shown once; keep it): %s\n", generated)
 	}
+	auth.SetAdminPassword(getenv("KNIT_ADMIN_PASSWORD"))
 	scheduler, err := a.buildScheduler(ctx, taken)
 	if err != nil {
 		return nil, nil, err
 	}
 
-	hooks := webhook.New(a.store, webhook.Config{
-		Secret:     getenv("KNIT_WEBHOOK_SECRET"),
-		WriteKeys:  splitList(getenv("KNIT_WRITE_KEYS")),
-		Now:        a.now,
-		Rejections: a.store,
-	}, a.log.With("component", "webhook"))
-	if getenv("KNIT_WEBHOOK_SECRET") == "" && taken[roleIngest] {
-		a.log.Warn("KNIT_WEBHOOK_SECRET is not set: /webhook accepts unsigned requests")
-	}
-	auth.SetAdminPassword(getenv("KNIT_ADMIN_PASSWORD"))
-	site := web.NewServer(a.runner, resolver.NewProfiles(a.db).WithRules(a.settings.Rules), auth,
-		getenv("KNIT_SPACE_ID"), a.log.With("component", "web"))
-	site.SetAdmin(a.store)
-	site.SetClock(a.now)
-	site.SetSettings(web.Settings{
-		Rules:            a.settings.Rules,
-		WebhookSecretSet: getenv("KNIT_WEBHOOK_SECRET") != "",
-		WriteKeys:        len(splitList(getenv("KNIT_WRITE_KEYS"))),
-		SpaceID:          getenv("KNIT_SPACE_ID"),
-		AdminPasswordSet: getenv("KNIT_ADMIN_PASSWORD") != "",
-		Database:         describeDatabase(a.dsn),
-	})
-
+	metered := newMetrics(a.runner)
 	gin.SetMode(gin.ReleaseMode)
 	router := gin.New()
 	router.UseRawPath = true
 	router.UnescapePathValues = true
-	router.Use(httpx.RequestID(), httpx.Recover(a.log), requestLog(a.log))
+	router.Use(httpx.RequestID(), httpx.Recover(a.log), requestLog(a.log),
+		metered.observeRequests())
 	a.registerReady(router)
+	router.GET("/metrics", auth.Require, metered.handler())
 	if taken[roleIngest] {
-		hooks.Register(router)
+		a.buildWebhook(getenv, metered).Register(router)
 	}
 	if taken[roleWeb] {
-		site.Register(router)
+		a.buildSite(getenv, auth).Register(router)
 	} else {
 		registerHealth(router, a.log)
 	}
@@ -149,6 +130,36 @@ func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}, scheduler, nil
+}
+
+// buildWebhook wires the ingestion edge, counted by metered.
+func (a *app) buildWebhook(getenv env, metered *metrics) *webhook.Handler {
+	if getenv("KNIT_WEBHOOK_SECRET") == "" {
+		a.log.Warn("KNIT_WEBHOOK_SECRET is not set: /webhook accepts unsigned requests")
+	}
+	return webhook.New(meteredIngester{inner: a.store, metrics: metered}, webhook.Config{
+		Secret:     getenv("KNIT_WEBHOOK_SECRET"),
+		WriteKeys:  splitList(getenv("KNIT_WRITE_KEYS")),
+		Now:        a.now,
+		Rejections: meteredRejections{inner: a.store, metrics: metered},
+	}, a.log.With("component", "webhook"))
+}
+
+// buildSite wires the console and the export and Profile APIs.
+func (a *app) buildSite(getenv env, auth *web.Auth) *web.Server {
+	site := web.NewServer(a.runner, resolver.NewProfiles(a.db).WithRules(a.settings.Rules),
+		auth, getenv("KNIT_SPACE_ID"), a.log.With("component", "web"))
+	site.SetAdmin(a.store)
+	site.SetClock(a.now)
+	site.SetSettings(web.Settings{
+		Rules:            a.settings.Rules,
+		WebhookSecretSet: getenv("KNIT_WEBHOOK_SECRET") != "",
+		WriteKeys:        len(splitList(getenv("KNIT_WRITE_KEYS"))),
+		SpaceID:          getenv("KNIT_SPACE_ID"),
+		AdminPasswordSet: getenv("KNIT_ADMIN_PASSWORD") != "",
+		Database:         describeDatabase(a.dsn),
+	})
+	return site
 }
 
 // buildScheduler prepares the audience schedule for a process with the

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/knit-cdp/knit/audiences"
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/webhook"
+)
+
+// metrics are what /metrics exposes in Prometheus's format. Each process
+// keeps its own registry; nothing is global.
+type metrics struct {
+	registry  *prometheus.Registry
+	messages  *prometheus.CounterVec
+	batches   prometheus.Histogram
+	requests  *prometheus.CounterVec
+	latencies *prometheus.HistogramVec
+}
+
+func newMetrics(runner *audiences.Runner) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "knit_messages_total",
+		Help: "Messages by outcome: stored, duplicate, rejected, failed.",
+	}, []string{"outcome"})
+	m.batches = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "knit_ingest_batch_messages",
+		Help:    "Messages written by one ingest transaction.",
+		Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000},
+	})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "knit_http_requests_total",
+		Help: "HTTP requests by route and status.",
+	}, []string{"route", "status"})
+	m.latencies = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "knit_http_request_seconds",
+		Help:    "How long HTTP requests took, by route.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route"})
+	m.registry.MustRegister(m.messages, m.batches, m.requests, m.latencies,
+		newAudienceCollector(runner))
+	return m
+}
+
+// handler serves the registry.
+func (m *metrics) handler() gin.HandlerFunc {
+	return gin.WrapH(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+}
+
+// observeRequests counts every request and its time by route (the
+// pattern, never the raw path, so ids make no new series).
+func (m *metrics) observeRequests() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+		m.latencies.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	}
+}
+
+// meteredIngester counts what the ingester it wraps did with each batch.
+type meteredIngester struct {
+	inner   webhook.Ingester
+	metrics *metrics
+}
+
+func (i meteredIngester) Ingest(ctx context.Context,
+	messages []*resolver.Message) ([]resolver.Outcome, error) {
+	outcomes, err := i.inner.Ingest(ctx, messages)
+	if err != nil {
+		i.metrics.messages.WithLabelValues("failed").Add(float64(len(messages)))
+		return outcomes, err
+	}
+	i.metrics.batches.Observe(float64(len(messages)))
+	for _, o := range outcomes {
+		i.metrics.messages.WithLabelValues(string(o.Status)).Inc()
+	}
+	return outcomes, nil
+}
+
+// meteredRejections counts the refusals the recorder it wraps records.
+type meteredRejections struct {
+	inner   webhook.RejectionRecorder
+	metrics *metrics
+}
+
+func (r meteredRejections) RecordRejections(ctx context.Context,
+	rejections []resolver.Rejection) error {
+	r.metrics.messages.WithLabelValues("rejected").Add(float64(len(rejections)))
+	return r.inner.RecordRejections(ctx, rejections)
+}
+
+// audienceCollector reads each audience's latest result and outbox
+// backlog from the database when /metrics is scraped.
+type audienceCollector struct {
+	runner                *audiences.Runner
+	size, runTime, outbox *prometheus.Desc
+}
+
+func newAudienceCollector(runner *audiences.Runner) audienceCollector {
+	by := []string{"audience"}
+	return audienceCollector{runner: runner,
+		size: prometheus.NewDesc("knit_audience_members",
+			"Members at the audience's latest successful run.", by, nil),
+		runTime: prometheus.NewDesc("knit_audience_run_seconds",
+			"How long the audience's latest successful run took.", by, nil),
+		outbox: prometheus.NewDesc("knit_outbox_pending",
+			"Audience changes waiting for delivery.", by, nil),
+	}
+}
+
+func (a audienceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- a.size
+	ch <- a.runTime
+	ch <- a.outbox
+}
+
+func (a audienceCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, def := range a.runner.Definitions() {
+		if run, err := a.runner.CurrentRun(ctx, def.Name); err == nil {
+			ch <- prometheus.MustNewConstMetric(a.size, prometheus.GaugeValue,
+				float64(run.Size), def.Name)
+			ch <- prometheus.MustNewConstMetric(a.runTime, prometheus.GaugeValue,
+				run.FinishedAt.Sub(run.StartedAt).Seconds(), def.Name)
+		}
+		if stats, err := a.runner.Outbox(ctx, def.Name); err == nil {
+			ch <- prometheus.MustNewConstMetric(a.outbox, prometheus.GaugeValue,
+				float64(stats.Pending), def.Name)
+		}
+	}
+}
