@@ -6,6 +6,7 @@ package web_test
 // relative URLs, so even one that got through would not reach another host.
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/csv"
 	"fmt"
@@ -703,9 +704,7 @@ func TestAttackSignedOutBrowserShowsNoPerson(t *testing.T) {
 	// history.back(), not chromedp.NavigateBack: a page restored from the
 	// back/forward cache fires no load event to wait for.
 	mustRun(t, ctx, chromedp.Evaluate[any](`history.back(); 0`))
-	time.Sleep(time.Second)
-	location := mustRun(t, ctx, chromedp.Location())
-	text := mustRun(t, ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	location, text := settledPage(t, ctx)
 	if strings.Contains(text, "janedoe@example.com") || strings.Contains(text, "Jane Doe") {
 		t.Errorf("after signing out, Back shows %s with Jane's data:\n%.300s", location, text)
 	}
@@ -721,4 +720,27 @@ func TestAttackSignedOutBrowserShowsNoPerson(t *testing.T) {
 
 func isText(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// settledPage waits until the tab has finished loading one address twice in
+// a row (Back may load a page and then be redirected), and returns that
+// address and the page's text. A navigation under way only means waiting.
+func settledPage(t *testing.T, ctx context.Context) (string, string) {
+	t.Helper()
+	previous := ""
+	for range 100 {
+		time.Sleep(100 * time.Millisecond)
+		state, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+			`[document.readyState, location.href, document.body ? document.body.innerText : ""]`))
+		if err != nil || len(state) != 3 || state[0] != "complete" {
+			previous = ""
+			continue
+		}
+		if state[1] == previous {
+			return state[1], state[2]
+		}
+		previous = state[1]
+	}
+	t.Fatal("the page never settled after going back")
+	return "", ""
 }
