@@ -300,7 +300,9 @@ func mustDownload(t *testing.T, ctx context.Context, click chromedp.Action[chrom
 // mustScreenshotsAtBothWidths saves full-page screenshots of the tab at a
 // phone's width (375 px) and a large screen's (1280 px) into the test's
 // artifact folder, and fails if the page is wider than a phone's screen.
-func mustScreenshotsAtBothWidths(t *testing.T, ctx context.Context, name string) {
+// Each check runs at both widths too, before the screenshot.
+func mustScreenshotsAtBothWidths(t *testing.T, ctx context.Context, name string,
+	checks ...func()) {
 	t.Helper()
 	dir := t.ArtifactDir()
 	for _, width := range []int64{375, 1280} {
@@ -309,6 +311,9 @@ func mustScreenshotsAtBothWidths(t *testing.T, ctx context.Context, name string)
 			`document.documentElement.scrollWidth - window.innerWidth`))
 		if overflow > 0 {
 			t.Errorf("%s at %d px is %d px too wide: it scrolls sideways", name, width, overflow)
+		}
+		for _, check := range checks {
+			check()
 		}
 		shot := mustRun(t, ctx, chromedp.FullScreenshot(100))
 		config, err := png.DecodeConfig(bytes.NewReader(shot))

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/gin-gonic/gin"
@@ -417,34 +416,7 @@ func checkCartCSV(t *testing.T, body []byte) {
 // the browser saved.
 func mustDownloadByClick(t *testing.T, ctx context.Context, path string) []byte {
 	t.Helper()
-	dir := t.TempDir()
-	_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-		Behavior:      browser.SetDownloadBehaviorBehaviorAllowAndName,
-		DownloadPath:  dir,
-		EventsEnabled: new(true),
-	})
-	if err != nil {
-		t.Fatalf("browser: allow downloads: %v", err)
-	}
-	progress := chromedp.BrowserEvents(ctx, browser.DownloadProgress)
-	mustDo(t, ctx, chromedp.Click(chromedp.CSS(`a[href="`+path+`"]`)))
-	for ev, err := range progress {
-		if err != nil {
-			t.Fatalf("browser: wait for download: %v", err)
-		}
-		switch ev.State {
-		case browser.DownloadProgressStateCompleted:
-			data, err := os.ReadFile(filepath.Join(dir, ev.GUID))
-			if err != nil {
-				t.Fatalf("read downloaded file: %v", err)
-			}
-			return data
-		case browser.DownloadProgressStateCanceled:
-			t.Fatalf("browser canceled the download of %s", path)
-		}
-	}
-	t.Fatalf("no download of %s", path)
-	return nil
+	return mustDownload(t, ctx, chromedp.Click(chromedp.CSS(`a[href="`+path+`"]`)))
 }
 
 func TestConsoleSignOut(t *testing.T) {

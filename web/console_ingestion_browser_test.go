@@ -1,15 +1,11 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"image/png"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -258,27 +254,7 @@ func checkExcerptByKeyboard(t *testing.T, ctx context.Context) {
 // check, and a full-page screenshot into the test's artifact folder.
 func mustIngestionShots(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	dir := t.ArtifactDir()
-	for _, width := range []int64{375, 1280} {
-		mustDo(t, ctx, chromedp.EmulateViewport(width, 800))
-		overflow := mustRun(t, ctx, chromedp.Evaluate[int](
-			`document.documentElement.scrollWidth - window.innerWidth`))
-		if overflow > 0 {
-			t.Errorf("%s at %d px is %d px too wide: it scrolls sideways", name, width, overflow)
-		}
-		mustBeAccessible(t, ctx)
-		shot := mustRun(t, ctx, chromedp.FullScreenshot(100))
-		config, err := png.DecodeConfig(bytes.NewReader(shot))
-		if err != nil || int64(config.Width) != width || config.Height < 300 {
-			t.Errorf("%s at %d px: a %dx%d screenshot (%v)", name, width, config.Width,
-				config.Height, err)
-		}
-		file := filepath.Join(dir, name+"-"+strconv.FormatInt(width, 10)+".png")
-		if err := os.WriteFile(file, shot, 0o644); err != nil {
-			t.Fatalf("save screenshot: %v", err)
-		}
-	}
-	mustDo(t, ctx, chromedp.EmulateViewport(1280, 800))
+	mustScreenshotsAtBothWidths(t, ctx, name, func() { mustBeAccessible(t, ctx) })
 }
 
 func TestConsoleIngestionOfAnEmptyDay(t *testing.T) {
