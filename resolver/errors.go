@@ -3,6 +3,7 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes shared by every knit package. The HTTP edge maps each code to
@@ -16,6 +17,9 @@ const (
 	EGone         = "gone"               // a cursor or handle no longer applies
 	EUnsupported  = "unsupported"        // a content type or encoding knit does not take
 	EMethod       = "method_not_allowed" // the path exists, the method does not
+	ERateLimited  = "rate_limited"       // a source sent more than its rate; retry later
+	EUnavailable  = "unavailable"        // knit cannot take this now; retry later
+	ETimeout      = "timeout"            // the caller sent its request too slowly
 	EInternal     = "internal"           // knit itself failed
 )
 
@@ -24,6 +28,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter, when positive, is how long the caller should wait before
+	// trying again; the HTTP edge sends it as Retry-After.
+	RetryAfter time.Duration
 }
 
 // Error implements the error interface.
@@ -34,6 +41,16 @@ func (e *Error) Error() string {
 // Errorf builds an *Error with a formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// RetryAfterOf returns the RetryAfter of the first *Error in err's chain,
+// and 0 when there is none.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, EInternal

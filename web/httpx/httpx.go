@@ -5,6 +5,8 @@ package httpx
 import (
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -21,6 +23,9 @@ var statusByCode = map[string]int{
 	resolver.EGone:         http.StatusGone,
 	resolver.EUnsupported:  http.StatusUnsupportedMediaType,
 	resolver.EMethod:       http.StatusMethodNotAllowed,
+	resolver.ERateLimited:  http.StatusTooManyRequests,
+	resolver.EUnavailable:  http.StatusServiceUnavailable,
+	resolver.ETimeout:      http.StatusRequestTimeout, // Segment retries 408
 	resolver.EInternal:     http.StatusInternalServerError,
 }
 
@@ -30,6 +35,23 @@ func Status(err error) int {
 		return status
 	}
 	return http.StatusInternalServerError
+}
+
+// defaultRetryAfter is the Retry-After of a code whose error names none:
+// Segment retries 429 and 503, and the header tells it when.
+var defaultRetryAfter = map[string]time.Duration{
+	resolver.ERateLimited: time.Second,
+	resolver.EUnavailable: 5 * time.Second,
+}
+
+// RetryAfter returns the whole seconds a caller should wait before trying
+// again after err, rounded up, or 0 when err does not ask for a wait.
+func RetryAfter(err error) int {
+	wait := resolver.RetryAfterOf(err)
+	if wait <= 0 {
+		wait = defaultRetryAfter[resolver.ErrorCode(err)]
+	}
+	return int((wait + time.Second - 1) / time.Second)
 }
 
 // ErrorBody is the JSON shape of every error knit answers, the same as
@@ -51,13 +73,17 @@ func Detail(err error) ErrorDetail {
 	return ErrorDetail{Code: resolver.ErrorCode(err), Message: resolver.ErrorMessage(err)}
 }
 
-// Error answers err as JSON with its mapped status. Internal errors are
-// logged with their cause and shown to the caller only as "internal error";
-// refusals are logged with the reason the caller was given, so an operator
-// can see why deliveries fail.
+// Error answers err as JSON with its mapped status, and Retry-After when
+// err asks the caller to wait. Internal errors are logged with their cause
+// and shown to the caller only as "internal error"; refusals are logged
+// with the reason the caller was given, so an operator can see why
+// deliveries fail.
 func Error(c *gin.Context, log *slog.Logger, err error) {
 	status := Status(err)
 	detail := Detail(err)
+	if wait := RetryAfter(err); wait > 0 {
+		c.Header("Retry-After", strconv.Itoa(wait))
+	}
 	switch {
 	case log == nil:
 	case status >= http.StatusInternalServerError:
