@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // Error codes shared by every knit package. The HTTP edge maps each code to
@@ -53,8 +55,10 @@ func RetryAfterOf(err error) time.Duration {
 	return 0
 }
 
-// ErrorCode returns the code of the first *Error in err's chain, EInternal
-// for any other non-nil error, and "" for nil.
+// ErrorCode returns the code of the first *Error in err's chain,
+// EUnavailable for a database that cannot work now (sqldb.Unavailable:
+// down, read-only, full, locked), EInternal for any other non-nil error,
+// and "" for nil.
 func ErrorCode(err error) string {
 	if err == nil {
 		return ""
@@ -62,6 +66,9 @@ func ErrorCode(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code
+	}
+	if sqldb.Unavailable(err) {
+		return EUnavailable
 	}
 	return EInternal
 }
@@ -72,6 +79,9 @@ func ErrorMessage(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Message
+	}
+	if sqldb.Unavailable(err) {
+		return "the database is unavailable; retry later"
 	}
 	return "internal error"
 }
