@@ -30,7 +30,10 @@ type app struct {
 	now             func() time.Time
 	log             *slog.Logger
 	store           *resolver.Store
-	runner          *audiences.Runner
+	// committer shares write transactions among concurrent ingestion
+	// requests; nil in a process that does not ingest.
+	committer *resolver.GroupCommitter
+	runner    *audiences.Runner
 }
 
 // openApp loads the configuration, opens and migrates the database and

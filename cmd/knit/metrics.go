@@ -22,6 +22,41 @@ type metrics struct {
 	batches   prometheus.Histogram
 	requests  *prometheus.CounterVec
 	latencies *prometheus.HistogramVec
+	groups    groupMetrics
+}
+
+// groupMetrics describe the shared ingestion transactions.
+type groupMetrics struct {
+	requests, messages prometheus.Histogram
+	retried            prometheus.Counter
+}
+
+func newGroupMetrics() groupMetrics {
+	return groupMetrics{
+		requests: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "knit_group_commit_requests",
+			Help:    "Ingestion requests answered by one shared transaction.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		messages: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "knit_group_commit_messages",
+			Help:    "Messages written by one shared transaction.",
+			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000},
+		}),
+		retried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "knit_group_commit_retried_total",
+			Help: "Shared transactions that failed and were retried request by request.",
+		}),
+	}
+}
+
+// observeGroup records one shared transaction.
+func (m *metrics) observeGroup(stats resolver.GroupStats) {
+	m.groups.requests.Observe(float64(stats.Requests))
+	m.groups.messages.Observe(float64(stats.Messages))
+	if stats.Retried {
+		m.groups.retried.Inc()
+	}
 }
 
 func newMetrics(runner *audiences.Runner) *metrics {
@@ -44,7 +79,9 @@ func newMetrics(runner *audiences.Runner) *metrics {
 		Help:    "How long HTTP requests took, by route.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route"})
+	m.groups = newGroupMetrics()
 	m.registry.MustRegister(m.messages, m.batches, m.requests, m.latencies,
+		m.groups.requests, m.groups.messages, m.groups.retried,
 		newAudienceCollector(runner))
 	return m
 }

@@ -137,7 +137,9 @@ func (a *app) buildWebhook(getenv env, metered *metrics) *webhook.Handler {
 	if getenv("KNIT_WEBHOOK_SECRET") == "" {
 		a.log.Warn("KNIT_WEBHOOK_SECRET is not set: /webhook accepts unsigned requests")
 	}
-	return webhook.New(meteredIngester{inner: a.store, metrics: metered}, webhook.Config{
+	a.committer = resolver.NewGroupCommitter(a.store,
+		resolver.GroupOptions{Observe: metered.observeGroup})
+	return webhook.New(meteredIngester{inner: a.committer, metrics: metered}, webhook.Config{
 		Secret:     getenv("KNIT_WEBHOOK_SECRET"),
 		WriteKeys:  splitList(getenv("KNIT_WRITE_KEYS")),
 		Now:        a.now,
@@ -233,6 +235,9 @@ func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
 	defer cancel()
 	if err := server.Shutdown(shutdownCtx); err != nil {
 		a.log.Error("http shutdown", "error", err)
+	}
+	if a.committer != nil {
+		a.committer.Close() // after the requests that use it have drained
 	}
 	stopBackground()
 	a.log.Info("stopped")

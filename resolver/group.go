@@ -1,0 +1,213 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// DefaultGroupMessages is how many messages one shared transaction takes at
+// most when GroupOptions leaves it unset.
+const DefaultGroupMessages = 5000
+
+// GroupOptions tunes a GroupCommitter.
+type GroupOptions struct {
+	// MaxMessages caps the messages of one shared transaction; a request
+	// larger than the cap still commits, alone.
+	MaxMessages int
+	// Observe, when set, is told the size of every committed group.
+	Observe func(GroupStats)
+}
+
+// GroupStats describes one shared transaction.
+type GroupStats struct {
+	Requests int  // Ingest calls it answered
+	Messages int  // messages it held
+	Retried  bool // it failed and its requests were committed one by one
+}
+
+// GroupCommitter stores messages from concurrent Ingest calls in shared
+// transactions: while one transaction commits, the calls that arrive wait,
+// and the next transaction takes them all. Each call still returns only
+// after its own messages are committed (or have failed), so a 2xx sent on
+// its answer means stored. One fsync then serves many requests.
+//
+// A failed shared transaction is retried one request at a time, so a
+// request that cannot be stored fails alone and its neighbours succeed.
+type GroupCommitter struct {
+	store   *Store
+	opts    GroupOptions
+	queue   chan *groupRequest
+	stop    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+}
+
+type groupRequest struct {
+	ctx      context.Context
+	messages []*Message
+	reply    chan groupReply // buffered: the committer never blocks on it
+}
+
+type groupReply struct {
+	outcomes []Outcome
+	err      error
+}
+
+// NewGroupCommitter starts a committer over store. Close stops it.
+func NewGroupCommitter(store *Store, opts GroupOptions) *GroupCommitter {
+	if opts.MaxMessages <= 0 {
+		opts.MaxMessages = DefaultGroupMessages
+	}
+	g := &GroupCommitter{
+		store:   store,
+		opts:    opts,
+		queue:   make(chan *groupRequest),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go g.run()
+	return g
+}
+
+// Ingest stores messages as Store.Ingest does, sharing the transaction with
+// other calls made at the same time. When it returns nil every message is
+// committed; on error none of this call's messages is, unless the error is
+// ctx's, when they may or may not be (a retry finds them as duplicates).
+func (g *GroupCommitter) Ingest(ctx context.Context, messages []*Message) ([]Outcome, error) {
+	if len(messages) == 0 {
+		return nil, nil
+	}
+	r := &groupRequest{ctx: ctx, messages: messages, reply: make(chan groupReply, 1)}
+
+	select {
+	case g.queue <- r:
+	case <-g.stop:
+		return nil, errCommitterClosed()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait to store messages: %w", ctx.Err())
+	}
+
+	select {
+	case rep := <-r.reply:
+		return rep.outcomes, rep.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for commit: %w", ctx.Err())
+	}
+}
+
+// Close stops taking calls once the transaction under way has committed.
+// Calls made after Close fail without storing anything.
+func (g *GroupCommitter) Close() {
+	g.once.Do(func() { close(g.stop) })
+	<-g.stopped
+}
+
+func (g *GroupCommitter) run() {
+	defer close(g.stopped)
+	for {
+		select {
+		case first := <-g.queue:
+			g.commit(g.gather(first))
+		case <-g.stop:
+			return
+		}
+	}
+}
+
+// gather takes first and whatever other requests are already waiting, up
+// to the message cap.
+func (g *GroupCommitter) gather(first *groupRequest) []*groupRequest {
+	group := []*groupRequest{first}
+	count := len(first.messages)
+	for count < g.opts.MaxMessages {
+		select {
+		case r := <-g.queue:
+			group = append(group, r)
+			count += len(r.messages)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+// commit stores the group's messages in one transaction and answers each
+// request with its own outcomes; when that fails, it stores each request
+// in a transaction of its own.
+func (g *GroupCommitter) commit(group []*groupRequest) {
+	group = answerAbandoned(group)
+	if len(group) == 0 {
+		return
+	}
+
+	var all []*Message
+	for _, r := range group {
+		all = append(all, r.messages...)
+	}
+	ctx := context.WithoutCancel(group[0].ctx)
+	outcomes, err := g.store.Ingest(ctx, all)
+	if err == nil || len(group) == 1 {
+		g.answer(group, outcomes, err)
+		g.observe(GroupStats{Requests: len(group), Messages: len(all)})
+		return
+	}
+
+	g.store.logGroupRetry(len(group), len(all), err)
+	for _, r := range group {
+		outcomes, err := g.store.Ingest(context.WithoutCancel(r.ctx), r.messages)
+		r.reply <- groupReply{outcomes: outcomes, err: err}
+	}
+	g.observe(GroupStats{Requests: len(group), Messages: len(all), Retried: true})
+}
+
+// answerAbandoned answers the requests whose callers stopped waiting
+// before their turn came, and returns the others: nothing of theirs is
+// stored, so a retry stores it.
+func answerAbandoned(group []*groupRequest) []*groupRequest {
+	waiting := group[:0]
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.reply <- groupReply{err: fmt.Errorf("wait to store messages: %w", err)}
+			continue
+		}
+		waiting = append(waiting, r)
+	}
+	return waiting
+}
+
+// answer splits outcomes of the whole group among its requests, in order.
+func (g *GroupCommitter) answer(group []*groupRequest, outcomes []Outcome, err error) {
+	next := 0
+	for _, r := range group {
+		if err != nil {
+			r.reply <- groupReply{err: err}
+			continue
+		}
+		mine := outcomes[next : next+len(r.messages) : next+len(r.messages)]
+		next += len(r.messages)
+		r.reply <- groupReply{outcomes: mine}
+	}
+}
+
+func (g *GroupCommitter) observe(stats GroupStats) {
+	if g.opts.Observe != nil {
+		g.opts.Observe(stats)
+	}
+}
+
+// logGroupRetry says why a shared transaction is being retried request by
+// request.
+func (s *Store) logGroupRetry(requests, messages int, err error) {
+	if s.log == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	s.log.Warn("shared transaction failed; storing its requests one by one",
+		"requests", requests, "messages", messages, "error", err)
+}
+
+// errCommitterClosed answers a call made after Close: nothing was stored.
+func errCommitterClosed() error {
+	return Errorf(EUnavailable, "knit is shutting down; nothing of this request was stored")
+}

@@ -1,0 +1,207 @@
+package resolver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
+)
+
+// groupMessage is a track from one of a few people, so requests that share
+// a transaction also share profiles.
+func groupMessage(t *testing.T, id string, person int) *resolver.Message {
+	return mustParseMessage(t, fmt.Sprintf(`{"type":"track","messageId":%q,`+
+		`"userId":"u%d","anonymousId":"a%d","event":"Product Added",`+
+		`"timestamp":"2026-11-26T20:02:00.000Z"}`, id, person%5, person%7))
+}
+
+// recordGroups collects the committer's group sizes.
+type recordGroups struct {
+	mu     sync.Mutex
+	groups []resolver.GroupStats
+}
+
+func (r *recordGroups) observe(s resolver.GroupStats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.groups = append(r.groups, s)
+}
+
+func (r *recordGroups) largest() resolver.GroupStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var best resolver.GroupStats
+	for _, g := range r.groups {
+		if g.Requests > best.Requests {
+			best = g
+		}
+	}
+	return best
+}
+
+// holdWriteLock keeps the database's write lock from another transaction
+// until the returned function is called, so requests pile up meanwhile.
+func holdWriteLock(t *testing.T, db *sqldb.DB) (release func()) {
+	held, done := make(chan struct{}), make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		errs <- db.WithWriteTx(context.Background(), func(*sqlx.Tx) error {
+			close(held)
+			<-done
+			return nil
+		})
+	}()
+	<-held
+	return func() {
+		close(done)
+		if err := <-errs; err != nil {
+			t.Errorf("hold write lock: %v", err)
+		}
+	}
+}
+
+func TestGroupCommitSharesTransactionsAndAnswersEachCaller(t *testing.T) {
+	db, store := mustResolverStore(t)
+	var seen recordGroups
+	committer := resolver.NewGroupCommitter(store, resolver.GroupOptions{Observe: seen.observe})
+	defer committer.Close()
+
+	release := holdWriteLock(t, db)
+	const callers = 40
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			id := fmt.Sprintf("group-%d", i)
+			outcomes, err := committer.Ingest(context.Background(),
+				[]*resolver.Message{groupMessage(t, id, i), groupMessage(t, "shared", i)})
+			if err != nil {
+				t.Errorf("caller %d: %v", i, err)
+				return
+			}
+			if len(outcomes) != 2 || outcomes[0].MessageID != id ||
+				outcomes[0].Status != resolver.StatusStored || outcomes[0].ProfileID == 0 {
+				t.Errorf("caller %d got outcomes %+v", i, outcomes)
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // let the callers queue behind the lock
+	release()
+	wg.Wait()
+
+	if got := seen.largest(); got.Requests < 2 {
+		t.Errorf("largest group answered %d requests; waiting callers should share one", got.Requests)
+	}
+	// Every message once; "shared" was sent by every caller and kept once.
+	if n := countRows(t, db, `SELECT COUNT(*) FROM events`); n != callers+1 {
+		t.Errorf("stored %d events, want %d", n, callers+1)
+	}
+	checkIdentityInvariants(t, db)
+}
+
+func TestGroupCommitFailsOnlyTheBadRequest(t *testing.T) {
+	db, store := mustResolverStore(t)
+	poisonEvents(t, db, "poison")
+	var seen recordGroups
+	committer := resolver.NewGroupCommitter(store, resolver.GroupOptions{Observe: seen.observe})
+	defer committer.Close()
+
+	release := holdWriteLock(t, db)
+	errs := make([]error, 6)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			id := fmt.Sprintf("good-%d", i)
+			if i == 3 {
+				id = "poison"
+			}
+			_, errs[i] = committer.Ingest(context.Background(),
+				[]*resolver.Message{groupMessage(t, id, i)})
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	release()
+	wg.Wait()
+
+	for i, err := range errs {
+		if (err != nil) != (i == 3) {
+			t.Errorf("request %d: error %v; only the poisoned request should fail", i, err)
+		}
+	}
+	if n := countRows(t, db, `SELECT COUNT(*) FROM events`); n != 5 {
+		t.Errorf("stored %d events, want the 5 good ones", n)
+	}
+	if n := countRows(t, db,
+		`SELECT COUNT(*) FROM events WHERE message_id = 'poison'`); n != 0 {
+		t.Errorf("the refused message was stored %d times", n)
+	}
+}
+
+func TestGroupCommitAfterCloseStoresNothing(t *testing.T) {
+	db, store := mustResolverStore(t)
+	committer := resolver.NewGroupCommitter(store, resolver.GroupOptions{})
+	committer.Close()
+
+	_, err := committer.Ingest(context.Background(),
+		[]*resolver.Message{groupMessage(t, "late", 1)})
+	if resolver.ErrorCode(err) != resolver.EUnavailable {
+		t.Errorf("after Close: error %v, want code %s", err, resolver.EUnavailable)
+	}
+	if n := countRows(t, db, `SELECT COUNT(*) FROM events`); n != 0 {
+		t.Errorf("stored %d events after Close", n)
+	}
+}
+
+func TestGroupCommitAbandonedCallStoresNothing(t *testing.T) {
+	db, store := mustResolverStore(t)
+	committer := resolver.NewGroupCommitter(store, resolver.GroupOptions{})
+	defer committer.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := committer.Ingest(ctx, []*resolver.Message{groupMessage(t, "gone", 1)})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled call: error %v, want context.Canceled", err)
+	}
+	if n := countRows(t, db, `SELECT COUNT(*) FROM events`); n != 0 {
+		t.Errorf("stored %d events of a cancelled call", n)
+	}
+}
+
+// poisonEvents makes the database refuse to store the event with
+// messageID, as a failing disk or constraint would.
+func poisonEvents(t *testing.T, db *sqldb.DB, messageID string) {
+	t.Helper()
+	statements := []string{fmt.Sprintf(`CREATE TRIGGER poison BEFORE INSERT ON events
+		WHEN NEW.message_id = '%s' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`, messageID)}
+	if db.Dialect() == sqldb.Postgres {
+		statements = []string{
+			fmt.Sprintf(`CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN
+				IF NEW.message_id = '%s' THEN RAISE EXCEPTION 'poisoned'; END IF;
+				RETURN NEW; END $$ LANGUAGE plpgsql`, messageID),
+			`CREATE TRIGGER poison BEFORE INSERT ON events
+				FOR EACH ROW EXECUTE FUNCTION poison()`,
+		}
+	}
+	for _, s := range statements {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("poison events: %v", err)
+		}
+	}
+}
+
+// countRows runs a COUNT query.
+func countRows(t *testing.T, db *sqldb.DB, query string) int {
+	t.Helper()
+	var n int
+	if err := db.Get(&n, query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
