@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/knit-cdp/knit/resolver"
@@ -70,6 +71,11 @@ func readError(err error) error {
 	if errors.As(err, &tooLarge) {
 		return resolver.Errorf(resolver.ETooLarge,
 			"request body is over %d bytes before decompression", maxCompressedBody)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The server's ReadTimeout passed: a slow or stalled sender.
+		return resolver.Errorf(resolver.ETimeout, "the request body did not arrive "+
+			"in time; send it again")
 	}
 	var corrupt flate.CorruptInputError
 	if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) ||

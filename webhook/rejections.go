@@ -40,10 +40,17 @@ type request struct {
 }
 
 // fail answers a refused request with err and records the refusal; an
-// internal error is answered without being recorded, as the sender will
-// retry it.
+// error that asks the sender to retry (knit failing, a limit, a slow body)
+// is answered without being recorded, as the message is on its way again,
+// and a limit's refusals are logged only now and then.
 func (h *Handler) fail(c *gin.Context, req *request, err error) {
-	if httpx.Status(err) < http.StatusInternalServerError {
+	if resolver.ErrorCode(err) == resolver.ERateLimited {
+		h.limiter.refusals.note("ingestion limit reached", "limit", "rate",
+			"source", req.source, "request_id", httpx.RequestIDOf(c))
+		httpx.Error(c, nil, err)
+		return
+	}
+	if !isRetryLater(err) {
 		body := req.body
 		if body == nil {
 			body = peekBody(c.Request)

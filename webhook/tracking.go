@@ -49,6 +49,9 @@ func (h *Handler) trackingCall(kind string) gin.HandlerFunc {
 		if err := h.authenticate(c, req, fields["writeKey"]); err != nil {
 			return err
 		}
+		if err := h.limiter.allow(req.source, 1); err != nil {
+			return err
+		}
 
 		// The write key is a secret: it is not kept with the event.
 		item := req.body
@@ -85,6 +88,9 @@ func (h *Handler) trackingBatch(c *gin.Context, req *request) error {
 		return err
 	}
 	if err := checkBatchSize(len(batch.Batch)); err != nil {
+		return err
+	}
+	if err := h.limiter.allow(req.source, len(batch.Batch)); err != nil {
 		return err
 	}
 

@@ -36,6 +36,9 @@ type Config struct {
 	// Rejections, when set, records every refusal: whole requests and
 	// single messages of a batch, without secrets.
 	Rejections RejectionRecorder
+	// Limits bound the messages a source sends and the requests in flight;
+	// the zero Limits limits nothing.
+	Limits Limits
 }
 
 // Handler serves the ingestion endpoints.
@@ -44,6 +47,7 @@ type Handler struct {
 	cfg      Config
 	log      *slog.Logger
 	secrets  []string // blanked from records of refusals, longest first
+	limiter  *limiter
 }
 
 // New returns a Handler that stores into store.
@@ -51,17 +55,20 @@ func New(store Ingester, cfg Config, log *slog.Logger) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{ingester: store, cfg: cfg, log: log, secrets: secretsOf(cfg)}
+	return &Handler{ingester: store, cfg: cfg, log: log, secrets: secretsOf(cfg),
+		limiter: newLimiter(cfg.Limits, log)}
 }
 
 // Register adds the ingestion routes to router.
+// Every route is behind the cap on requests and bytes in flight.
 func (h *Handler) Register(router gin.IRouter) {
-	router.POST("/webhook", h.webhook)
+	admit := h.limiter.admit
+	router.POST("/webhook", admit, h.webhook)
 	for _, kind := range []string{"identify", "track", "page", "screen", "group", "alias"} {
-		router.POST("/v1/"+kind, h.trackingCall(kind))
+		router.POST("/v1/"+kind, admit, h.trackingCall(kind))
 	}
-	router.POST("/v1/batch", h.tracking(h.trackingBatch))
-	router.POST("/v1/import", h.tracking(h.trackingBatch))
+	router.POST("/v1/batch", admit, h.tracking(h.trackingBatch))
+	router.POST("/v1/import", admit, h.tracking(h.trackingBatch))
 }
 
 // Rejection reports one message of a batch that was not stored.
@@ -100,6 +107,10 @@ func (h *Handler) webhook(c *gin.Context) {
 			h.fail(c, req, err)
 			return
 		}
+	}
+	if err := h.limiter.allow(req.source, len(items)); err != nil {
+		h.fail(c, req, err)
+		return
 	}
 
 	env := resolver.Envelope{Source: req.source, ReceivedAt: req.received, AllowDelete: true}

@@ -37,7 +37,8 @@ Environment (secrets are never flags):
   KNIT_SPACE_ID        the only Profile API space_id accepted (any when unset)
   KNIT_LOG_LEVEL       debug, info (default), warn or error
   KNIT_EVENT_RETENTION_MONTHS  PostgreSQL: whole months of events kept beyond
-                       the current one (older months are dropped daily); 0 keeps all`
+                       the current one (older months are dropped daily); 0 keeps all` +
+	limitsHelp
 
 func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("knit serve", serveSummary, stderr)
@@ -64,6 +65,10 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	limits, err := parseServeLimits(getenv)
+	if err != nil {
+		return err
+	}
 
 	// Listen first: a start that cannot serve must not use up the token
 	// that is printed only once.
@@ -79,7 +84,7 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	defer a.db.Close()
 
-	server, scheduler, err := a.buildServer(ctx, getenv, stdout, taken)
+	server, scheduler, err := a.buildServer(ctx, getenv, stdout, taken, limits)
 	if err != nil {
 		return err
 	}
@@ -92,7 +97,7 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 // buildServer wires the HTTP handlers and the scheduler.
 // A process without the scheduler role returns a nil scheduler.
 func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
-	taken roles) (*http.Server, *audiences.Scheduler, error) {
+	taken roles, limits serveLimits) (*http.Server, *audiences.Scheduler, error) {
 	auth, generated, err := web.EnsureToken(ctx, a.db, getenv("KNIT_API_TOKEN"), a.now)
 	if err != nil {
 		return nil, nil, err
@@ -116,7 +121,7 @@ func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
 	a.registerReady(router)
 	router.GET("/metrics", auth.Require, metered.handler())
 	if taken[roleIngest] {
-		a.buildWebhook(getenv, metered).Register(router)
+		a.buildWebhook(getenv, metered, limits.ingest).Register(router)
 	}
 	if taken[roleWeb] {
 		a.buildSite(getenv, auth).Register(router)
@@ -126,14 +131,15 @@ func (a *app) buildServer(ctx context.Context, getenv env, stdout io.Writer,
 
 	return &http.Server{
 		Handler:           router,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
+		ReadHeaderTimeout: limits.headerTimeout,
+		ReadTimeout:       limits.readTimeout,
 		IdleTimeout:       120 * time.Second,
 	}, scheduler, nil
 }
 
 // buildWebhook wires the ingestion edge, counted by metered.
-func (a *app) buildWebhook(getenv env, metered *metrics) *webhook.Handler {
+func (a *app) buildWebhook(getenv env, metered *metrics,
+	limits webhook.Limits) *webhook.Handler {
 	if getenv("KNIT_WEBHOOK_SECRET") == "" {
 		a.log.Warn("KNIT_WEBHOOK_SECRET is not set: /webhook accepts unsigned requests")
 	}
@@ -144,6 +150,7 @@ func (a *app) buildWebhook(getenv env, metered *metrics) *webhook.Handler {
 		WriteKeys:  splitList(getenv("KNIT_WRITE_KEYS")),
 		Now:        a.now,
 		Rejections: meteredRejections{inner: a.store, metrics: metered},
+		Limits:     limits,
 	}, a.log.With("component", "webhook"))
 }
 
