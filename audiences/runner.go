@@ -165,6 +165,9 @@ func (r *Runner) Run(ctx context.Context, name string) (Run, error) {
 	var run Run
 	// Other processes on the same PostgreSQL database wait their turn too.
 	lockErr := r.db.WithNamedLock(ctx, "audience:"+name, func() error {
+		if err = r.abortLeftRunning(context.WithoutCancel(ctx), name); err != nil {
+			return nil // reported below
+		}
 		// The run is recorded even when ctx has ended, so that compute
 		// records it as aborted instead of leaving no trace.
 		run, err = r.start(context.WithoutCancel(ctx), name)
@@ -264,6 +267,21 @@ func (r *Runner) RecoverInterrupted(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("mark interrupted runs of %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// abortLeftRunning marks runs of name still "running" as aborted when
+// this process holds the audience's lock across processes (PostgreSQL), so
+// no live process computes them. A process killed during a run keeps the
+// lock until the database ends its last query, which can be after the
+// next process's RecoverInterrupted looked; the next run cleans up.
+func (r *Runner) abortLeftRunning(ctx context.Context, name string) error {
+	if r.db.Dialect() != sqldb.Postgres {
+		return nil // no lock across processes: RecoverInterrupted at start
+	}
+	if err := r.markAborted(ctx, name); err != nil {
+		return fmt.Errorf("mark interrupted runs of %s: %w", name, err)
 	}
 	return nil
 }
