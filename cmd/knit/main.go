@@ -33,6 +33,8 @@ Usage:
   knit identity preview --config NEW.yaml what new identity rules would change
   knit identity unlink [flags] TYPE:VALUE block an identifier, rebuild its profile
   knit profiles delete [flags] TYPE:VALUE erase a person (privacy request)
+  knit bench [run] [flags]                load a running server, report events/s and latency
+  knit bench seed [flags]                 write a deterministic data set for benchmarks
 
 Run "knit COMMAND --help" for a command's flags. Every flag also has an
 environment variable, shown in its help; a flag given on the command line
@@ -99,6 +101,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return runProfiles(ctx, args[1:], getenv, stdout, stderr)
 	case "config":
 		return runConfigCheck(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return flag.ErrHelp

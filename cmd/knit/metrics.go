@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/knit-cdp/knit/audiences"
@@ -82,7 +83,11 @@ func newMetrics(runner *audiences.Runner) *metrics {
 	m.groups = newGroupMetrics()
 	m.registry.MustRegister(m.messages, m.batches, m.requests, m.latencies,
 		m.groups.requests, m.groups.messages, m.groups.retried,
-		newAudienceCollector(runner))
+		newAudienceCollector(runner),
+		// process_resident_memory_bytes (on Linux), which `knit bench`
+		// samples for the server's peak memory, and the Go runtime's own.
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector())
 	return m
 }
 
