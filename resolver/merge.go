@@ -52,5 +52,8 @@ func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) 
 		}
 	}
 	w.repointEvents(merged, survivor)
+	if w.cache != nil {
+		w.cache.merged(survivor, merged)
+	}
 	return nil
 }

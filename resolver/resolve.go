@@ -107,11 +107,32 @@ const lookupChunk = 100
 // owners maps each identifier already held by a profile to that profile.
 func (w *writer) owners(ctx context.Context, ids []Identifier) (map[Identifier]int64, error) {
 	owners := map[Identifier]int64{}
-	for start := 0; start < len(ids); start += lookupChunk {
-		chunk := ids[start:min(start+lookupChunk, len(ids))]
-		if err := w.lookupOwners(ctx, chunk, owners); err != nil {
+	unknown := ids
+	if w.cache != nil {
+		unknown = nil
+		for _, id := range ids {
+			profile, known := w.cache.lookup(id)
+			switch {
+			case !known:
+				unknown = append(unknown, id)
+			case profile != 0:
+				owners[id] = profile
+			}
+		}
+	}
+
+	found := map[Identifier]int64{}
+	for start := 0; start < len(unknown); start += lookupChunk {
+		chunk := unknown[start:min(start+lookupChunk, len(unknown))]
+		if err := w.lookupOwners(ctx, chunk, found); err != nil {
 			return nil, err
 		}
+	}
+	if w.cache != nil {
+		w.cache.learnOwners(unknown, found)
+	}
+	for id, profile := range found {
+		owners[id] = profile
 	}
 	return owners, nil
 }
@@ -163,6 +184,36 @@ type heldIdentifier struct {
 
 // identifiersOf returns every identifier held by any of profiles.
 func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]heldIdentifier, error) {
+	if w.cache == nil {
+		return w.readIdentifiersOf(ctx, profiles)
+	}
+
+	var held []heldIdentifier
+	var unknown []int64
+	for _, p := range profiles {
+		list, known := w.cache.profileIdentifiers(p)
+		if !known {
+			unknown = append(unknown, p)
+			continue
+		}
+		for _, entry := range list {
+			held = append(held, *entry)
+		}
+	}
+	if len(unknown) == 0 {
+		return held, nil
+	}
+	read, err := w.readIdentifiersOf(ctx, unknown)
+	if err != nil {
+		return nil, err
+	}
+	w.cache.learnProfiles(unknown, read)
+	return append(held, read...), nil
+}
+
+// readIdentifiersOf reads every identifier held by any of profiles.
+func (w *writer) readIdentifiersOf(ctx context.Context,
+	profiles []int64) ([]heldIdentifier, error) {
 	query, args, err := sqlx.In(`SELECT type, value, profile_id, last_seen_ms
 		FROM identities WHERE profile_id IN (?)`, profiles)
 	if err != nil {
@@ -278,6 +329,9 @@ func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier
 	if err != nil {
 		return 0, fmt.Errorf("create profile: %w", err)
 	}
+	if w.cache != nil {
+		w.cache.newProfile(profile)
+	}
 
 	w.record(decision{kind: DecisionCreated, profile: profile,
 		rule:   "no profile held any of the message's identifiers",
@@ -360,10 +414,18 @@ func (w *writer) recordMerge(ids []Identifier, owners map[Identifier]int64,
 
 // mergeCount is how many profiles were merged into profile.
 func (w *writer) mergeCount(ctx context.Context, profile int64) (int, error) {
+	if w.cache != nil {
+		if n, known := w.cache.merges[profile]; known {
+			return n, nil
+		}
+	}
 	var n int
 	err := w.get(ctx, &n, `SELECT COUNT(*) FROM profiles WHERE merged_into = ?`, profile)
 	if err != nil {
 		return 0, fmt.Errorf("count merges of profile %d: %w", profile, err)
+	}
+	if w.cache != nil {
+		w.cache.merges[profile] = n
 	}
 	return n, nil
 }
@@ -380,11 +442,8 @@ func (w *writer) attach(ctx context.Context, m *Message, profile int64,
 	}
 	for _, id := range ids {
 		if _, held := owners[id]; held {
-			err := w.exec(ctx, `UPDATE identities
-				SET last_seen_ms = ? WHERE type = ? AND value = ? AND last_seen_ms < ?`,
-				at, id.Type, id.Value, at)
-			if err != nil {
-				return fmt.Errorf("mark %s seen: %w", id, err)
+			if err := w.markSeen(ctx, id, at); err != nil {
+				return err
 			}
 			continue
 		}
@@ -402,6 +461,9 @@ func (w *writer) attach(ctx context.Context, m *Message, profile int64,
 			id.Type, id.Value, profile, at, at, m.ID, m.Source, m.App, deviceLabel(m))
 		if err != nil {
 			return fmt.Errorf("attach %s: %w", id, err)
+		}
+		if w.cache != nil {
+			w.cache.added(profile, id, at)
 		}
 		if owners != nil {
 			w.record(decision{kind: DecisionAttached, profile: profile, identifier: id,
@@ -424,12 +486,37 @@ func (w *writer) identifierRoom(ctx context.Context, profile int64, ids []Identi
 	if fresh == 0 {
 		return 0, nil
 	}
+	if w.cache != nil {
+		if list, known := w.cache.profileIdentifiers(profile); known {
+			return max(0, w.rules.MaxIdentifiers-len(list)), nil
+		}
+	}
 	var count int
 	err := w.get(ctx, &count, `SELECT COUNT(*) FROM identities WHERE profile_id = ?`, profile)
 	if err != nil {
 		return 0, fmt.Errorf("count identifiers of profile %d: %w", profile, err)
 	}
 	return max(0, w.rules.MaxIdentifiers-count), nil
+}
+
+// markSeen moves id's last sighting up to atMS; it writes nothing when
+// the transaction already knows the identifier was seen as late.
+func (w *writer) markSeen(ctx context.Context, id Identifier, atMS int64) error {
+	if w.cache != nil {
+		if last, known := w.cache.lastSeen(id); known && last >= atMS {
+			return nil
+		}
+	}
+	err := w.exec(ctx, `UPDATE identities
+		SET last_seen_ms = ? WHERE type = ? AND value = ? AND last_seen_ms < ?`,
+		atMS, id.Type, id.Value, atMS)
+	if err != nil {
+		return fmt.Errorf("mark %s seen: %w", id, err)
+	}
+	if w.cache != nil {
+		w.cache.seen(id, atMS)
+	}
+	return nil
 }
 
 func deviceLabel(m *Message) string {

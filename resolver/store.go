@@ -64,7 +64,11 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 
 	outcomes := make([]Outcome, len(messages))
 	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
-		w := &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows()}
+		w := &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows(),
+			cache: newIdentityCache()}
+		if err := w.prefetch(ctx, s.db.Dialect(), messages); err != nil {
+			return err
+		}
 		for i, m := range messages {
 			outcome, err := w.ingest(ctx, m)
 			if err != nil {
@@ -110,20 +114,23 @@ type writer struct {
 	// bulk collects rows written together at the end of a batch; nil
 	// writes each row at once.
 	bulk *bulkRows
+	// cache remembers identities read and written in this transaction;
+	// nil reads them from the database each time.
+	cache *identityCache
+	// known holds the batch's message ids stored or erased before it
+	// began; nil asks the database message by message.
+	known map[string]bool
 }
 
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 	outcome := Outcome{MessageID: m.ID, Status: StatusDuplicate}
 
 	// Stored before, or erased for a privacy request: either way not again.
-	var existing int
-	err := w.get(ctx, &existing, `SELECT
-		(SELECT COUNT(*) FROM events WHERE message_id = ?) +
-		(SELECT COUNT(*) FROM erased_messages WHERE message_id = ?)`, m.ID, m.ID)
+	stored, err := w.storedBefore(ctx, m.ID)
 	if err != nil {
-		return outcome, fmt.Errorf("check duplicate: %w", err)
+		return outcome, err
 	}
-	if existing > 0 || (w.bulk != nil && w.bulk.stored[m.ID]) {
+	if stored || (w.bulk != nil && w.bulk.stored[m.ID]) {
 		return outcome, nil
 	}
 
@@ -132,7 +139,13 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 		if err := w.flush(ctx); err != nil {
 			return outcome, err
 		}
-		return w.deleteFor(ctx, m)
+		outcome, err := w.deleteFor(ctx, m)
+		// It removed identities and messages: read both afresh after it.
+		if w.cache != nil {
+			w.cache = newIdentityCache()
+		}
+		w.known = nil
+		return outcome, err
 	}
 	profileID, ids, err := w.resolveMessage(ctx, m)
 	if err != nil {
@@ -148,6 +161,22 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 	outcome.Status = StatusStored
 	outcome.ProfileID = profileID
 	return outcome, nil
+}
+
+// storedBefore says whether messageID was stored or erased before this
+// message: from the batch's prefetched ids, or the database.
+func (w *writer) storedBefore(ctx context.Context, messageID string) (bool, error) {
+	if w.known != nil {
+		return w.known[messageID], nil
+	}
+	var existing int
+	err := w.get(ctx, &existing, `SELECT
+		(SELECT COUNT(*) FROM events WHERE message_id = ?) +
+		(SELECT COUNT(*) FROM erased_messages WHERE message_id = ?)`, messageID, messageID)
+	if err != nil {
+		return false, fmt.Errorf("check duplicate: %w", err)
+	}
+	return existing > 0, nil
 }
 
 // resolveMessage extracts the message's identifiers, leaves out blocked
