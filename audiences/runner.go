@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/knit-cdp/knit/resolver"
 	"github.com/knit-cdp/knit/resolver/sqldb"
 )
@@ -137,7 +139,9 @@ func (r *Runner) Abort() { r.abort() }
 
 // Run computes the named audience now, replaces its result atomically and
 // returns the run's record. When ctx ends first, or Abort is called, the run
-// is recorded as aborted and the previous result stays in place.
+// is recorded as aborted and the previous result stays in place. A run
+// whose ctx names an actor (resolver.WithActor), one someone asked for, is
+// written to the audit log with its run id; scheduled runs are not.
 func (r *Runner) Run(ctx context.Context, name string) (Run, error) {
 	def, err := r.Definition(name)
 	if err != nil {
@@ -225,9 +229,17 @@ func (r *Runner) start(ctx context.Context, name string) (Run, error) {
 	run := Run{Audience: name, StartedAt: now, EvaluatedAt: now.Truncate(time.Second),
 		Status: StatusRunning}
 
-	err := r.db.GetContext(ctx, &run.ID, r.db.Rebind(`INSERT INTO audience_runs
-		(audience, started_ms, evaluated_ms, status) VALUES (?, ?, ?, ?)
-		RETURNING id`), name, now.UnixMilli(), run.EvaluatedAt.UnixMilli(), StatusRunning)
+	err := r.db.WithTx(ctx, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &run.ID, tx.Rebind(`INSERT INTO audience_runs
+			(audience, started_ms, evaluated_ms, status) VALUES (?, ?, ?, ?)
+			RETURNING id`), name, now.UnixMilli(), run.EvaluatedAt.UnixMilli(), StatusRunning)
+		if err != nil || !resolver.HasActor(ctx) {
+			return err
+		}
+		// Someone asked for this run (run now): the audit log says who.
+		return resolver.RecordAudit(ctx, tx, now, resolver.AuditRunNow, name,
+			map[string]any{"run_id": run.ID})
+	})
 	if err != nil {
 		return run, fmt.Errorf("record run of %s: %w", name, err)
 	}

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -22,8 +23,9 @@ type DeleteResult struct {
 // Delete erases the profile holding id, with every profile merged into it,
 // for a privacy request: its identifiers, traits, events, identity links,
 // history and audience memberships. The deletion is recorded with counts
-// only, keeping no personal data. It returns an *Error with code ENotFound
-// when no profile holds id.
+// only, keeping no personal data, in the audit log too, under the actor ctx
+// carries (WithActor). It returns an *Error with code ENotFound when no
+// profile holds id.
 func (s *Store) Delete(ctx context.Context, id Identifier,
 	requestedBy string) (DeleteResult, error) {
 	s.writeMu.Lock()
@@ -34,8 +36,10 @@ func (s *Store) Delete(ctx context.Context, id Identifier,
 	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
 		w := &writer{tx: tx, rules: s.rules, now: s.now()}
 		var err error
-		result, err = w.erase(ctx, id, requestedBy)
-		return err
+		if result, err = w.erase(ctx, id, requestedBy); err != nil {
+			return err
+		}
+		return w.auditDelete(ctx, result, nil)
 	})
 	if err != nil {
 		return result, fmt.Errorf("resolver.Delete %s: %w", id, err)
@@ -53,7 +57,24 @@ func (w *writer) deleteFor(ctx context.Context, m *Message) (Outcome, error) {
 		return outcome, nil
 	}
 	outcome.ProfileID = result.Profile
-	return outcome, err
+	if err != nil {
+		return outcome, err
+	}
+	segment := WithActor(ctx, Actor{Name: "segment:" + m.Source})
+	return outcome, w.auditDelete(segment, result, map[string]any{"message_id": m.ID})
+}
+
+// auditDelete records an erasure in the audit log: the profile number and
+// counts, never an identifier, as the person is gone.
+func (w *writer) auditDelete(ctx context.Context, result DeleteResult,
+	detail map[string]any) error {
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	detail["events_deleted"] = result.Events
+	detail["identifiers_deleted"] = result.Identifiers
+	return RecordAudit(ctx, w.tx, w.now, AuditDelete,
+		fmt.Sprintf("profile:%d", result.Profile), detail)
 }
 
 func (w *writer) erase(ctx context.Context, id Identifier,
@@ -75,7 +96,18 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 	if len(profiles) > 0 {
 		result.Profile = profiles[0]
 	}
+	// The audit log forgets every identifier the person's messages carried,
+	// an unlinked one too, which no profile holds any more.
+	var carried []Identifier
+	err = w.selectIn(ctx, &carried, `SELECT DISTINCT type, value FROM identity_links
+		WHERE message_id IN (?)`, messages)
+	if err != nil {
+		return result, err
+	}
 	if err := w.eraseRows(ctx, profiles, messages, scrub); err != nil {
+		return result, err
+	}
+	if err := w.scrubAudit(ctx, append(scrub, carried...)); err != nil {
 		return result, err
 	}
 	_, err = w.tx.ExecContext(ctx, w.tx.Rebind(`INSERT INTO profile_deletions
@@ -211,6 +243,37 @@ func (w *writer) scrubIdentifiers(ctx context.Context, ids []Identifier) error {
 		}
 	}
 	return nil
+}
+
+// scrubAudit blanks what audit log entries say about ids: the entry stays
+// (who did what, and when), not whom it was done to.
+func (w *writer) scrubAudit(ctx context.Context, ids []Identifier) error {
+	for _, id := range ids {
+		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).
+			Replace(id.Value) + "%"
+		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`UPDATE audit_log
+			SET target = 'erased on request' WHERE target = ?`), id.String())
+		if err != nil {
+			return fmt.Errorf("scrub the audit log: %w", err)
+		}
+		// Only an unlink's detail holds text someone wrote: its reason.
+		_, err = w.tx.ExecContext(ctx, w.tx.Rebind(`UPDATE audit_log
+			SET detail = '{"erased":"on request"}' WHERE action = ?
+			AND (detail LIKE ? ESCAPE '\' OR detail LIKE ? ESCAPE '\')`),
+			AuditUnlink, pattern, jsonPattern(id.Value))
+		if err != nil {
+			return fmt.Errorf("scrub the audit log: %w", err)
+		}
+	}
+	return nil
+}
+
+// jsonPattern is a LIKE pattern that finds value inside JSON text, where
+// quotes, backslashes and control characters stand escaped.
+func jsonPattern(value string) string {
+	encoded, _ := json.Marshal(value) // a string always encodes
+	inner := string(encoded[1 : len(encoded)-1])
+	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(inner) + "%"
 }
 
 // execIn runs a statement with one IN (?) over values, in chunks small

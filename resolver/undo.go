@@ -70,8 +70,9 @@ type UnlinkResult struct {
 // Unlink blocks id for good (it never again joins anything) and rebuilds
 // the profile that held it, and every profile merged into that one, from
 // their stored messages in arrival order: events are re-attributed, traits
-// recomputed, and the split recorded. It returns an *Error with code
-// ENotFound when no profile holds id.
+// recomputed, and the split recorded, with an audit log entry naming the
+// actor ctx carries (WithActor). It returns an *Error with code ENotFound
+// when no profile holds id.
 func (s *Store) Unlink(ctx context.Context, id Identifier, reason string) (UnlinkResult, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -81,8 +82,12 @@ func (s *Store) Unlink(ctx context.Context, id Identifier, reason string) (Unlin
 	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
 		w := &writer{tx: tx, rules: s.rules, now: s.now()}
 		var err error
-		result, err = w.unlink(ctx, id, reason)
-		return err
+		if result, err = w.unlink(ctx, id, reason); err != nil {
+			return err
+		}
+		return RecordAudit(ctx, tx, w.now, AuditUnlink, id.String(), map[string]any{
+			"reason": reason, "retired_profile_id": result.Profile,
+			"profile_ids": result.Profiles, "events_reresolved": result.Events})
 	})
 	if err != nil {
 		return result, fmt.Errorf("resolver.Unlink %s: %w", id, err)

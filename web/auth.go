@@ -114,8 +114,9 @@ func (a *Auth) storedHash(ctx context.Context) ([32]byte, error) {
 }
 
 // ResetToken generates a new API token, stores its hash in place of any
-// earlier one, signs every console session out and returns the token, which
-// is shown this once. KNIT_API_TOKEN, when set, still wins over it.
+// earlier one, signs every console session out, writes the audit log under
+// the actor ctx carries, and returns the token, which is shown this once.
+// KNIT_API_TOKEN, when set, still wins over it.
 func ResetToken(ctx context.Context, db *sqldb.DB) (string, error) {
 	token := "knit_" + randomHex(24)
 	hash := sha256.Sum256([]byte(token))
@@ -130,7 +131,8 @@ func ResetToken(ctx context.Context, db *sqldb.DB) (string, error) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM web_sessions`); err != nil {
 			return fmt.Errorf("end console sessions: %w", err)
 		}
-		return nil
+		return resolver.RecordAudit(ctx, tx, time.Now(), resolver.AuditTokenReset,
+			"api_token", map[string]any{"sessions_ended": true})
 	})
 	if err != nil {
 		return "", err
@@ -180,7 +182,13 @@ func (a *Auth) Require(c *gin.Context) {
 	// A console session reads the API from the browser; changes need the
 	// token (the console's own forms carry a CSRF token instead).
 	safe := c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead
-	if a.ValidToken(c.Request.Context(), token) || (token == "" && safe && a.validSession(c)) {
+	if a.ValidToken(c.Request.Context(), token) {
+		actAs(c, "api:token")
+		c.Next()
+		return
+	}
+	if openedWith, ok := a.session(c); token == "" && safe && ok {
+		actAs(c, "console:"+openedWith)
 		c.Next()
 		return
 	}
@@ -196,7 +204,19 @@ func (a *Auth) Require(c *gin.Context) {
 			"or the token as the HTTP Basic user name"))
 }
 
-// startSession records a new console session and sets its cookie.
+// actAs names who the request acts for, for the audit log of what it
+// changes: a kind of credential, never the credential.
+func actAs(c *gin.Context, actor string) {
+	c.Request = c.Request.WithContext(resolver.WithActor(c.Request.Context(),
+		resolver.Actor{Name: actor, RequestID: httpx.RequestIDOf(c)}))
+}
+
+// Credentials a console session may be opened with, as sessions record them.
+const (
+	openedWithToken = "token"
+	openedWithAdmin = "admin"
+)
+
 // credentialsHash names the credentials in force: the API token and the
 // admin password. Sessions are stored with it, so changing either ends
 // every session opened before.
@@ -208,7 +228,9 @@ func (a *Auth) credentialsHash(ctx context.Context) ([32]byte, error) {
 	return sha256.Sum256(append(token[:], a.adminPassword[:]...)), nil
 }
 
-func (a *Auth) startSession(c *gin.Context) error {
+// startSession records a new console session, opened with the credential
+// openedWith names, and sets its cookie.
+func (a *Auth) startSession(c *gin.Context, openedWith string) error {
 	id := randomHex(32)
 	hash := sha256.Sum256([]byte(id))
 	now := a.now()
@@ -224,9 +246,9 @@ func (a *Auth) startSession(c *gin.Context) error {
 		return fmt.Errorf("forget expired sessions: %w", err)
 	}
 	_, err = a.db.ExecContext(ctx, a.db.Rebind(`INSERT INTO web_sessions
-		(id_hash, expires_ms, token_sha256) VALUES (?, ?, ?)`),
+		(id_hash, expires_ms, token_sha256, opened_with) VALUES (?, ?, ?, ?)`),
 		hex.EncodeToString(hash[:]), now.Add(sessionLifetime).UnixMilli(),
-		hex.EncodeToString(token[:]))
+		hex.EncodeToString(token[:]), openedWith)
 	if err != nil {
 		return fmt.Errorf("store session: %w", err)
 	}
@@ -240,23 +262,36 @@ func (a *Auth) startSession(c *gin.Context) error {
 }
 
 func (a *Auth) validSession(c *gin.Context) bool {
+	_, ok := a.session(c)
+	return ok
+}
+
+// session tells whether the request carries a live console session, and
+// which credential opened it.
+func (a *Auth) session(c *gin.Context) (openedWith string, ok bool) {
 	cookie, err := c.Request.Cookie(sessionCookie)
 	if err != nil || cookie.Value == "" {
-		return false
+		return "", false
 	}
 	hash := sha256.Sum256([]byte(cookie.Value))
 	token, err := a.credentialsHash(c.Request.Context())
 	if err != nil {
-		return false
+		return "", false
 	}
 
 	// A session opened under an earlier API token or admin password no
 	// longer counts.
-	var expires int64
-	err = a.db.GetContext(c.Request.Context(), &expires, a.db.Rebind(
-		`SELECT expires_ms FROM web_sessions WHERE id_hash = ? AND token_sha256 = ?`),
+	var row struct {
+		Expires    int64  `db:"expires_ms"`
+		OpenedWith string `db:"opened_with"`
+	}
+	err = a.db.GetContext(c.Request.Context(), &row, a.db.Rebind(`SELECT expires_ms,
+		opened_with FROM web_sessions WHERE id_hash = ? AND token_sha256 = ?`),
 		hex.EncodeToString(hash[:]), hex.EncodeToString(token[:]))
-	return err == nil && expires > a.now().UnixMilli()
+	if err != nil || row.Expires <= a.now().UnixMilli() {
+		return "", false
+	}
+	return row.OpenedWith, true
 }
 
 // endSession forgets the session and clears its cookie.

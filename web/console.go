@@ -155,7 +155,8 @@ func (c *console) render(ctx *gin.Context, status int, name string, data page) {
 }
 
 func (c *console) requireSession(ctx *gin.Context) {
-	if c.server.auth.validSession(ctx) {
+	if openedWith, ok := c.server.auth.session(ctx); ok {
+		actAs(ctx, "console:"+openedWith)
 		ctx.Next()
 		return
 	}
@@ -178,8 +179,11 @@ func (c *console) loginView() loginView {
 func (c *console) login(ctx *gin.Context) {
 	next := firstOf(ctx.PostForm("next"), ctx.Query("next"))
 	secret := strings.TrimSpace(ctx.PostForm("token"))
-	if !c.server.auth.ValidToken(ctx.Request.Context(), secret) &&
-		!c.server.auth.validPassword(secret) {
+	openedWith := openedWithToken
+	if !c.server.auth.ValidToken(ctx.Request.Context(), secret) {
+		openedWith = openedWithAdmin
+	}
+	if openedWith == openedWithAdmin && !c.server.auth.validPassword(secret) {
 		message := "That token is not valid."
 		if c.server.auth.adminPassword != nil {
 			message = "That is neither the API token nor the admin password."
@@ -188,7 +192,7 @@ func (c *console) login(ctx *gin.Context) {
 			page{Title: "Sign in", Error: message, Next: next, Data: c.loginView()})
 		return
 	}
-	if err := c.server.auth.startSession(ctx); err != nil {
+	if err := c.server.auth.startSession(ctx, openedWith); err != nil {
 		c.server.log.Error("start session", "error", err)
 		c.render(ctx, http.StatusInternalServerError, "login", page{Title: "Sign in",
 			Error: "Could not start a session; try again.", Next: next, Data: c.loginView()})

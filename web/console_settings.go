@@ -49,6 +49,7 @@ type audienceSchedule struct {
 // registerSettingsPages adds the console's read-only settings page.
 func (c *console) registerSettingsPages(signedIn *gin.RouterGroup) {
 	signedIn.GET("/settings", c.settingsPage)
+	signedIn.GET("/audit-log", c.auditPage)
 }
 
 func (c *console) settingsPage(ctx *gin.Context) {

@@ -29,6 +29,8 @@ type Server struct {
 	now func() time.Time
 	// settings is what the console's settings page shows.
 	settings Settings
+	// audit reads the audit log; nil leaves it out.
+	audit *resolver.AuditLog
 }
 
 // IdentityAdmin changes the identity graph on request; *resolver.Store is
@@ -68,6 +70,7 @@ func (s *Server) Register(router *gin.Engine) {
 	api.POST("/audiences/:name/runs", s.runAudience)
 	api.GET("/audiences/:name/changes", s.audienceChanges)
 	api.POST("/audience-previews", s.previewAudience)
+	api.GET("/audit", s.listAudit)
 
 	profiles := api.Group("/v1/spaces/:space/collections/users/profiles/:id")
 	profiles.GET("/traits", s.profileEndpoint(s.profileTraits))

@@ -63,7 +63,7 @@ func runAudiencesRun(ctx context.Context, args []string, getenv env,
 	}
 	var failed error
 	for _, name := range names {
-		run, err := a.runner.Run(ctx, name)
+		run, err := a.runner.Run(cliActor(ctx), name)
 		if err != nil {
 			failed = errors.Join(failed, err)
 			continue

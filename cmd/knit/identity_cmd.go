@@ -42,7 +42,7 @@ func runIdentity(ctx context.Context, args []string, getenv env, stdout, stderr 
 	}
 
 	return withStore(ctx, flags, getenv, stderr, func(a *app) error {
-		result, err := a.store.Unlink(ctx, id, *reason)
+		result, err := a.store.Unlink(cliActor(ctx), id, *reason)
 		if err != nil {
 			return err
 		}
@@ -68,7 +68,7 @@ func runProfiles(ctx context.Context, args []string, getenv env, stdout, stderr 
 	}
 
 	return withStore(ctx, flags, getenv, stderr, func(a *app) error {
-		result, err := a.store.Delete(ctx, id, "cli")
+		result, err := a.store.Delete(cliActor(ctx), id, "cli")
 		if err != nil {
 			return err
 		}
@@ -163,4 +163,10 @@ func printPreview(w io.Writer, r resolver.PreviewReport) {
 	for _, example := range r.AddedExamples {
 		fmt.Fprintf(w, "  added: %s\n", example)
 	}
+}
+
+// cliActor marks ctx as the command line's, for the audit log of the
+// changes made under it.
+func cliActor(ctx context.Context) context.Context {
+	return resolver.WithActor(ctx, resolver.Actor{Name: "cli"})
 }

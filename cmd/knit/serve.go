@@ -160,6 +160,7 @@ func (a *app) buildSite(getenv env, auth *web.Auth) *web.Server {
 		auth, getenv("KNIT_SPACE_ID"), a.log.With("component", "web"))
 	site.SetAdmin(a.store)
 	site.SetClock(a.now)
+	site.SetAuditLog(resolver.NewAuditLog(a.db))
 	site.SetSettings(web.Settings{
 		Rules:            a.settings.Rules,
 		WebhookSecretSet: getenv("KNIT_WEBHOOK_SECRET") != "",

@@ -40,7 +40,7 @@ func runToken(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	defer a.db.Close()
 
-	token, err := web.ResetToken(ctx, a.db)
+	token, err := web.ResetToken(cliActor(ctx), a.db)
 	if err != nil {
 		return err
 	}
