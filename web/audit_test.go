@@ -87,7 +87,7 @@ func TestAuditLogRecordsWhoChangedWhat(t *testing.T) {
 		site.api(t, abuseRequest{method: http.MethodPost,
 			path: "/audiences/cart_abandonment/runs", header: withID("req-run")}),
 		site.api(t, abuseRequest{method: http.MethodPost, path: base + "anonymous_id:anon-jane/unlink",
-			body: []byte(`{"reason":"shared tablet with jane@example.com"}`),
+			body:   []byte(`{"reason":"shared tablet with jane@example.com"}`),
 			header: withID("req-unlink")}),
 		site.form(t, site.signIn(t, abusePassword), "/audience/shoe_reorder",
 			"/run/shoe_reorder", url.Values{"back": {"/"}}),
