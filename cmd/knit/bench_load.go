@@ -324,8 +324,7 @@ func (c *benchConfig) run(ctx context.Context) (*benchReport, error) {
 	}
 	wg.Wait()
 	wall := time.Since(r.start)
-	report := r.report(workers)
-	report.Interrupted = ctx.Err() != nil
+	report := r.report(workers, ctx.Err() != nil)
 	report.ServerMemory = memory(context.WithoutCancel(ctx))
 	cpu := processCPU() - cpuStart
 	report.Generator = benchGenerator{CPUSeconds: cpu.Seconds(), WallSeconds: wall.Seconds(),
@@ -378,8 +377,10 @@ func (c *benchConfig) watchMemory(ctx context.Context) (func(context.Context) be
 	}
 }
 
-// report sums the connections' counts over the measured window.
-func (r *benchRun) report(workers []*benchWorker) *benchReport {
+// report sums the connections' counts over the measured window: from the
+// warm-up's end to the end of --duration, or to the last answer when the
+// run stopped before (--events sent, or interrupted).
+func (r *benchRun) report(workers []*benchWorker, interrupted bool) *benchReport {
 	total := benchStats{byStatus: map[string]int64{}}
 	for _, w := range workers {
 		total.merge(&w.stats)
@@ -391,9 +392,11 @@ func (r *benchRun) report(workers []*benchWorker) *benchReport {
 		Latency: total.hist.report(), EventsSent: total.sent,
 		AcceptedTotal: total.acceptedTotal, RequestsTotal: total.requestsTotal,
 		FailedRequests: total.failed, RejectedEvents: total.rejected,
-		ErrorsByStatus: total.byStatus, FirstError: total.firstError}
+		ErrorsByStatus: total.byStatus, FirstError: total.firstError,
+		Interrupted: interrupted}
 	windowEnd := r.end
-	if total.lastDone.Before(windowEnd) {
+	allSent := cfg.events > 0 && r.remaining.Load() <= 0
+	if (interrupted || allSent) && total.lastDone.Before(windowEnd) {
 		windowEnd = total.lastDone
 	}
 	window := windowEnd.Sub(r.warmupEnd).Seconds()
