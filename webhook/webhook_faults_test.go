@@ -157,7 +157,8 @@ func TestLockedDatabaseAnswers503UntilTheLockEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := holder.Exec(`INSERT INTO settings (key, value) VALUES ('held', '1')`); err != nil {
+	_, err = holder.Exec(`INSERT INTO settings (key, value) VALUES ('held', '1')`)
+	if err != nil {
 		t.Fatal(err)
 	}
 	calls := faultCalls("locked")
