@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkServeBatch100 runs knit serve in this process on a SQLite file
+// and posts /v1/batch requests of 100 generated messages from 8
+// connections; one op is one request. Run with -cpuprofile to see where a
+// server's time goes, the HTTP layer included (the generator's bodies are
+// built before the timer starts).
+func BenchmarkServeBatch100(b *testing.B) {
+	base := startBenchServer(b)
+	const perRequest, connections = 100, 8
+	bodies := benchBodies(b.N, perRequest)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: connections}}
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range connections {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(bodies) {
+					return
+				}
+				postBatch(b, client, base, bodies[i])
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N*perRequest)/b.Elapsed().Seconds(), "events/s")
+}
+
+// benchBodies builds n tracking API batch bodies of size messages each,
+// from streams of the generator knit bench uses.
+func benchBodies(n, size int) [][]byte {
+	stream := newBenchStream(1, 100000, fmt.Sprint(time.Now().UnixNano()), 0,
+		time.Now(), 30*24*time.Hour)
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = stream.appendBatch(nil, size)
+	}
+	return bodies
+}
+
+func postBatch(b *testing.B, client *http.Client, base string, body []byte) {
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/batch", bytes.NewReader(body))
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	req.SetBasicAuth("bench-key", "")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		b.Errorf("status %d: %s", resp.StatusCode, reply)
+	}
+}
+
+// startBenchServer runs knit serve on a fresh SQLite file until the
+// benchmark ends and returns its base URL.
+func startBenchServer(b *testing.B) string {
+	b.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := listener.Addr().String()
+	listener.Close()
+
+	env := map[string]string{"KNIT_WRITE_KEYS": "bench-key", "KNIT_API_TOKEN": "bench-token",
+		"KNIT_LOG_LEVEL": "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--db", filepath.Join(b.TempDir(), "knit.db"),
+			"--addr", addr, "--roles", "ingest"}, func(k string) string { return env[k] },
+			io.Discard, io.Discard)
+	}()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("serve: %v", err)
+		}
+	})
+
+	for range 100 {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			return "http://" + addr
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatal("knit serve did not start")
+	return ""
+}
