@@ -15,6 +15,13 @@ import (
 const (
 	MaxMessageBytes = 32 * 1024 // one message, as Segment's HTTP API
 	MaxMessageIDLen = 100       // Segment drops longer messageIds
+	// MaxDepth is how deeply objects and arrays may nest in one message,
+	// its own braces counting as the first level. Audiences read
+	// properties and traits with SQLite's JSON functions, which refuse
+	// documents nested more than 1,000 levels: one deeper message would
+	// fail every audience that reads its event. Real traffic nests a few
+	// levels.
+	MaxDepth = 100
 )
 
 // The six Segment call types knit accepts.
@@ -75,7 +82,26 @@ func ParseMessage(raw []byte, env Envelope) (*Message, error) {
 		return nil, Errorf(ETooLarge,
 			"message is %d bytes; the limit is %d (32 KB)", len(raw), MaxMessageBytes)
 	}
+	if err := CheckUTF8(raw); err != nil {
+		return nil, err
+	}
+	if depthOver(raw, MaxDepth) {
+		return nil, Errorf(EInvalid, "message nests objects and arrays more than "+
+			"%d levels deep; the limit is %d", MaxDepth, MaxDepth)
+	}
+	m, err := parseMessage(raw, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTimeRange(m.Timestamp); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
 
+// parseMessage is ParseMessage without the checks on the raw bytes, for
+// messages stored before those checks existed.
+func parseMessage(raw []byte, env Envelope) (*Message, error) {
 	fields, err := decodeObject(raw)
 	if err != nil {
 		return nil, err
@@ -104,6 +130,57 @@ func ParseMessage(raw []byte, env Envelope) (*Message, error) {
 	return m, nil
 }
 
+// CheckUTF8 refuses a message that is not valid UTF-8, as JSON text must
+// be (RFC 8259), naming the first bad byte. Decoding would silently turn
+// such bytes into U+FFFD while the raw message kept them, and PostgreSQL
+// refuses them in text, so one such message would fail its batch for good.
+func CheckUTF8(raw []byte) error {
+	if utf8.Valid(raw) {
+		return nil
+	}
+	at := 0
+	for at < len(raw) {
+		r, size := utf8.DecodeRune(raw[at:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		at += size
+	}
+	return Errorf(EInvalid, "message is not valid UTF-8: byte 0x%02x at offset %d "+
+		"(JSON text must be UTF-8)", raw[at], at)
+}
+
+// depthOver reports whether the JSON text raw nests objects and arrays
+// more than limit levels deep. It skips strings and validates nothing
+// else, so it runs before decoding, whose own limit is far higher.
+func depthOver(raw []byte, limit int) bool {
+	depth := 0
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			if depth++; depth > limit {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
+}
+
+// TrailingData reports whether data holds more than JSON white space from
+// offset on, where a decoded value ended. (json.Decoder.More does not see
+// a stray "]" or "}" there.)
+func TrailingData(data []byte, offset int64) bool {
+	return len(bytes.TrimLeft(data[offset:], " \t\r\n")) > 0
+}
+
 func decodeObject(raw []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -112,7 +189,7 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	if err := dec.Decode(&value); err != nil {
 		return nil, Errorf(EInvalid, "message is not valid JSON: %v", err)
 	}
-	if dec.More() {
+	if TrailingData(raw, dec.InputOffset()) {
 		return nil, Errorf(EInvalid, "message has data after its JSON object")
 	}
 	fields, ok := value.(map[string]any)

@@ -77,7 +77,7 @@ func Preview(ctx context.Context, db, scratch *sqldb.DB, rules Rules,
 // message re-reads a stored message with its stored id and time.
 func (e storedEvent) message() (*Message, error) {
 	received := time.UnixMilli(e.ReceivedMS).UTC()
-	m, err := ParseMessage([]byte(e.Raw), Envelope{Source: e.Source, ReceivedAt: received})
+	m, err := parseMessage([]byte(e.Raw), Envelope{Source: e.Source, ReceivedAt: received})
 	if err != nil {
 		return nil, fmt.Errorf("re-read message %s: %w", e.MessageID, err)
 	}

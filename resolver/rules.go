@@ -203,7 +203,7 @@ var zerosAndDashes = regexp.MustCompile(`^[0-]*$`)
 
 // Blocked reports whether value must never be used as an identifier of any
 // type: blank, junk, only zeros and dashes, control characters (NUL
-// included), or blocked by the configuration.
+// included), U+FFFD, or blocked by the configuration.
 func (r Rules) Blocked(value string) bool {
 	return r.blockedReason("", value) != ""
 }
@@ -217,6 +217,10 @@ func (r Rules) blockedReason(kind, value string) string {
 		return "blank"
 	case strings.ContainsFunc(value, unicode.IsControl):
 		return "control characters"
+	case strings.ContainsRune(value, unicode.ReplacementChar):
+		// Parsing puts U+FFFD in place of a NUL or a lone surrogate: the
+		// value was damaged, and two damaged values would look the same.
+		return "a replacement character (U+FFFD)"
 	case junkValues[strings.ToLower(trimmed)] || zerosAndDashes.MatchString(trimmed):
 		return "a junk placeholder"
 	case matchesValue(trimmed, r.BlockedValues) || matchesPattern(trimmed, r.BlockedPatterns):

@@ -113,7 +113,30 @@ func messageTime(fields map[string]any, env Envelope) (time.Time, error) {
 	if sentKey == "" {
 		return client, nil
 	}
-	return env.ReceivedAt.Add(-sentAt.Sub(client)).UTC(), nil
+	return skewCorrected(env.ReceivedAt, sentAt, client), nil
+}
+
+// skewCorrected returns received - (sentAt - client), exactly for any
+// dates: a time.Duration holds only 292 years and saturates beyond, so
+// for times further apart the sum is taken in milliseconds.
+func skewCorrected(received, sentAt, client time.Time) time.Time {
+	skew := sentAt.Sub(client)
+	if client.Add(skew).Equal(sentAt) {
+		return received.Add(-skew).UTC()
+	}
+	return time.UnixMilli(received.UnixMilli() - sentAt.UnixMilli() + client.UnixMilli()).UTC()
+}
+
+// checkTimeRange refuses a message time outside the years 0000 to 9999 in
+// UTC, which ISO-8601 dates and knit's exports write in four digits. Only
+// a zone offset at either end, or the clock-skew correction, gets there.
+func checkTimeRange(t time.Time) error {
+	if year := t.UTC().Year(); year >= 0 && year <= 9999 {
+		return nil
+	}
+	return Errorf(EInvalid, "timestamp falls in the year %d in UTC (after correcting "+
+		"for zone and clock skew); knit keeps times from year 0000 to 9999",
+		t.UTC().Year())
 }
 
 // firstTime returns the first of keys present in fields, parsed, and which
