@@ -227,6 +227,10 @@ func TestConsoleAuditLogPage(t *testing.T) {
 		!strings.Contains(first.body, "api:token") {
 		t.Fatalf("GET /audit-log: %d, %d rows", first.status, rows(first))
 	}
+	if first.header.Get("X-Frame-Options") != "DENY" ||
+		!strings.Contains(first.header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Errorf("the audit log page may be framed: %v", first.header)
+	}
 	link := regexp.MustCompile(`href="(/audit-log\?next=[0-9]+)"`).FindStringSubmatch(first.body)
 	if link == nil {
 		t.Fatalf("no link to older entries")

@@ -128,9 +128,9 @@ func (l *limiter) allow(source string, n int) error {
 	}
 	reservation.CancelAt(now)
 	return &resolver.Error{Code: resolver.ERateLimited, RetryAfter: wait,
-		Message: fmt.Sprintf("source %s may send %g messages a second (KNIT_RATE_LIMIT) "+
-			"and %d at once; these %d messages fit in %.0f s", source, l.limits.Rate, burst,
-			n, math.Ceil(wait.Seconds()))}
+		Message: fmt.Sprintf("source %s is over its rate of %g messages a second "+
+			"(KNIT_RATE_LIMIT), %d at once: the %d message(s) of this request fit in %.0f s",
+			source, l.limits.Rate, burst, n, math.Ceil(wait.Seconds()))}
 }
 
 // admit is middleware that serves a request only while fewer than

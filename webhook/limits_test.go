@@ -52,7 +52,7 @@ func TestRateLimitCountsMessagesPerSource(t *testing.T) {
 	rec := mustPost(t, s, call{path: "/v1/batch", user: keyA,
 		body: batchBody(copies(100, "m-over")...)})
 	mustFail(t, rec, http.StatusTooManyRequests, resolver.ERateLimited,
-		webhook.WriteKeySource(keyA), "KNIT_RATE_LIMIT", "100 messages")
+		webhook.WriteKeySource(keyA), "KNIT_RATE_LIMIT", "100 message(s)")
 	mustRetryAfter(t, rec, 100)
 	if wait, _ := strconv.Atoi(rec.Header().Get("Retry-After")); wait < 90 {
 		t.Errorf("Retry-After = %d for 100 messages at 1 a second", wait)

@@ -14,16 +14,17 @@ import (
 	"github.com/knit-cdp/knit/webhook"
 )
 
-// mustServeEnv starts `knit serve` on a free 127.0.0.1 port over a fresh
-// database with the environment env, and stops it when the test ends.
-func mustServeEnv(t *testing.T, env map[string]string) *server {
+// mustServeEnv starts `knit serve` on a free 127.0.0.1 port over the
+// database dsn with the environment env, writing its output to out, and
+// stops it when the test ends.
+func mustServeEnv(t *testing.T, dsn string, env map[string]string, out io.Writer) *server {
 	t.Helper()
 	addr := mustFreeAddr(t)
-	args := []string{"serve", "--addr", addr, "--db", sqltest.MustDSN(t, "limits.db")}
+	args := []string{"serve", "--addr", addr, "--db", dsn}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{base: "http://" + addr, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		s.done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		s.done <- run(ctx, args, func(k string) string { return env[k] }, out, out)
 	}()
 	t.Cleanup(func() { s.stop(t) })
 	for range 1000 {
@@ -82,10 +83,10 @@ func trickle(t *testing.T, addr, start, more string) string {
 // when the body was late, and nothing of the slow request is stored.
 // Requests sent at a normal pace are served meanwhile.
 func TestSlowClientsAreCutOff(t *testing.T) {
-	s := mustServeEnv(t, map[string]string{
+	s := mustServeEnv(t, sqltest.MustDSN(t, "slow.db"), map[string]string{
 		"KNIT_READ_HEADER_TIMEOUT": "300ms", "KNIT_READ_TIMEOUT": "600ms",
 		"KNIT_API_TOKEN": testToken, "KNIT_LOG_LEVEL": "error",
-	})
+	}, io.Discard)
 	addr := strings.TrimPrefix(s.base, "http://")
 
 	answer := trickle(t, addr, "POST /webhook HTTP/1.1\r\nHost: knit\r\n", "X-Slow: 1\r\n")
