@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -42,6 +43,10 @@ func (h *Handler) tracking(fn trackingFunc) gin.HandlerFunc {
 // The endpoint decides the message's type, as on Segment's API.
 func (h *Handler) trackingCall(kind string) gin.HandlerFunc {
 	return h.tracking(func(c *gin.Context, req *request) error {
+		// Before decoding, which would turn bad bytes into U+FFFD unseen.
+		if err := resolver.CheckUTF8(req.body); err != nil {
+			return err
+		}
 		fields, err := decodeFields(req.body)
 		if err != nil {
 			return err
@@ -123,7 +128,7 @@ func decodeStrict(body []byte, dest any) error {
 	if err := dec.Decode(dest); err != nil {
 		return describeJSONError(err)
 	}
-	if dec.More() {
+	if resolver.TrailingData(body, dec.InputOffset()) {
 		return resolver.Errorf(resolver.EInvalid, "body has data after its JSON object")
 	}
 	return nil
@@ -133,10 +138,10 @@ func decodeStrict(body []byte, dest any) error {
 // its messages, the message's own keys winning at every level, and drops a
 // writeKey from the message, since the key is a secret knit does not keep.
 // It returns the item untouched when there is nothing to change or the item
-// is not an object (parsing will name that problem).
+// is not an object or not valid UTF-8 (parsing will name that problem).
 func withBatchDefaults(item json.RawMessage, context, integrations map[string]any) []byte {
 	hasKey := bytes.Contains(item, []byte(`"writeKey"`))
-	if len(context) == 0 && len(integrations) == 0 && !hasKey {
+	if !utf8.Valid(item) || len(context) == 0 && len(integrations) == 0 && !hasKey {
 		return item
 	}
 	var fields map[string]any

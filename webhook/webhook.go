@@ -160,7 +160,10 @@ func checkBatchSize(n int) error {
 // answers: 200 when anything was stored (listing rejected items by index),
 // 4xx when nothing in the request was valid, 5xx only when knit failed.
 // Rejected items are recorded unless knit failed, since the sender retries
-// those.
+// those. Once the body is read, storing goes on if the sender hangs up or
+// half-closes its connection (net/http then cancels the request's
+// context): a sender that still waits gets its answer instead of a 500,
+// and one that left finds its messages stored when it retries.
 func (h *Handler) store(c *gin.Context, items [][]byte, env resolver.Envelope) {
 	var messages []*resolver.Message
 	var rejected []Rejection
@@ -182,7 +185,8 @@ func (h *Handler) store(c *gin.Context, items [][]byte, env resolver.Envelope) {
 		h.refuse(c, items, rejected, firstErr)
 		return
 	}
-	if _, err := h.ingester.Ingest(c.Request.Context(), messages); err != nil {
+	ctx := context.WithoutCancel(c.Request.Context())
+	if _, err := h.ingester.Ingest(ctx, messages); err != nil {
 		httpx.Error(c, h.log, err)
 		return
 	}
