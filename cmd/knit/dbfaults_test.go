@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,4 +196,26 @@ func (c *faultClient) mustBeReady(t *testing.T, want int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("/readyz: %d %s, want %d", status, body, want)
+}
+
+// TestCommandsNameTheDatabaseFault: a command line that cannot reach its
+// database says why, not only that the database is unavailable.
+func TestCommandsNameTheDatabaseFault(t *testing.T) {
+	_, closed, _ := strings.Cut(mustFreeAddr(t), ":")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"audiences", "run", "--db",
+			"postgres://knit@127.0.0.1:" + closed + "/knit?sslmode=disable"},
+			"connection refused"},
+		{[]string{"import", "--db", filepath.Join(t.TempDir(), "no-dir", "knit.db"),
+			os.DevNull}, "unable to open database file"},
+	} {
+		err := run(context.Background(), tc.args, func(string) string { return "" },
+			io.Discard, io.Discard)
+		if err == nil || !strings.Contains(describe(err), tc.want) {
+			t.Errorf("knit %v: %v, want it to say %q", tc.args, err, tc.want)
+		}
+	}
 }

@@ -173,9 +173,11 @@ func orDefault(value, fallback string) string {
 }
 
 // describe says what went wrong in the words knit gives callers, keeping
-// the wrapped detail only for knit's own failures.
+// the wrapped detail for knit's own failures and the database's (which
+// server, what it said).
 func describe(err error) string {
-	if resolver.ErrorCode(err) == resolver.EInternal {
+	var knitErr *resolver.Error
+	if resolver.ErrorCode(err) == resolver.EInternal || !errors.As(err, &knitErr) {
 		return err.Error()
 	}
 	return resolver.ErrorMessage(err)
