@@ -79,6 +79,7 @@ func (g *GroupCommitter) Ingest(ctx context.Context, messages []*Message) ([]Out
 	if len(messages) == 0 {
 		return nil, nil
 	}
+	g.store.prepare(messages) // here, in parallel with other callers
 	r := &groupRequest{ctx: ctx, messages: messages, reply: make(chan groupReply, 1)}
 
 	select {

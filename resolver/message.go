@@ -52,6 +52,8 @@ type Message struct {
 	Source       string
 	ReceivedAt   time.Time
 	Raw          []byte
+
+	prepared *prepared // set by Store.prepare
 }
 
 // Envelope says how a message arrived, which decides how its timestamp is

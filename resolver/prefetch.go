@@ -20,7 +20,7 @@ func (w *writer) prefetch(ctx context.Context, dialect sqldb.Dialect,
 	seen := map[Identifier]bool{}
 	for _, m := range messages {
 		ids = append(ids, m.ID)
-		extracted, _ := w.rules.extract(m)
+		extracted, _ := w.extracted(m)
 		for _, id := range extracted {
 			if !seen[id] {
 				seen[id] = true

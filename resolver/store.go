@@ -59,6 +59,7 @@ type Outcome struct {
 // reported as a duplicate. When Ingest returns nil, every message is
 // committed; on error none of them is.
 func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, error) {
+	s.prepare(messages) // before the lock: no other writer waits for it
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 
@@ -182,7 +183,7 @@ func (w *writer) storedBefore(ctx context.Context, messageID string) (bool, erro
 // resolveMessage extracts the message's identifiers, leaves out blocked
 // ones (recording why) and resolves the message to a profile.
 func (w *writer) resolveMessage(ctx context.Context, m *Message) (int64, []Identifier, error) {
-	ids, blocked := w.rules.extract(m)
+	ids, blocked := w.extracted(m)
 	ids, unlinked, err := w.withoutUnlinked(ctx, ids)
 	if err != nil {
 		return 0, nil, err
@@ -221,7 +222,7 @@ func (w *writer) insertEvent(ctx context.Context, m *Message, profileID int64) e
 	err := w.write(ctx, &bulkEvents,
 		m.ID, m.Source, m.Type, m.Event, m.UserID, m.AnonymousID, profile,
 		m.Timestamp.UnixMilli(), m.ReceivedAt.UnixMilli(), m.App,
-		m.DeviceType, m.DeviceID, m.PropertiesJSON(), string(m.Raw))
+		m.DeviceType, m.DeviceID, propertiesJSON(m), string(m.Raw))
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}

@@ -316,12 +316,12 @@ func checkAudienceList(t *testing.T, s *server) {
 			} `json:"last_run"`
 		} `json:"audiences"`
 	}
-	// The runs at start are asynchronous: wait for both to be recorded.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	// The runs at start are asynchronous: wait for both to finish.
+	for deadline := time.Now().Add(20 * time.Second); ; {
 		mustGet(t, s, "/audiences", &list)
 		recorded := len(list.Audiences) > 0
 		for _, a := range list.Audiences {
-			recorded = recorded && a.LastRun != nil
+			recorded = recorded && a.LastRun != nil && a.LastRun.Status != "running"
 		}
 		if recorded || time.Now().After(deadline) {
 			break
