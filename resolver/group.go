@@ -147,9 +147,12 @@ func (g *GroupCommitter) commit(group []*groupRequest) {
 	for _, r := range group {
 		all = append(all, r.messages...)
 	}
-	ctx := context.WithoutCancel(group[0].ctx)
-	outcomes, err := g.store.Ingest(ctx, all)
-	if err == nil || len(group) == 1 {
+	// Not any one caller's context: the work is all of theirs, and it
+	// finishes even if a caller goes away.
+	outcomes, err := g.store.Ingest(context.Background(), all)
+	// A database that cannot work now fails each request alone too, and
+	// each would wait its own busy timeout first: answer them all at once.
+	if err == nil || len(group) == 1 || ErrorCode(err) == EUnavailable {
 		g.answer(group, outcomes, err)
 		g.observe(GroupStats{Requests: len(group), Messages: len(all)})
 		return

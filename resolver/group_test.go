@@ -205,3 +205,75 @@ func countRows(t *testing.T, db *sqldb.DB, query string) int {
 	}
 	return n
 }
+
+// TestGroupCommitAnswersUnavailableAtOnce fills the database while a group
+// waits: every request is answered "unavailable" from the one failed
+// transaction, none retried alone (each would wait out a busy timeout).
+func TestGroupCommitAnswersUnavailableAtOnce(t *testing.T) {
+	db, store := mustResolverStore(t)
+	var seen recordGroups
+	committer := resolver.NewGroupCommitter(store, resolver.GroupOptions{Observe: seen.observe})
+	defer committer.Close()
+	makeFull(t, db)
+
+	release := holdWriteLock(t, db)
+	errs := make([]error, 5)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = committer.Ingest(context.Background(),
+				[]*resolver.Message{groupMessage(t, fmt.Sprintf("full-%d", i), i)})
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	release()
+	wg.Wait()
+
+	for i, err := range errs {
+		if resolver.ErrorCode(err) != resolver.EUnavailable {
+			t.Errorf("request %d: error %v, want code %s", i, err, resolver.EUnavailable)
+		}
+	}
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	for _, g := range seen.groups {
+		if g.Retried {
+			t.Errorf("a group of %d requests was retried one by one", g.Requests)
+		}
+	}
+}
+
+// makeFull makes every later event insert fail as a full disk would: on
+// SQLite it needs pages the one connection may not add; on PostgreSQL a
+// trigger raises disk_full.
+func makeFull(t *testing.T, db *sqldb.DB) {
+	t.Helper()
+	if db.Dialect() == sqldb.Postgres {
+		for _, s := range []string{`CREATE FUNCTION full_disk() RETURNS trigger AS $$
+			BEGIN RAISE EXCEPTION 'no room' USING ERRCODE = 'disk_full'; END $$
+			LANGUAGE plpgsql`,
+			`CREATE TRIGGER full_disk BEFORE INSERT ON events
+				FOR EACH ROW EXECUTE FUNCTION full_disk()`} {
+			if _, err := db.Exec(s); err != nil {
+				t.Fatalf("make full: %v", err)
+			}
+		}
+		return
+	}
+	// Each stored event also needs room for a large blob; there is none.
+	for _, s := range []string{`CREATE TABLE ballast (b BLOB)`,
+		`CREATE TRIGGER full_disk BEFORE INSERT ON events
+			BEGIN INSERT INTO ballast VALUES (randomblob(200000)); END`} {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("make full: %v", err)
+		}
+	}
+	db.SetMaxOpenConns(1)
+	var pages int
+	if err := db.Get(&pages, `PRAGMA page_count`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err != nil {
+		t.Fatal(err)
+	}
+}

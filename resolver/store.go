@@ -82,11 +82,11 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 	if err != nil {
 		return nil, fmt.Errorf("resolver.Ingest: %w", err)
 	}
-	s.logOutcomes(outcomes)
+	s.logOutcomes(ctx, outcomes)
 	return outcomes, nil
 }
 
-func (s *Store) logOutcomes(outcomes []Outcome) {
+func (s *Store) logOutcomes(ctx context.Context, outcomes []Outcome) {
 	if s.log == nil {
 		return
 	}
@@ -96,11 +96,11 @@ func (s *Store) logOutcomes(outcomes []Outcome) {
 		case StatusDuplicate:
 			duplicates++
 		case StatusDeleted:
-			s.log.Info("deletion request carried out", "message_id", o.MessageID,
+			s.log.InfoContext(ctx, "deletion request carried out", "message_id", o.MessageID,
 				"profile_id", o.ProfileID)
 		}
 	}
-	s.log.Debug("messages committed", "stored", len(outcomes)-duplicates,
+	s.log.DebugContext(ctx, "messages committed", "stored", len(outcomes)-duplicates,
 		"duplicates", duplicates)
 }
 

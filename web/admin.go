@@ -37,7 +37,7 @@ func (s *Server) unlinkIdentifier(c *gin.Context) {
 		httpx.Error(c, s.log, err)
 		return
 	}
-	s.log.Info("identifier unlinked", "identifier_type", id.Type,
+	s.log.InfoContext(c.Request.Context(), "identifier unlinked", "identifier_type", id.Type,
 		"profile_id", result.Profile, "profiles", len(result.Profiles))
 	c.JSON(http.StatusOK, gin.H{"unlinked": id.String(), "retired_profile_id": result.Profile,
 		"profile_ids": result.Profiles, "events_reresolved": result.Events})
@@ -55,7 +55,7 @@ func (s *Server) deleteProfile(c *gin.Context) {
 		httpx.Error(c, s.log, err)
 		return
 	}
-	s.log.Info("profile deleted", "profile_id", result.Profile,
+	s.log.InfoContext(c.Request.Context(), "profile deleted", "profile_id", result.Profile,
 		"events_deleted", result.Events, "identifiers_deleted", result.Identifiers)
 	c.JSON(http.StatusOK, gin.H{"deleted_profile_id": result.Profile,
 		"events_deleted": result.Events, "identifiers_deleted": result.Identifiers})

@@ -159,7 +159,7 @@ func (s *Server) downloadCSV(c *gin.Context, name string) {
 	case err != nil:
 		// The status is sent; all that is left is to cut the stream short
 		// so the client sees an incomplete download, and to log why.
-		s.log.Error("csv export failed", "audience", name, "error", err)
+		s.log.ErrorContext(c.Request.Context(), "csv export failed", "audience", name, "error", err)
 		panic(http.ErrAbortHandler)
 	}
 }

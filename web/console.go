@@ -150,7 +150,7 @@ func (c *console) render(ctx *gin.Context, status int, name string, data page) {
 	ctx.Header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
 	ctx.Status(status)
 	if err := c.pages[name].ExecuteTemplate(ctx.Writer, "layout", data); err != nil {
-		c.server.log.Error("render page", "page", name, "error", err)
+		c.server.log.ErrorContext(ctx.Request.Context(), "render page", "page", name, "error", err)
 	}
 }
 
@@ -193,7 +193,7 @@ func (c *console) login(ctx *gin.Context) {
 		return
 	}
 	if err := c.server.auth.startSession(ctx, openedWith); err != nil {
-		c.server.log.Error("start session", "error", err)
+		c.server.log.ErrorContext(ctx.Request.Context(), "start session", "error", err)
 		c.render(ctx, http.StatusInternalServerError, "login", page{Title: "Sign in",
 			Error: "Could not start a session; try again.", Next: next, Data: c.loginView()})
 		return

@@ -84,8 +84,9 @@ func (c *console) unlink(ctx *gin.Context) {
 		c.adminFailed(ctx, err)
 		return
 	}
-	c.server.log.Info("identifier unlinked", "via", "console", "identifier_type", id.Type,
-		"profile_id", result.Profile, "profiles", len(result.Profiles))
+	c.server.log.InfoContext(ctx.Request.Context(), "identifier unlinked", "via", "console",
+		"identifier_type", id.Type, "profile_id", result.Profile,
+		"profiles", len(result.Profiles))
 	next := "/"
 	if len(result.Profiles) > 0 {
 		next = fmt.Sprintf("/people/%d", result.Profiles[0])
@@ -108,8 +109,8 @@ func (c *console) delete(ctx *gin.Context) {
 		c.adminFailed(ctx, err)
 		return
 	}
-	c.server.log.Info("profile deleted", "via", "console", "profile_id", result.Profile,
-		"events_deleted", result.Events)
+	c.server.log.InfoContext(ctx.Request.Context(), "profile deleted", "via", "console",
+		"profile_id", result.Profile, "events_deleted", result.Events)
 	ctx.Redirect(http.StatusSeeOther, "/")
 }
 
@@ -133,7 +134,7 @@ func (c *console) adminFailed(ctx *gin.Context, err error) {
 		ctx.String(http.StatusNotFound, resolver.ErrorMessage(err))
 		return
 	}
-	c.server.log.Error("console change failed", "error", err)
+	c.server.log.ErrorContext(ctx.Request.Context(), "console change failed", "error", err)
 	ctx.String(http.StatusInternalServerError, "internal error")
 }
 
@@ -154,8 +155,8 @@ func (c *console) runNow(ctx *gin.Context) {
 		c.adminFailed(ctx, err)
 		return
 	}
-	c.server.log.Info("audience run from the console", "audience", run.Audience,
-		"status", run.Status, "size", run.Size)
+	c.server.log.InfoContext(ctx.Request.Context(), "audience run from the console",
+		"audience", run.Audience, "status", run.Status, "size", run.Size)
 	// Back to the page the button was on; only a local path is followed.
 	ctx.Redirect(http.StatusSeeOther, safeNext(firstOf(ctx.PostForm("back"), "/")))
 }

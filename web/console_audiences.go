@@ -125,7 +125,7 @@ func (c *console) readRuns(ctx context.Context, card *audienceCard) error {
 }
 
 func (c *console) pageFailed(ctx *gin.Context, what string, err error) {
-	c.server.log.Error(what, "path", ctx.Request.URL.Path, "error", err)
+	c.server.log.ErrorContext(ctx.Request.Context(), what, "path", ctx.Request.URL.Path, "error", err)
 	ctx.String(http.StatusInternalServerError, "internal error")
 }
 

@@ -74,7 +74,8 @@ type rejectionRow struct {
 func (c *console) ingestion(ctx *gin.Context) {
 	view, err := c.ingestionView(ctx)
 	if err != nil {
-		c.server.log.Error("show ingestion", "path", ctx.Request.URL.Path, "error", err)
+		c.server.log.ErrorContext(ctx.Request.Context(), "show ingestion",
+			"path", ctx.Request.URL.Path, "error", err)
 		ctx.String(http.StatusInternalServerError, "internal error")
 		return
 	}

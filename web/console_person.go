@@ -81,7 +81,7 @@ func (c *console) search(ctx *gin.Context) {
 }
 
 func (c *console) personError(ctx *gin.Context, what string, err error) {
-	c.server.log.Error(what, "error", err)
+	c.server.log.ErrorContext(ctx.Request.Context(), what, "error", err)
 	ctx.String(http.StatusInternalServerError, "internal error")
 }
 

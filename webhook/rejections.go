@@ -89,7 +89,7 @@ func (h *Handler) record(c *gin.Context, rejections []resolver.Rejection) {
 	defer cancel()
 	err := h.cfg.Rejections.RecordRejections(ctx, rejections)
 	if err != nil && h.log != nil {
-		h.log.Error("record rejections", "endpoint", rejections[0].Endpoint,
+		h.log.ErrorContext(c.Request.Context(), "record rejections", "endpoint", rejections[0].Endpoint,
 			"rejections", len(rejections), "error", err)
 	}
 }

@@ -192,7 +192,7 @@ func (h *Handler) store(c *gin.Context, items [][]byte, env resolver.Envelope) {
 	}
 	h.record(c, records)
 	if len(rejected) > 0 && h.log != nil {
-		h.log.Warn("batch partly rejected", "source", env.Source,
+		h.log.WarnContext(c.Request.Context(), "batch partly rejected", "source", env.Source,
 			"stored", len(messages), "rejected", len(rejected))
 	}
 	c.JSON(http.StatusOK, response{Success: true, Rejected: rejected})

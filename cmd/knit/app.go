@@ -130,7 +130,41 @@ func newLogger(level string, out io.Writer) (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(orDefault(level, "info"))); err != nil {
 		return nil, fmt.Errorf("KNIT_LOG_LEVEL %q: use debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl})), nil
+	text := slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl})
+	return slog.New(requestIDHandler{text}), nil
+}
+
+// requestIDHandler adds request_id to every record logged with a context
+// that carries one (resolver.WithRequestID) and does not name it already.
+type requestIDHandler struct{ slog.Handler }
+
+// Handle implements slog.Handler.
+func (h requestIDHandler) Handle(ctx context.Context, record slog.Record) error {
+	id := resolver.RequestIDFrom(ctx)
+	if id != "" && !hasAttr(record, "request_id") {
+		record = record.Clone()
+		record.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, record)
+}
+
+// WithAttrs implements slog.Handler.
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+// WithGroup implements slog.Handler.
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+func hasAttr(record slog.Record, key string) bool {
+	found := false
+	record.Attrs(func(a slog.Attr) bool {
+		found = a.Key == key
+		return !found
+	})
+	return found
 }
 
 // describeDatabase names the engine and, for a file, its path, for the

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/knit-cdp/knit/resolver"
 )
 
 // RequestIDHeader carries a request's id, from a proxy that set one and
@@ -17,7 +19,8 @@ const requestIDKey = "knit.request_id"
 // RequestID gives every request an id: the caller's X-Request-Id when it
 // is a short plain token (letters, digits, '-', '_', '.'), a new random one
 // otherwise. The id is answered in X-Request-Id; error responses and log
-// lines about the request name it.
+// lines about the request name it, the deeper ones through the request's
+// context (resolver.WithRequestID).
 func RequestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(RequestIDHeader)
@@ -25,6 +28,7 @@ func RequestID() gin.HandlerFunc {
 			id = newRequestID()
 		}
 		c.Set(requestIDKey, id)
+		c.Request = c.Request.WithContext(resolver.WithRequestID(c.Request.Context(), id))
 		c.Header(RequestIDHeader, id)
 		c.Next()
 	}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLogLinesNameTheRequest sends a batch with one bad message and wants
+// every log line about it, the webhook's own and the request line, to
+// carry the request's id.
+func TestLogLinesNameTheRequest(t *testing.T) {
+	var logs lockedBuffer
+	base := startLoggingServer(t, &logs)
+
+	body := `{"batch":[{"type":"track","messageId":"ok-1","userId":"u1","event":"E"},` +
+		`{"type":"track","messageId":"bad-1","event":"E"}]}`
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/batch", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("log-key", "")
+	req.Header.Set("X-Request-Id", "trace-4711")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	var about []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "batch partly rejected") ||
+			strings.Contains(line, "path=/v1/batch") {
+			about = append(about, line)
+		}
+	}
+	if len(about) < 2 {
+		t.Fatalf("want the webhook's line and the request line, got %q\nall logs:\n%s",
+			about, logs.String())
+	}
+	for _, line := range about {
+		if strings.Count(line, "request_id=trace-4711") != 1 {
+			t.Errorf("log line does not name the request once: %s", line)
+		}
+	}
+}
+
+// startLoggingServer runs knit serve at debug level with its log in logs.
+func startLoggingServer(t *testing.T, logs io.Writer) string {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := listener.Addr().String()
+	listener.Close()
+
+	env := map[string]string{"KNIT_WRITE_KEYS": "log-key", "KNIT_API_TOKEN": "log-token",
+		"KNIT_LOG_LEVEL": "debug"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--db", filepath.Join(t.TempDir(), "knit.db"),
+			"--addr", addr, "--roles", "ingest"}, func(k string) string { return env[k] },
+			io.Discard, logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	for range 200 {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			return "http://" + addr
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatal("knit serve did not start")
+	return ""
+}
