@@ -62,6 +62,63 @@ func (s *abuseSite) mustAuditLog(t *testing.T) []auditEntry {
 	return nil
 }
 
+// mustMakeAuditedChanges makes one change of each kind through each path,
+// oldest first: a run and an unlink through the API, Run now from a
+// password session, deleting Bob from a token session, deleting Jane
+// through the API, Segment's deletion of Carol and a token reset from the
+// command line. It returns Bob's profile number.
+func (s *abuseSite) mustMakeAuditedChanges(t *testing.T) int64 {
+	t.Helper()
+	s.batch(t, auditPeople())
+	found, err := resolver.NewProfiles(s.db).Search(t.Context(), "bob")
+	if err != nil || len(found) != 1 {
+		t.Fatalf("search bob: %v %v", found, err)
+	}
+	bob := found[0]
+	base := "/v1/spaces/any/collections/users/profiles/"
+	withID := func(id string) http.Header { return http.Header{"X-Request-Id": {id}} }
+	deletion := `{"type":"delete","userId":"carol","messageId":"del-1"}`
+	steps := []func() abuseAnswer{
+		func() abuseAnswer {
+			return s.api(t, abuseRequest{method: http.MethodPost,
+				path: "/audiences/cart_abandonment/runs", header: withID("req-run")})
+		},
+		func() abuseAnswer {
+			return s.api(t, abuseRequest{method: http.MethodPost,
+				path:   base + "anonymous_id:anon-jane/unlink",
+				body:   []byte(`{"reason":"shared tablet with jane@example.com"}`),
+				header: withID("req-unlink")})
+		},
+		func() abuseAnswer {
+			return s.form(t, s.signIn(t, abusePassword), "/audience/shoe_reorder",
+				"/run/shoe_reorder", url.Values{"back": {"/"}})
+		},
+		func() abuseAnswer {
+			page := fmt.Sprintf("/people/%d/delete", bob)
+			return s.form(t, s.signIn(t, abuseToken), page, page, nil)
+		},
+		func() abuseAnswer {
+			return s.api(t, abuseRequest{method: http.MethodDelete, path: base + "user_id:jane",
+				header: withID("req-delete")})
+		},
+		func() abuseAnswer {
+			return s.do(t, abuseRequest{method: http.MethodPost, path: "/webhook",
+				body: []byte(deletion), header: http.Header{"X-Signature": {
+					webhook.Signature(abuseSecret, []byte(deletion))}}})
+		},
+	}
+	for i, step := range steps {
+		if a := step(); a.status != http.StatusOK && a.status != http.StatusSeeOther {
+			t.Fatalf("step %d: %d %.300s", i, a.status, a.body)
+		}
+	}
+	cli := resolver.WithActor(t.Context(), resolver.Actor{Name: "cli"})
+	if _, err := web.ResetToken(cli, s.db); err != nil {
+		t.Fatal(err)
+	}
+	return bob
+}
+
 // TestAuditLogRecordsWhoChangedWhat makes every audited change through
 // the API, the console (signed in with the token and with the admin
 // password), Segment's deletion message and the command line's actor, and
@@ -70,49 +127,7 @@ func (s *abuseSite) mustAuditLog(t *testing.T) []auditEntry {
 // person.
 func TestAuditLogRecordsWhoChangedWhat(t *testing.T) {
 	site := mustAbuseSite(t, resolver.DefaultRules(), nil)
-	site.batch(t, auditPeople())
-	profiles := resolver.NewProfiles(site.db)
-	profileOf := func(value string) int64 {
-		found, err := profiles.Search(t.Context(), value)
-		if err != nil || len(found) != 1 {
-			t.Fatalf("search %s: %v %v", value, found, err)
-		}
-		return found[0]
-	}
-	bob := profileOf("bob")
-	base := "/v1/spaces/any/collections/users/profiles/"
-	withID := func(id string) http.Header { return http.Header{"X-Request-Id": {id}} }
-
-	steps := []abuseAnswer{
-		site.api(t, abuseRequest{method: http.MethodPost,
-			path: "/audiences/cart_abandonment/runs", header: withID("req-run")}),
-		site.api(t, abuseRequest{method: http.MethodPost,
-			path:   base + "anonymous_id:anon-jane/unlink",
-			body:   []byte(`{"reason":"shared tablet with jane@example.com"}`),
-			header: withID("req-unlink")}),
-		site.form(t, site.signIn(t, abusePassword), "/audience/shoe_reorder",
-			"/run/shoe_reorder", url.Values{"back": {"/"}}),
-		site.form(t, site.signIn(t, abuseToken), fmt.Sprintf("/people/%d/delete", bob),
-			fmt.Sprintf("/people/%d/delete", bob), nil),
-		site.api(t, abuseRequest{method: http.MethodDelete, path: base + "user_id:jane",
-			header: withID("req-delete")}),
-	}
-	for i, a := range steps {
-		if a.status != http.StatusOK && a.status != http.StatusSeeOther {
-			t.Fatalf("step %d: %d %.300s", i, a.status, a.body)
-		}
-	}
-	deletion := `{"type":"delete","userId":"carol","messageId":"del-1"}`
-	a := site.do(t, abuseRequest{method: http.MethodPost, path: "/webhook",
-		body: []byte(deletion), header: http.Header{"X-Signature": {
-			webhook.Signature(abuseSecret, []byte(deletion))}}})
-	if a.status != http.StatusOK {
-		t.Fatalf("Segment's deletion message: %d %s", a.status, a.body)
-	}
-	cli := resolver.WithActor(t.Context(), resolver.Actor{Name: "cli"})
-	if _, err := web.ResetToken(cli, site.db); err != nil {
-		t.Fatal(err)
-	}
+	bob := site.mustMakeAuditedChanges(t)
 
 	got := site.mustAuditLog(t)
 	want := []auditEntry{
