@@ -7,8 +7,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 	"github.com/knit-cdp/knit/web"
 	"github.com/knit-cdp/knit/webhook"
 )
@@ -287,4 +289,19 @@ func TestConsoleAuditLogPassesAnAccessibilityCheck(t *testing.T) {
 		t.Fatalf("GET /audit-log: %d", status)
 	}
 	mustBeAccessible(t, ctx)
+}
+
+// TestTheFirstTokenIsKnitsOwnDoing: the token knit generates on its first
+// start is in the audit log as the system's, not an unknown actor's.
+func TestTheFirstTokenIsKnitsOwnDoing(t *testing.T) {
+	db := sqltest.MustOpen(t)
+	if _, generated, err := web.EnsureToken(t.Context(), db, "", time.Now); err != nil ||
+		generated == "" {
+		t.Fatalf("EnsureToken: %q, %v", generated, err)
+	}
+	page, err := resolver.NewAuditLog(db).List(t.Context(), "", 10)
+	if err != nil || len(page.Entries) != 1 || page.Entries[0].Actor != "system" ||
+		page.Entries[0].Action != resolver.AuditTokenReset {
+		t.Errorf("the audit log after the first start: %+v, %v", page.Entries, err)
+	}
 }
