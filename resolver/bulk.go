@@ -26,7 +26,30 @@ var (
 	bulkDecisions = bulkTable{name: "identity_decisions", columns: []string{"profile_id",
 		"kind", "message_id", "identifier", "other_profile_id", "rule", "detail",
 		"event_ms", "at_ms"}}
+	bulkIdentities = bulkTable{name: "identities", columns: []string{"type", "value",
+		"profile_id", "first_seen_ms", "last_seen_ms", "first_message_id", "source", "app",
+		"device"}}
+	// A field takes the new value only if its event time is at least as
+	// late as the stored one, so out-of-order messages never roll it back.
+	bulkTraits = bulkTable{name: "traits",
+		columns: []string{"profile_id", "key", "value", "ts_ms", "message_id"},
+		suffix: `ON CONFLICT (profile_id, key) DO UPDATE SET
+			value = excluded.value, ts_ms = excluded.ts_ms, message_id = excluded.message_id
+			WHERE excluded.ts_ms >= traits.ts_ms`}
 )
+
+// Where rows of bulkIdentities and bulkTraits hold what later writes of the
+// same batch may change.
+const (
+	identityLastSeenColumn = 4
+	traitTimeColumn        = 3
+)
+
+// traitKey names one stored trait field.
+type traitKey struct {
+	profile int64
+	path    string
+}
 
 // eventProfileColumn is where an event row holds its profile id.
 const eventProfileColumn = 6
@@ -40,11 +63,74 @@ const maxBulkArgs = 30000
 type bulkRows struct {
 	order  []*bulkTable
 	rows   map[*bulkTable][][]any
-	stored map[string]bool // message ids whose events wait here
+	stored map[string]bool // message ids of the batch's events, kept across flushes
+
+	identities map[Identifier][]any // waiting identity rows
+	traits     map[traitKey][]any   // waiting trait rows, the latest per field
+	seenLater  map[Identifier]int64 // stored identities seen later than they say
 }
 
 func newBulkRows() *bulkRows {
-	return &bulkRows{rows: map[*bulkTable][][]any{}, stored: map[string]bool{}}
+	b := &bulkRows{stored: map[string]bool{}}
+	b.clear()
+	return b
+}
+
+// clear forgets the waiting rows, once written.
+func (b *bulkRows) clear() {
+	b.order = nil
+	b.rows = map[*bulkTable][][]any{}
+	b.identities = map[Identifier][]any{}
+	b.traits = map[traitKey][]any{}
+	b.seenLater = map[Identifier]int64{}
+}
+
+// addIdentity holds a new identity row until the batch is written.
+func (w *writer) addIdentity(ctx context.Context, row ...any) error {
+	if err := w.write(ctx, &bulkIdentities, row...); err != nil {
+		return err
+	}
+	if w.bulk != nil {
+		id := Identifier{Type: row[0].(string), Value: row[1].(string)}
+		table := w.bulk.rows[&bulkIdentities]
+		w.bulk.identities[id] = table[len(table)-1]
+	}
+	return nil
+}
+
+// laterSighting records, for the end of the batch, that id was seen at
+// atMS; it reports false when there is no batch to hold it.
+func (w *writer) laterSighting(id Identifier, atMS int64) bool {
+	if w.bulk == nil {
+		return false
+	}
+	if row, waiting := w.bulk.identities[id]; waiting {
+		row[identityLastSeenColumn] = max(row[identityLastSeenColumn].(int64), atMS)
+		return true
+	}
+	w.bulk.seenLater[id] = max(w.bulk.seenLater[id], atMS)
+	return true
+}
+
+// setTrait holds a trait field for the end of the batch, keeping only the
+// write that would win of those waiting for the same field.
+func (w *writer) setTrait(ctx context.Context, row ...any) error {
+	if w.bulk == nil {
+		return w.write(ctx, &bulkTraits, row...)
+	}
+	key := traitKey{profile: row[0].(int64), path: row[1].(string)}
+	if waiting, ok := w.bulk.traits[key]; ok {
+		if row[traitTimeColumn].(int64) >= waiting[traitTimeColumn].(int64) {
+			copy(waiting, row)
+		}
+		return nil
+	}
+	if err := w.write(ctx, &bulkTraits, row...); err != nil {
+		return err
+	}
+	table := w.bulk.rows[&bulkTraits]
+	w.bulk.traits[key] = table[len(table)-1]
+	return nil
 }
 
 // write adds a row to table: to the batch when the writer collects one, or
@@ -93,7 +179,39 @@ func (w *writer) flush(ctx context.Context) error {
 			}
 		}
 	}
-	w.bulk = newBulkRows()
+	if err := w.flushSightings(ctx); err != nil {
+		return err
+	}
+	w.bulk.clear()
+	return nil
+}
+
+// sightingsChunk bounds the identifiers one last-seen UPDATE names.
+const sightingsChunk = 1000
+
+// flushSightings moves the last sighting of stored identities up, in
+// UPDATEs joined to a VALUES list (one statement for many identifiers).
+func (w *writer) flushSightings(ctx context.Context) error {
+	ids := make([]Identifier, 0, len(w.bulk.seenLater))
+	for id := range w.bulk.seenLater {
+		ids = append(ids, id)
+	}
+	for start := 0; start < len(ids); start += sightingsChunk {
+		chunk := ids[start:min(start+sightingsChunk, len(ids))]
+		args := make([]any, 0, 3*len(chunk))
+		for _, id := range chunk {
+			args = append(args, id.Type, id.Value, w.bulk.seenLater[id])
+		}
+		row := "(?, ?, CAST(? AS BIGINT))"
+		values := strings.TrimSuffix(strings.Repeat(row+", ", len(chunk)), ", ")
+		err := w.exec(ctx, `UPDATE identities SET last_seen_ms = v.column3
+			FROM (VALUES `+values+`) AS v
+			WHERE identities.type = v.column1 AND identities.value = v.column2
+			AND identities.last_seen_ms < v.column3`, args...)
+		if err != nil {
+			return fmt.Errorf("mark %d identifiers seen: %w", len(chunk), err)
+		}
+	}
 	return nil
 }
 

@@ -9,6 +9,10 @@ import (
 // move over (per trait the value with the latest event time wins), and the
 // merged profile keeps a pointer to its survivor for history.
 func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) error {
+	// The UPDATEs below move stored rows: store what the batch holds first.
+	if err := w.flush(ctx); err != nil {
+		return err
+	}
 	steps := []struct {
 		what  string
 		query string

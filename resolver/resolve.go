@@ -455,9 +455,7 @@ func (w *writer) attach(ctx context.Context, m *Message, profile int64,
 			continue
 		}
 		room--
-		err := w.exec(ctx, `INSERT INTO identities
-			(type, value, profile_id, first_seen_ms, last_seen_ms, first_message_id,
-			 source, app, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		err := w.addIdentity(ctx,
 			id.Type, id.Value, profile, at, at, m.ID, m.Source, m.App, deviceLabel(m))
 		if err != nil {
 			return fmt.Errorf("attach %s: %w", id, err)
@@ -506,6 +504,12 @@ func (w *writer) markSeen(ctx context.Context, id Identifier, atMS int64) error 
 		if last, known := w.cache.lastSeen(id); known && last >= atMS {
 			return nil
 		}
+	}
+	if w.laterSighting(id, atMS) {
+		if w.cache != nil {
+			w.cache.seen(id, atMS)
+		}
+		return nil
 	}
 	err := w.exec(ctx, `UPDATE identities
 		SET last_seen_ms = ? WHERE type = ? AND value = ? AND last_seen_ms < ?`,

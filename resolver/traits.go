@@ -65,12 +65,7 @@ func (w *writer) setTraits(ctx context.Context, profile int64, m *Message) error
 		if leaf.path == "" {
 			continue
 		}
-		err := w.exec(ctx, `INSERT INTO traits
-			(profile_id, key, value, ts_ms, message_id) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (profile_id, key) DO UPDATE SET
-			  value = excluded.value, ts_ms = excluded.ts_ms,
-			  message_id = excluded.message_id
-			WHERE excluded.ts_ms >= traits.ts_ms`,
+		err := w.setTrait(ctx,
 			profile, leaf.path, string(leaf.value), m.Timestamp.UnixMilli(), m.ID)
 		if err != nil {
 			return fmt.Errorf("set trait %q: %w", readablePath(leaf.path), err)
