@@ -13,8 +13,7 @@ import (
 // about: which of their message ids are stored or erased already, who holds
 // their identifiers and every identifier of those holders. A batch then
 // costs a few reads in all instead of several a message.
-func (w *writer) prefetch(ctx context.Context, dialect sqldb.Dialect,
-	messages []*Message) error {
+func (w *writer) prefetch(ctx context.Context, messages []*Message) error {
 	ids := make([]string, 0, len(messages))
 	var identifiers []Identifier
 	seen := map[Identifier]bool{}
@@ -29,7 +28,7 @@ func (w *writer) prefetch(ctx context.Context, dialect sqldb.Dialect,
 		}
 	}
 
-	if err := w.readKnownMessages(ctx, dialect, ids); err != nil {
+	if err := w.readKnownMessages(ctx, ids); err != nil {
 		return err
 	}
 	owners, err := w.owners(ctx, identifiers)
@@ -46,10 +45,9 @@ const messageChunk = 500
 // readKnownMessages fills w.known with the batch's message ids that are
 // stored or were erased. On PostgreSQL event_ids holds every stored id
 // once, with no partitions to visit.
-func (w *writer) readKnownMessages(ctx context.Context, dialect sqldb.Dialect,
-	ids []string) error {
+func (w *writer) readKnownMessages(ctx context.Context, ids []string) error {
 	stored := "events"
-	if dialect == sqldb.Postgres {
+	if w.dialect == sqldb.Postgres {
 		stored = "event_ids"
 	}
 	w.known = make(map[string]bool, len(ids))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // resolve finds or makes the profile a message belongs to, as Segment Unify
@@ -122,8 +124,12 @@ func (w *writer) owners(ctx context.Context, ids []Identifier) (map[Identifier]i
 	}
 
 	found := map[Identifier]int64{}
-	for start := 0; start < len(unknown); start += lookupChunk {
-		chunk := unknown[start:min(start+lookupChunk, len(unknown))]
+	chunkSize := lookupChunk
+	if w.dialect == sqldb.Postgres {
+		chunkSize = 10 * lookupChunk // arrays: no limit on nesting
+	}
+	for start := 0; start < len(unknown); start += chunkSize {
+		chunk := unknown[start:min(start+chunkSize, len(unknown))]
 		if err := w.lookupOwners(ctx, chunk, found); err != nil {
 			return nil, err
 		}
@@ -139,9 +145,8 @@ func (w *writer) owners(ctx context.Context, ids []Identifier) (map[Identifier]i
 
 func (w *writer) lookupOwners(ctx context.Context, ids []Identifier,
 	owners map[Identifier]int64) error {
-	where, args := matchIdentifiers(ids)
-	rows, err := w.query(ctx, `SELECT type, value, profile_id FROM identities WHERE `+
-		where, args...)
+	query, args := ownersQuery(w.dialect, ids)
+	rows, err := w.query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("look up identifiers: %w", err)
 	}
@@ -528,6 +533,24 @@ func deviceLabel(m *Message) string {
 		return ""
 	}
 	return strings.TrimPrefix(m.DeviceType+" "+m.DeviceID, " ")
+}
+
+// ownersQuery reads the owners of ids. PostgreSQL takes them as two arrays:
+// one short statement whatever their number, where a long OR took longer
+// to plan than to run; SQLite, which has no arrays, takes the OR.
+func ownersQuery(dialect sqldb.Dialect, ids []Identifier) (string, []any) {
+	if dialect != sqldb.Postgres {
+		where, args := matchIdentifiers(ids)
+		return `SELECT type, value, profile_id FROM identities WHERE ` + where, args
+	}
+	types := make([]string, len(ids))
+	values := make([]string, len(ids))
+	for i, id := range ids {
+		types[i], values[i] = id.Type, id.Value
+	}
+	return `SELECT i.type, i.value, i.profile_id FROM identities i
+		JOIN unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[])) AS k(type, value)
+		ON i.type = k.type AND i.value = k.value`, []any{types, values}
 }
 
 // matchIdentifiers is a WHERE condition matching rows whose (type, value) is

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // stmt returns the transaction's prepared statement for query, preparing it
@@ -25,8 +27,17 @@ func (w *writer) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	return s, nil
 }
 
+// direct reports whether statements go to the driver unprepared: pgx
+// keeps its own cache of prepared statements per connection, and preparing
+// again in every transaction cost a round trip a statement.
+func (w *writer) direct() bool { return w.dialect == sqldb.Postgres }
+
 // exec runs a statement of the transaction.
 func (w *writer) exec(ctx context.Context, query string, args ...any) error {
+	if w.direct() {
+		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(query), args...)
+		return err
+	}
 	s, err := w.stmt(ctx, query)
 	if err != nil {
 		return err
@@ -37,6 +48,9 @@ func (w *writer) exec(ctx context.Context, query string, args ...any) error {
 
 // get reads one row of the transaction into dest.
 func (w *writer) get(ctx context.Context, dest any, query string, args ...any) error {
+	if w.direct() {
+		return w.tx.GetContext(ctx, dest, w.tx.Rebind(query), args...)
+	}
 	s, err := w.stmt(ctx, query)
 	if err != nil {
 		return err
@@ -46,6 +60,9 @@ func (w *writer) get(ctx context.Context, dest any, query string, args ...any) e
 
 // query runs a query of the transaction.
 func (w *writer) query(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
+	if w.direct() {
+		return w.tx.QueryxContext(ctx, w.tx.Rebind(query), args...)
+	}
 	s, err := w.stmt(ctx, query)
 	if err != nil {
 		return nil, err

@@ -66,8 +66,8 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 	outcomes := make([]Outcome, len(messages))
 	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
 		w := &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows(),
-			cache: newIdentityCache()}
-		if err := w.prefetch(ctx, s.db.Dialect(), messages); err != nil {
+			cache: newIdentityCache(), dialect: s.db.Dialect()}
+		if err := w.prefetch(ctx, messages); err != nil {
 			return err
 		}
 		for i, m := range messages {
@@ -118,6 +118,9 @@ type writer struct {
 	// cache remembers identities read and written in this transaction;
 	// nil reads them from the database each time.
 	cache *identityCache
+	// dialect picks engine-specific forms of a few queries; "" uses forms
+	// both engines take.
+	dialect sqldb.Dialect
 	// known holds the batch's message ids stored or erased before it
 	// began; nil asks the database message by message.
 	known map[string]bool
