@@ -171,8 +171,13 @@ func (c *compiler) aggregate(name string, a *Aggregate) (expr, map[string]output
 	since := q("(SELECT %s FROM %s WHERE %s)", value, s.from(), and(
 		raw("e.profile_id = anchor.profile_id AND e.ts_ms > anchor.at"),
 		q("e.ts_ms <= %s", val(c.now)), s.selects(a.Selector)))
-	c.addCTE(name, q("SELECT %s, %s AS v FROM "+name+"_anchor anchor",
-		join(selected, ", "), since))
+	// Grouped by every column, though each profile has one anchor: the
+	// grouping tells SQLite's planner the table is keyed by profile, so it
+	// indexes it for the join to profiles instead of scanning it once per
+	// profile, and it keeps the table whole, so v is computed once per
+	// anchor rather than once per place the outer query reads it.
+	c.addCTE(name, q("SELECT %s, %s AS v FROM "+name+"_anchor anchor GROUP BY %s",
+		join(selected, ", "), since, join(selected, ", ")))
 	return and(raw(name+".profile_id IS NOT NULL"),
 		compare(c.valueOrZero(name, a.Function), a.Compare)), outputs, nil
 }
