@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,4 +179,82 @@ func TestTheSessionCookieIsSecureBehindTLS(t *testing.T) {
 				"and SameSite=Lax", behindTLS, session)
 		}
 	}
+}
+
+// TestSignInIsThrottledPerAddress guesses wrong until refused: 429 with
+// Retry-After, the right token refused too while the wait lasts; the
+// allowance comes back with time.
+func TestSignInIsThrottledPerAddress(t *testing.T) {
+	server, clock := mustThrottleSite(t)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	post := func(token string) *http.Response {
+		resp, err := client.PostForm(server.URL+"/login", url.Values{"token": {token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	for i := range 20 {
+		if resp := post("guess"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: status %d, want 401", i+1, resp.StatusCode)
+		}
+	}
+	refused := post("guess")
+	if refused.StatusCode != http.StatusTooManyRequests ||
+		refused.Header.Get("Retry-After") == "" {
+		t.Fatalf("21st guess: status %d Retry-After %q, want 429 with a wait",
+			refused.StatusCode, refused.Header.Get("Retry-After"))
+	}
+	if resp := post(throttleToken); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the right token while throttled: status %d, want 429", resp.StatusCode)
+	}
+
+	clock.Add(time.Minute)
+	if resp := post(throttleToken); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the right token after a minute: status %d, want 303", resp.StatusCode)
+	}
+}
+
+const throttleToken = "throttle-token"
+
+// testClock is a clock a test moves by hand.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// mustThrottleSite is mustSite on a clock the test moves.
+func mustThrottleSite(t *testing.T) (*httptest.Server, *testClock) {
+	t.Helper()
+	db := sqltest.MustOpen(t)
+	clock := &testClock{now: time.Now()}
+	auth, _, err := web.EnsureToken(t.Context(), db, throttleToken, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := audiences.NewRunner(db, audiences.WithBuiltins(nil), time.Now, nil)
+	gin.SetMode(gin.TestMode)
+	router := gin.New()
+	site := web.NewServer(runner, resolver.NewProfiles(db), auth, "", nil)
+	site.SetClock(clock.Now)
+	site.Register(router)
+	server := httptest.NewServer(router)
+	t.Cleanup(server.Close)
+	return server, clock
 }

@@ -120,7 +120,8 @@ func (s *Server) registerConsole(router *gin.Engine) {
 	static, _ := fs.Sub(staticFiles, "static")
 	router.StaticFS("/static", http.FS(filesOnly{static}))
 
-	c := &console{server: s, pages: pages}
+	c := &console{server: s, pages: pages,
+		signIns: newSignInThrottle(func() time.Time { return s.now() })}
 	router.GET("/login", c.loginForm)
 	router.POST("/login", c.login)
 	router.POST("/logout", c.logout)
@@ -133,8 +134,9 @@ func (s *Server) registerConsole(router *gin.Engine) {
 }
 
 type console struct {
-	server *Server
-	pages  map[string]*template.Template
+	server  *Server
+	pages   map[string]*template.Template
+	signIns *signInThrottle
 }
 
 func (c *console) render(ctx *gin.Context, status int, name string, data page) {
@@ -178,12 +180,17 @@ func (c *console) loginView() loginView {
 
 func (c *console) login(ctx *gin.Context) {
 	next := firstOf(ctx.PostForm("next"), ctx.Query("next"))
+	client := clientAddress(ctx.Request)
+	if c.throttled(ctx, client, next) {
+		return
+	}
 	secret := strings.TrimSpace(ctx.PostForm("token"))
 	openedWith := openedWithToken
 	if !c.server.auth.ValidToken(ctx.Request.Context(), secret) {
 		openedWith = openedWithAdmin
 	}
 	if openedWith == openedWithAdmin && !c.server.auth.validPassword(secret) {
+		c.signIns.failed(client)
 		message := "That token is not valid."
 		if c.server.auth.adminPassword != nil {
 			message = "That is neither the API token nor the admin password."
@@ -199,6 +206,20 @@ func (c *console) login(ctx *gin.Context) {
 		return
 	}
 	ctx.Redirect(http.StatusSeeOther, safeNext(next))
+}
+
+// throttled answers 429 with Retry-After, and reports true, when client
+// has used up its failed sign-ins.
+func (c *console) throttled(ctx *gin.Context, client, next string) bool {
+	wait := c.signIns.wait(client)
+	if wait <= 0 {
+		return false
+	}
+	ctx.Header("Retry-After", retryAfterSeconds(wait))
+	c.render(ctx, http.StatusTooManyRequests, "login", page{Title: "Sign in",
+		Error: "Too many failed sign-ins from this address; try again in " +
+			retryAfterSeconds(wait) + " seconds.", Next: next, Data: c.loginView()})
+	return true
 }
 
 // safeNext allows only local paths, so the login form cannot redirect to
