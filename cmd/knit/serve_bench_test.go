@@ -43,6 +43,37 @@ func BenchmarkServeBatch100(b *testing.B) {
 	b.ReportMetric(float64(b.N*perRequest)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkServeWebhookSingle posts one message a request to /webhook
+// from 32 connections; one op is one request.
+func BenchmarkServeWebhookSingle(b *testing.B) {
+	base := startBenchServer(b)
+	const connections = 32
+	bodies := make([][]byte, b.N)
+	stream := newBenchStream(1, 100000, fmt.Sprint(time.Now().UnixNano()), 0,
+		time.Now(), 30*24*time.Hour)
+	for i := range bodies {
+		bodies[i] = stream.appendNext(nil)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: connections}}
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range connections {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(bodies) {
+					return
+				}
+				postTo(b, client, base+"/webhook", bodies[i])
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
 // benchBodies builds n tracking API batch bodies of size messages each,
 // from streams of the generator knit bench uses.
 func benchBodies(n, size int) [][]byte {
@@ -56,7 +87,12 @@ func benchBodies(n, size int) [][]byte {
 }
 
 func postBatch(b *testing.B, client *http.Client, base string, body []byte) {
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/batch", bytes.NewReader(body))
+	postTo(b, client, base+"/v1/batch", body)
+}
+
+// postTo posts body with the bench write key and wants 200.
+func postTo(b *testing.B, client *http.Client, url string, body []byte) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		b.Error(err)
 		return
