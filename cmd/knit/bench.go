@@ -22,6 +22,12 @@ Usage:
                              latency percentiles, errors and the server's memory
   knit bench seed [flags]    write a deterministic data set through the
                              ingestion path (see "knit bench seed --help")
+  knit bench audiences [flags]  compute the audiences on a database, runs
+                             timed, with this process's peak memory
+  knit bench export [flags]  stream an audience's CSV from a running knit:
+                             rows/s, MB/s, first byte, server memory
+  knit bench profiles [flags]  Profile API lookups of real people on a
+                             running knit: requests/s, latency, errors
 
 "knit bench run" simulates --people customers (1 to 3 devices each: iPhone,
 Android, web; anonymous browsing, sign-ins with email and userId, product
@@ -59,12 +65,19 @@ type benchConfig struct {
 	jsonOut                         bool
 }
 
-// runBench dispatches `knit bench` to its run and seed commands.
+// runBench dispatches `knit bench` to its run, seed, audiences, export and
+// profiles commands.
 func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "seed":
 			return runBenchSeed(ctx, args[1:], getenv, stdout, stderr)
+		case "audiences":
+			return runBenchAudiences(ctx, args[1:], getenv, stdout, stderr)
+		case "export":
+			return runBenchExport(ctx, args[1:], getenv, stdout, stderr)
+		case "profiles":
+			return runBenchProfiles(ctx, args[1:], getenv, stdout, stderr)
 		case "run":
 			args = args[1:]
 		}

@@ -35,6 +35,9 @@ Usage:
   knit profiles delete [flags] TYPE:VALUE erase a person (privacy request)
   knit bench [run] [flags]                load a running server, report events/s and latency
   knit bench seed [flags]                 write a deterministic data set for benchmarks
+  knit bench audiences [flags]            time audience runs on a database
+  knit bench export [flags]               time an audience's CSV download from a server
+  knit bench profiles [flags]             load a server's Profile API, report latency
 
 Run "knit COMMAND --help" for a command's flags. Every flag also has an
 environment variable, shown in its help; a flag given on the command line
