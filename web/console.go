@@ -190,7 +190,7 @@ func (c *console) login(ctx *gin.Context) {
 		openedWith = openedWithAdmin
 	}
 	if openedWith == openedWithAdmin && !c.server.auth.validPassword(secret) {
-		c.signIns.failed(client)
+		c.noteFailedSignIn(ctx, client)
 		message := "That token is not valid."
 		if c.server.auth.adminPassword != nil {
 			message = "That is neither the API token nor the admin password."
@@ -206,6 +206,21 @@ func (c *console) login(ctx *gin.Context) {
 		return
 	}
 	ctx.Redirect(http.StatusSeeOther, safeNext(next))
+}
+
+// noteFailedSignIn counts a failed sign-in and logs it (never what was
+// typed), and once more when the client has used up its tries.
+func (c *console) noteFailedSignIn(ctx *gin.Context, client string) {
+	exhausted := c.signIns.failed(client)
+	log := c.server.log
+	if log == nil {
+		return
+	}
+	log.WarnContext(ctx.Request.Context(), "sign-in failed", "client", client)
+	if exhausted {
+		log.WarnContext(ctx.Request.Context(), "sign-in throttled: too many failures",
+			"client", client, "tries", signInBurst)
+	}
 }
 
 // throttled answers 429 with Retry-After, and reports true, when client

@@ -51,8 +51,9 @@ func (t *signInThrottle) wait(client string) time.Duration {
 	return reservation.DelayFrom(now)
 }
 
-// failed takes one try from client's allowance.
-func (t *signInThrottle) failed(client string) {
+// failed takes one try from client's allowance and reports whether that
+// used it up.
+func (t *signInThrottle) failed(client string) (exhausted bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	limiter := t.clients[client]
@@ -62,6 +63,7 @@ func (t *signInThrottle) failed(client string) {
 		t.clients[client] = limiter
 	}
 	limiter.AllowN(t.now(), 1)
+	return limiter.TokensAt(t.now()) < 1
 }
 
 // forgetQuiet drops clients whose allowance is full again once too many

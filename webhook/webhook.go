@@ -205,9 +205,16 @@ func (h *Handler) refuse(c *gin.Context, items [][]byte, rejected []Rejection, e
 	}
 	whole := resolver.Errorf(resolver.ErrorCode(err),
 		"none of the %d messages is valid; see rejected", len(items))
+	if h.log != nil {
+		h.log.WarnContext(c.Request.Context(), "request refused",
+			"method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", httpx.Status(whole), "code", resolver.ErrorCode(whole),
+			"reason", resolver.ErrorMessage(whole), "first_error", resolver.ErrorMessage(err))
+	}
 	c.AbortWithStatusPureJSON(httpx.Status(whole), failure{
-		ErrorBody: httpx.ErrorBody{Error: httpx.Detail(whole)},
-		Rejected:  rejected,
+		ErrorBody: httpx.ErrorBody{Error: httpx.Detail(whole),
+			RequestID: httpx.RequestIDOf(c)},
+		Rejected: rejected,
 	})
 }
 

@@ -10,8 +10,9 @@ import (
 
 const tokenSummary = `knit token reset [flags]: make a new API token for the APIs and the
 console, replacing the one knit generated (for example when it was lost),
-sign every console session out, and print the new token once. A token set
-in KNIT_API_TOKEN still wins over it.`
+sign every console session out, and print the new token once. A server
+started with KNIT_API_TOKEN keeps accepting that token and not the new one:
+to change such a token, change the variable and restart knit.`
 
 func runToken(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "reset" {
@@ -45,8 +46,7 @@ func runToken(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return err
 	}
 	fmt.Fprintf(stdout, "knit: new API token (shown once; keep it): %s\n", token)
-	if getenv("KNIT_API_TOKEN") != "" {
-		fmt.Fprintln(stderr, "knit: KNIT_API_TOKEN is set and wins over the new token")
-	}
+	fmt.Fprintln(stderr, "knit: a server started with KNIT_API_TOKEN keeps that token "+
+		"instead; change the variable and restart it")
 	return nil
 }
