@@ -49,9 +49,12 @@ func (r *Runner) WriteCSVWith(ctx context.Context, w io.Writer, name string,
 	}
 	// One snapshot for every read, so a run that commits meanwhile never
 	// mixes into the file (the columns layout reads the result twice).
+	// The default layout writes no identifiers: they are most of a stored
+	// member, so it leaves them unread.
+	identifiers := opts.Layout != "" && opts.Layout != "default"
 	return r.db.Snapshot(ctx, func(tx *sqlx.Tx) error {
 		each := func(fn func(Run, Member) error) error {
-			return r.eachMemberIn(ctx, tx, name, fn)
+			return r.eachMemberIn(ctx, tx, name, identifiers, fn)
 		}
 		// Fail before writing anything when there is no result to export.
 		if _, err := r.oneRunIn(ctx, tx, currentRunQuery, name); err != nil {

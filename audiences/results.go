@@ -217,10 +217,20 @@ type memberRow struct {
 }
 
 func (row memberRow) member() (Member, error) {
-	m := Member{ProfileID: row.ProfileID, UserID: row.UserID, Email: row.Email}
+	m, err := row.memberWithout()
+	if err != nil {
+		return m, err
+	}
 	if err := json.Unmarshal([]byte(row.Identifiers), &m.Identifiers); err != nil {
 		return m, fmt.Errorf("decode identifiers of %d: %w", row.ProfileID, err)
 	}
+	return m, nil
+}
+
+// memberWithout is member without decoding the identifiers, which are
+// most of the row, for readers that never show them.
+func (row memberRow) memberWithout() (Member, error) {
+	m := Member{ProfileID: row.ProfileID, UserID: row.UserID, Email: row.Email}
 	if err := decodeJSON(row.Attributes, &m.Attributes); err != nil {
 		return m, fmt.Errorf("decode attributes of %d: %w", row.ProfileID, err)
 	}
@@ -332,19 +342,28 @@ func decodeCursor(cursor string) (run, profile int64, err error) {
 // flat whatever the audience's size.
 func (r *Runner) EachMember(ctx context.Context, name string,
 	fn func(Run, Member) error) error {
-	return r.eachMemberIn(ctx, r.db, name, fn)
+	return r.eachMemberIn(ctx, r.db, name, true, fn)
 }
 
-// eachMemberIn is EachMember reading through q (a snapshot, say).
+// eachMemberIn is EachMember reading through q (a snapshot, say); without
+// identifiers, each member's Identifiers is nil.
 func (r *Runner) eachMemberIn(ctx context.Context, q sqlx.QueryerContext, name string,
-	fn func(Run, Member) error) error {
+	identifiers bool, fn func(Run, Member) error) error {
+	decode := memberRow.member
+	if !identifiers {
+		decode = memberRow.memberWithout
+	}
 	run, err := r.oneRunIn(ctx, q, currentRunQuery, name)
 	if err != nil {
 		return err
 	}
 
+	idColumn := "identifiers"
+	if !identifiers {
+		idColumn = "''"
+	}
 	rows, err := q.QueryxContext(ctx, r.db.Rebind(`SELECT profile_id, run_id,
-		user_id, email, identifiers, attributes FROM audience_members
+		user_id, email, `+idColumn+`, attributes FROM audience_members
 		WHERE audience = ? ORDER BY profile_id`), name)
 	if err != nil {
 		return fmt.Errorf("read members of %s: %w", name, err)
@@ -353,7 +372,8 @@ func (r *Runner) eachMemberIn(ctx context.Context, q sqlx.QueryerContext, name s
 
 	for rows.Next() {
 		var row memberRow
-		if err := rows.StructScan(&row); err != nil {
+		if err := rows.Scan(&row.ProfileID, &row.RunID, &row.UserID, &row.Email,
+			&row.Identifiers, &row.Attributes); err != nil {
 			return fmt.Errorf("scan member of %s: %w", name, err)
 		}
 		if row.RunID != run.ID {
@@ -361,7 +381,7 @@ func (r *Runner) eachMemberIn(ctx context.Context, q sqlx.QueryerContext, name s
 				return err
 			}
 		}
-		m, err := row.member()
+		m, err := decode(row)
 		if err != nil {
 			return err
 		}
