@@ -24,10 +24,10 @@ export API gives beside the file. --layout, --columns, --bom and
 
 The server's peak memory is VmHWM from /proc/PID/status with --server-pid
 (a server on this machine), reset when the download starts where Linux
-allows, so it is the peak during the export; else the largest
-process_resident_memory_bytes of /metrics, sampled each second. This
-process's own peak (VmHWM) is reported too: it stays small however large
-the export.`
+allows, so it is the larger of the server's resident size then and its
+peak during the export; else the largest process_resident_memory_bytes of
+/metrics, sampled each second. This process's own peak (VmHWM) is
+reported too: it stays small however large the export.`
 
 // benchExportConfig is what `knit bench export` was told.
 type benchExportConfig struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -179,8 +181,10 @@ func pickProfileIDs(ctx context.Context, dsn string, n int, seed uint64, getenv 
 		return nil, fmt.Errorf("--db %s holds no profiles", redactDSN(dsn))
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x1d5))
-	query := db.Rebind(`SELECT type, value FROM identities
-		WHERE profile_id = ? AND type IN ('user_id', 'anonymous_id') ORDER BY type, value`)
+	// Every identifier of the profile, kept by type below: a condition on
+	// type here leads SQLite to walk the primary key (type, value) instead
+	// of the profile's index, reading every identifier of the type.
+	query := db.Rebind(`SELECT type, value FROM identities WHERE profile_id = ?`)
 	seen := map[int64]bool{}
 	var ids []benchProfileID
 	span := *bounds.High - *bounds.Low + 1
@@ -193,11 +197,12 @@ func pickProfileIDs(ctx context.Context, dsn string, n int, seed uint64, getenv 
 		if err := db.SelectContext(ctx, &found, query, profile); err != nil {
 			return nil, fmt.Errorf("read identifiers of profile %d: %w", profile, err)
 		}
-		if len(found) == 0 {
-			continue // merged away, erased, or a gap in the ids
+		picked := pickOnePerType(rng, found)
+		if len(picked) == 0 {
+			continue // merged away, erased, a gap in the ids, or no such ids
 		}
 		seen[profile] = true
-		ids = append(ids, pickOnePerType(rng, found)...)
+		ids = append(ids, picked...)
 	}
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("--db %s: found no profile with a user_id or an "+
@@ -206,19 +211,23 @@ func pickProfileIDs(ctx context.Context, dsn string, n int, seed uint64, getenv 
 	return ids, nil
 }
 
-// pickOnePerType keeps one identifier of each type, at random.
+// pickOnePerType keeps, of a profile's identifiers, its user_id and one of
+// its anonymous_ids at random.
 func pickOnePerType(rng *rand.Rand, found []benchProfileID) []benchProfileID {
-	byType := map[string][]benchProfileID{}
-	var types []string
-	for _, id := range found {
-		if _, ok := byType[id.Type]; !ok {
-			types = append(types, id.Type)
+	slices.SortFunc(found, func(a, b benchProfileID) int {
+		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Value, b.Value))
+	})
+	var out []benchProfileID
+	for _, kind := range []string{"user_id", "anonymous_id"} {
+		var of []benchProfileID
+		for _, id := range found {
+			if id.Type == kind {
+				of = append(of, id)
+			}
 		}
-		byType[id.Type] = append(byType[id.Type], id)
-	}
-	out := make([]benchProfileID, 0, len(types))
-	for _, t := range types {
-		out = append(out, byType[t][rng.IntN(len(byType[t]))])
+		if len(of) > 0 {
+			out = append(out, of[rng.IntN(len(of))])
+		}
 	}
 	return out
 }
