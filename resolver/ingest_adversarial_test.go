@@ -104,11 +104,12 @@ func snapshot(t *testing.T, db *sqldb.DB) map[string][]string {
 			first_message_id, source, app, device FROM identities ORDER BY type, value`,
 		"events": `SELECT message_id, COALESCE(profile_id, 0), type, ts_ms, properties
 			FROM events ORDER BY message_id`,
-		"merges":    `SELECT survivor, merged, message_id FROM profile_merges ORDER BY id`,
-		"profiles":  `SELECT id, COALESCE(merged_into, 0) FROM profiles ORDER BY id`,
-		"links":     `SELECT message_id, type, value FROM identity_links ORDER BY 1, 2, 3`,
-		"erased":    `SELECT message_id FROM erased_messages ORDER BY message_id`,
-		"deletions": `SELECT profile_id, events_deleted, identifiers_deleted FROM profile_deletions ORDER BY id`,
+		"merges":   `SELECT survivor, merged, message_id FROM profile_merges ORDER BY id`,
+		"profiles": `SELECT id, COALESCE(merged_into, 0) FROM profiles ORDER BY id`,
+		"links":    `SELECT message_id, type, value FROM identity_links ORDER BY 1, 2, 3`,
+		"erased":   `SELECT message_id FROM erased_messages ORDER BY message_id`,
+		"deletions": `SELECT profile_id, events_deleted, identifiers_deleted
+			FROM profile_deletions ORDER BY id`,
 		"decisions": `SELECT profile_id, kind, message_id, identifier,
 			COALESCE(other_profile_id, 0), rule, detail FROM identity_decisions ORDER BY id`,
 		"traits": `SELECT profile_id, key, value, ts_ms, message_id FROM traits
@@ -409,5 +410,36 @@ func TestLaterSightingsOfManyStoredIdentities(t *testing.T) {
 				t.Errorf("%s differ between batches of 250 and one batch", table)
 			}
 		}
+	}
+}
+
+// TestEraseMidBatchThenRetries: a deletion between other messages of a
+// batch erases what the batch stored before it, and a retry of an erased
+// messageId later in the batch stays erased, batched or not.
+func TestEraseMidBatchThenRetries(t *testing.T) {
+	at := `"timestamp":"2026-11-01T10:00:00Z"`
+	raws := []string{
+		`{"type":"identify","messageId":"m1","userId":"u1","anonymousId":"a1",` +
+			`"traits":{"plan":"x"},` + at + `}`,
+		`{"type":"track","messageId":"m2","anonymousId":"a1","event":"E",` + at + `}`,
+		`{"type":"identify","messageId":"m3","userId":"u2","anonymousId":"a2",` + at + `}`,
+		`{"type":"delete","messageId":"d1","userId":"u1"}`,
+		`{"type":"identify","messageId":"m1","userId":"u1","anonymousId":"a1",` +
+			`"traits":{"plan":"y"},` + at + `}`,
+		`{"type":"delete","messageId":"d1","userId":"u1"}`,
+		`{"type":"track","messageId":"m4","anonymousId":"a1","event":"E",` + at + `}`,
+		`{"type":"track","messageId":"m3","anonymousId":"a9","event":"E",` + at + `}`,
+	}
+	tables := compareBatchings(t, resolver.DefaultRules(), raws, nil, 3, len(raws))
+	if want := []string{"m1", "m2"}; !reflect.DeepEqual(tables["erased"], want) {
+		t.Errorf("erased %v, want %v", tables["erased"], want)
+	}
+	// m3's retry is a duplicate; a1 comes back on a new profile.
+	want := []string{"m32identify1793527200000{}", "m43track1793527200000{}"}
+	if !reflect.DeepEqual(tables["events"], want) {
+		t.Errorf("events %q, want %q", tables["events"], want)
+	}
+	if len(tables["traits"]) != 0 {
+		t.Errorf("the retried erased identify set traits: %v", tables["traits"])
 	}
 }
