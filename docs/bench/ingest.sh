@@ -1,0 +1,49 @@
+#!/bin/bash
+# Issue #7 ingestion targets, three runs each, a fresh database per run.
+# Usage: docs/bench/ingest.sh KNIT_BINARY > log (from the repository root;
+# scratch databases go to /tmp, PostgreSQL schemas knit_ing_N are made and dropped)
+set -u
+bin=$1
+port=18300
+serve() { # serve DB -> sets pid
+  KNIT_WRITE_KEYS=wk KNIT_WEBHOOK_SECRET=ws KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
+    $bin serve --db "$1" --addr 127.0.0.1:$port --roles ingest >/tmp/knit-serve-$port.log 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.1; done
+}
+stop() { kill $pid; wait $pid 2>/dev/null; port=$((port+1)); }
+run() { # label, bench args...
+  label=$1; shift
+  echo "== $label $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "   knit bench --url http://127.0.0.1:$port $*"
+  $bin bench --url http://127.0.0.1:$port --server-pid $pid "$@" 2>&1 | sed 's/^/   /'
+}
+for i in 1 2 3; do
+  d=$(mktemp -d /tmp/knit-ingest.XXXX)
+  serve $d/knit.db
+  run "sqlite batch100 c8 60s #$i" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
+  stop; rm -rf $d
+done
+for i in 1 2 3; do
+  d=$(mktemp -d /tmp/knit-ingest.XXXX)
+  serve $d/knit.db
+  run "sqlite webhook c32 30s #$i" --webhook-secret ws --mode webhook --concurrency 32 --duration 30s --warmup 3s
+  stop; rm -rf $d
+done
+for i in 1 2 3; do
+  d=$(mktemp -d /tmp/knit-ingest.XXXX)
+  serve $d/knit.db
+  run "sqlite batch100 rate5000 30s #$i" --write-key wk --mode batch --batch 100 --concurrency 16 --rate 5000 --duration 30s --warmup 3s
+  stop; rm -rf $d
+done
+for i in 1 2 3; do
+  schema=knit_ing_$i
+  psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" 2>/dev/null
+  serve "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$schema"
+  run "postgres batch100 c8 60s #$i" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
+  stop
+  psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null
+done
+echo "== ceiling $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+cd "$(dirname "$0")/../.." && PATH=$PATH:/usr/local/go/bin go test -run X -bench 'SQLiteCeiling|IngestLikeCeiling' -benchtime 100000x -count 3 ./cmd/knit/ 2>&1 | grep Bench
+echo "== done $(date -u +%H:%M:%S)"
