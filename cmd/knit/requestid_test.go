@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"io"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestLogLinesNameTheRequest sends a batch with one bad message and wants
@@ -53,69 +49,6 @@ func TestLogLinesNameTheRequest(t *testing.T) {
 
 // startLoggingServer runs knit serve at debug level with its log in logs.
 func startLoggingServer(t *testing.T, logs io.Writer) string {
-	t.Helper()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := listener.Addr().String()
-	listener.Close()
-
-	env := map[string]string{"KNIT_WRITE_KEYS": "log-key", "KNIT_API_TOKEN": "log-token",
-		"KNIT_LOG_LEVEL": "debug"}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--db", filepath.Join(t.TempDir(), "knit.db"),
-			"--addr", addr, "--roles", "ingest"}, func(k string) string { return env[k] },
-			io.Discard, logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	for range 200 {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			return "http://" + addr
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatal("knit serve did not start")
-	return ""
-}
-
-// TestRefusedBatchNamesTheRequest: a batch with nothing valid is answered
-// with the request id in its body and leaves a log line that names it.
-func TestRefusedBatchNamesTheRequest(t *testing.T) {
-	var logs lockedBuffer
-	base := startLoggingServer(t, &logs)
-
-	body := `{"batch":[{"type":"track","userId":"u1"},{"userId":"u2"}]}`
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/batch", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth("log-key", "")
-	req.Header.Set("X-Request-Id", "trace-all-bad")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reply, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-
-	if resp.StatusCode != http.StatusBadRequest ||
-		!strings.Contains(string(reply), `"request_id":"trace-all-bad"`) {
-		t.Errorf("answer %d %s, want 400 naming the request id", resp.StatusCode, reply)
-	}
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, "request refused") &&
-			strings.Contains(line, "request_id=trace-all-bad") {
-			return
-		}
-	}
-	t.Errorf("no refusal line names the request:\n%s", logs.String())
+	return startInProcess(t, map[string]string{"KNIT_WRITE_KEYS": "log-key",
+		"KNIT_API_TOKEN": "log-token", "KNIT_LOG_LEVEL": "debug"}, logs)
 }

@@ -21,25 +21,8 @@ import (
 // built before the timer starts).
 func BenchmarkServeBatch100(b *testing.B) {
 	base := startBenchServer(b)
-	const perRequest, connections = 100, 8
-	bodies := benchBodies(b.N, perRequest)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: connections}}
-
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	for range connections {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(bodies) {
-					return
-				}
-				postBatch(b, client, base, bodies[i])
-			}
-		})
-	}
-	wg.Wait()
+	const perRequest = 100
+	postAll(b, base+"/v1/batch", benchBodies(b.N, perRequest), 8)
 	b.ReportMetric(float64(b.N*perRequest)/b.Elapsed().Seconds(), "events/s")
 }
 
@@ -47,15 +30,20 @@ func BenchmarkServeBatch100(b *testing.B) {
 // from 32 connections; one op is one request.
 func BenchmarkServeWebhookSingle(b *testing.B) {
 	base := startBenchServer(b)
-	const connections = 32
 	bodies := make([][]byte, b.N)
 	stream := newBenchStream(1, 100000, fmt.Sprint(time.Now().UnixNano()), 0,
 		time.Now(), 30*24*time.Hour)
 	for i := range bodies {
 		bodies[i] = stream.appendNext(nil)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: connections}}
+	postAll(b, base+"/webhook", bodies, 32)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
 
+// postAll posts every body to url from connections keep-alive clients,
+// the benchmark's timer running from the first request to the last answer.
+func postAll(b *testing.B, url string, bodies [][]byte, connections int) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: connections}}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -66,12 +54,11 @@ func BenchmarkServeWebhookSingle(b *testing.B) {
 				if i >= len(bodies) {
 					return
 				}
-				postTo(b, client, base+"/webhook", bodies[i])
+				postTo(b, client, url, bodies[i])
 			}
 		})
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
 // benchBodies builds n tracking API batch bodies of size messages each,
@@ -84,10 +71,6 @@ func benchBodies(n, size int) [][]byte {
 		bodies[i] = stream.appendBatch(nil, size)
 	}
 	return bodies
-}
-
-func postBatch(b *testing.B, client *http.Client, base string, body []byte) {
-	postTo(b, client, base+"/v1/batch", body)
 }
 
 // postTo posts body with the bench write key and wants 200.
@@ -114,37 +97,43 @@ func postTo(b *testing.B, client *http.Client, url string, body []byte) {
 // startBenchServer runs knit serve on a fresh SQLite file until the
 // benchmark ends and returns its base URL.
 func startBenchServer(b *testing.B) string {
-	b.Helper()
+	return startInProcess(b, map[string]string{"KNIT_WRITE_KEYS": "bench-key",
+		"KNIT_API_TOKEN": "bench-token", "KNIT_LOG_LEVEL": "error"}, io.Discard)
+}
+
+// startInProcess runs `knit serve --roles ingest` in this process on a
+// fresh SQLite file with env, its log in logs, until tb ends, and returns
+// its base URL once it answers /readyz.
+func startInProcess(tb testing.TB, env map[string]string, logs io.Writer) string {
+	tb.Helper()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	addr := listener.Addr().String()
 	listener.Close()
 
-	env := map[string]string{"KNIT_WRITE_KEYS": "bench-key", "KNIT_API_TOKEN": "bench-token",
-		"KNIT_LOG_LEVEL": "error"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--db", filepath.Join(b.TempDir(), "knit.db"),
+		done <- run(ctx, []string{"serve", "--db", filepath.Join(tb.TempDir(), "knit.db"),
 			"--addr", addr, "--roles", "ingest"}, func(k string) string { return env[k] },
-			io.Discard, io.Discard)
+			io.Discard, logs)
 	}()
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			b.Errorf("serve: %v", err)
+			tb.Errorf("serve: %v", err)
 		}
 	})
 
-	for range 100 {
+	for range 200 {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			resp.Body.Close()
 			return "http://" + addr
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(25 * time.Millisecond)
 	}
-	b.Fatal("knit serve did not start")
+	tb.Fatal("knit serve did not start")
 	return ""
 }
