@@ -51,15 +51,15 @@ func parseServeLimits(getenv env) (serveLimits, error) {
 	}
 	read("KNIT_RATE_LIMIT", func(s string) (err error) {
 		out.ingest.Rate, err = strconv.ParseFloat(s, 64)
-		return err
+		return plainly(err, "want a number of messages a second, such as 500")
 	})
 	read("KNIT_RATE_BURST", func(s string) (err error) {
 		out.ingest.Burst, err = strconv.Atoi(s)
-		return err
+		return plainly(err, "want a whole number of messages, such as 5000")
 	})
 	read("KNIT_MAX_INFLIGHT", func(s string) (err error) {
 		out.ingest.MaxInflight, err = strconv.Atoi(s)
-		return err
+		return plainly(err, "want a whole number of requests, such as 256")
 	})
 	read("KNIT_MAX_INFLIGHT_BYTES", func(s string) (err error) {
 		out.ingest.MaxInflightBytes, err = parseBytes(s)
@@ -82,6 +82,15 @@ func parseServeLimits(getenv env) (serveLimits, error) {
 		return out, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return out, nil
+}
+
+// plainly replaces a parser's error, which names Go functions, with what
+// the setting wants.
+func plainly(err error, want string) error {
+	if err != nil {
+		return errors.New(want)
+	}
+	return nil
 }
 
 // parseBytes reads a count of bytes, plain or with a KB, MB or GB suffix

@@ -147,6 +147,9 @@ func TestLimitSettingsAreReadAndChecked(t *testing.T) {
 			t.Errorf("bad settings: %v; want a usage error naming %s", err, name)
 		}
 	}
+	if err != nil && strings.Contains(err.Error(), "strconv") {
+		t.Errorf("bad settings: %v; want what each setting wants, not Go's parser", err)
+	}
 	_, err = parseServeLimits(func(k string) string {
 		return map[string]string{"KNIT_RATE_BURST": "10"}[k]
 	})
