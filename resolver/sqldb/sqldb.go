@@ -30,6 +30,9 @@ type DB struct {
 	// snapshots, when set, is a second pool whose transactions start
 	// without taking the write lock (SQLite), for consistent reads.
 	snapshots *sqlx.DB
+	// checkpoints, when set, copies SQLite's write-ahead log into the
+	// database file beside the writer; Close stops it.
+	checkpoints *checkpointer
 }
 
 // New wraps an open *sql.DB whose driver speaks dialect. driverName is the
@@ -46,10 +49,8 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	// The pool that writes keeps up to 32 MB of pages per connection (the
 	// default is 2 MB): inserting into the indexes of large tables touched
 	// the disk for most rows with the default, and took a third longer.
-	writer, err := sql.Open("sqlite3", SQLiteDSN(path)+"&_cache_size=-32768")
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
-	}
+	writer := sql.OpenDB(newSQLiteConnector(SQLiteDSN(path)+"&_cache_size=-32768",
+		fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", walAutoCheckpointPages)))
 	reader, err := sql.Open("sqlite3",
 		strings.Replace(SQLiteDSN(path), "_txlock=immediate", "_txlock=deferred", 1))
 	if err != nil {
@@ -63,11 +64,15 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	db.checkpoints = startCheckpointer(reader)
 	return db, nil
 }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	if db.checkpoints != nil {
+		db.checkpoints.stop()
+	}
 	var snapshotErr error
 	if db.snapshots != nil {
 		snapshotErr = db.snapshots.Close()

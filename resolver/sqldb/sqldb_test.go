@@ -24,6 +24,7 @@ func TestSQLiteOpensWithWALForeignKeysAndFullSync(t *testing.T) {
 		{"journal_mode", "wal"},
 		{"foreign_keys", "1"},
 		{"synchronous", "2"}, // FULL
+		{"wal_autocheckpoint", "16000"},
 	} {
 		var got string
 		if err := db.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
