@@ -50,7 +50,8 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	// default is 2 MB): inserting into the indexes of large tables touched
 	// the disk for most rows with the default, and took a third longer.
 	writer := sql.OpenDB(newSQLiteConnector(SQLiteDSN(path)+"&_cache_size=-32768",
-		fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", walAutoCheckpointPages)))
+		fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", walAutoCheckpointPages),
+		fmt.Sprintf("PRAGMA journal_size_limit=%d", walSizeLimitBytes)))
 	reader, err := sql.Open("sqlite3",
 		strings.Replace(SQLiteDSN(path), "_txlock=immediate", "_txlock=deferred", 1))
 	if err != nil {

@@ -25,6 +25,7 @@ func TestSQLiteOpensWithWALForeignKeysAndFullSync(t *testing.T) {
 		{"foreign_keys", "1"},
 		{"synchronous", "2"}, // FULL
 		{"wal_autocheckpoint", "16000"},
+		{"journal_size_limit", "134217728"},
 	} {
 		var got string
 		if err := db.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
