@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"iter"
 	"strings"
 )
 
@@ -167,9 +168,8 @@ func (w *writer) flush(ctx context.Context) error {
 	}
 	for _, table := range w.bulk.order {
 		rows := w.bulk.rows[table]
-		per := max(1, maxBulkArgs/len(table.columns))
-		for start := 0; start < len(rows); start += per {
-			chunk := rows[start:min(start+per, len(rows))]
+		for start, size := range statementSizes(len(rows), table.rowsPerStatement()) {
+			chunk := rows[start : start+size]
 			args := make([]any, 0, len(chunk)*len(table.columns))
 			for _, row := range chunk {
 				args = append(args, row...)
@@ -196,23 +196,55 @@ func (w *writer) flushSightings(ctx context.Context) error {
 	for id := range w.bulk.seenLater {
 		ids = append(ids, id)
 	}
-	for start := 0; start < len(ids); start += sightingsChunk {
-		chunk := ids[start:min(start+sightingsChunk, len(ids))]
+	for start, size := range statementSizes(len(ids), sightingsChunk) {
+		chunk := ids[start : start+size]
 		args := make([]any, 0, 3*len(chunk))
 		for _, id := range chunk {
 			args = append(args, id.Type, id.Value, w.bulk.seenLater[id])
 		}
-		row := "(?, ?, CAST(? AS BIGINT))"
-		values := strings.TrimSuffix(strings.Repeat(row+", ", len(chunk)), ", ")
-		err := w.exec(ctx, `UPDATE identities SET last_seen_ms = v.column3
-			FROM (VALUES `+values+`) AS v
-			WHERE identities.type = v.column1 AND identities.value = v.column2
-			AND identities.last_seen_ms < v.column3`, args...)
+		err := w.exec(ctx, sightingsSQL(len(chunk)), args...)
 		if err != nil {
 			return fmt.Errorf("mark %d identifiers seen: %w", len(chunk), err)
 		}
 	}
 	return nil
+}
+
+// sightingsSQL is the UPDATE that moves the last sighting of n identifiers
+// up; its arguments are each identifier's type, value and time.
+func sightingsSQL(n int) string {
+	row := "(?, ?, CAST(? AS BIGINT))"
+	values := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	return `UPDATE identities SET last_seen_ms = v.column3
+		FROM (VALUES ` + values + `) AS v
+		WHERE identities.type = v.column1 AND identities.value = v.column2
+		AND identities.last_seen_ms < v.column3`
+}
+
+// maxStatementRows bounds the rows of one multi-row statement, so that the
+// largest kept statement stays small.
+const maxStatementRows = 1024
+
+// rowsPerStatement is how many rows of table one INSERT may hold: as many
+// as the parameter limit allows, up to maxStatementRows.
+func (t *bulkTable) rowsPerStatement() int {
+	return min(maxStatementRows, max(1, maxBulkArgs/len(t.columns)))
+}
+
+// keptStatements are the statements a batch's flush runs, of every size
+// statementSizes yields: the ones worth keeping prepared.
+func keptStatements() []string {
+	var queries []string
+	for _, table := range []*bulkTable{&bulkEvents, &bulkLinks, &bulkDecisions,
+		&bulkIdentities, &bulkTraits} {
+		for size := 1; size <= table.rowsPerStatement(); size *= 4 {
+			queries = append(queries, insertSQL(table, size))
+		}
+	}
+	for size := 1; size <= sightingsChunk; size *= 4 {
+		queries = append(queries, sightingsSQL(size))
+	}
+	return queries
 }
 
 // insertSQL is the INSERT of n rows into table.
@@ -221,4 +253,25 @@ func insertSQL(table *bulkTable, n int) string {
 	rows := strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
 	return "INSERT INTO " + table.name + " (" + strings.Join(table.columns, ", ") +
 		") VALUES " + rows + " " + table.suffix
+}
+
+// statementSizes splits n rows into statements of a few fixed sizes
+// (powers of four up to limit, largest first), yielding each statement's
+// first row and its number of rows. A handful of sizes keeps the number of
+// distinct statements small enough to stay prepared across transactions.
+func statementSizes(n, limit int) iter.Seq2[int, int] {
+	largest := 1
+	for largest*4 <= limit {
+		largest *= 4
+	}
+	return func(yield func(int, int) bool) {
+		start := 0
+		for size := largest; size >= 1; size /= 4 {
+			for ; n-start >= size; start += size {
+				if !yield(start, size) {
+					return
+				}
+			}
+		}
+	}
 }

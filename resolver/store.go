@@ -30,12 +30,20 @@ type Store struct {
 	// transaction's advisory lock does the same (sqldb.WithWriteTx); the
 	// mutex keeps this process's writers from queueing on the database.
 	writeMu sync.Mutex
+
+	// statements are kept prepared across transactions on SQLite; pgx
+	// keeps its own cache on PostgreSQL (see writer.direct).
+	statements *statementCache
 }
 
 // NewStore returns a Store over db that resolves identities with rules and
 // reads the current time from now.
 func NewStore(db *sqldb.DB, rules Rules, now func() time.Time, log *slog.Logger) *Store {
-	return &Store{db: db, rules: rules, now: now, log: log}
+	s := &Store{db: db, rules: rules, now: now, log: log}
+	if db.Dialect() == sqldb.SQLite {
+		s.statements = newStatementCache(db.DB)
+	}
+	return s
 }
 
 // Status says what happened to one message.
@@ -63,10 +71,13 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 
+	if s.statements != nil {
+		s.statements.warm(ctx)
+	}
 	outcomes := make([]Outcome, len(messages))
 	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
 		w := &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows(),
-			cache: newIdentityCache(), dialect: s.db.Dialect()}
+			cache: newIdentityCache(), dialect: s.db.Dialect(), shared: s.statements}
 		if err := w.prefetch(ctx, messages); err != nil {
 			return err
 		}
@@ -112,6 +123,7 @@ type writer struct {
 	decisions []decision // of the message being stored
 	anyBlocks *bool      // whether any identifier was unlinked, read once
 	stmts     map[string]*sqlx.Stmt
+	shared    *statementCache // statements kept across transactions, or nil
 	// bulk collects rows written together at the end of a batch; nil
 	// writes each row at once.
 	bulk *bulkRows
