@@ -47,7 +47,8 @@ Accepted events count the messages of 2xx answers, less those the answer
 rejects, among requests that completed in the measured window (after
 --warmup). The server's peak memory comes from /proc/PID/status (VmHWM) with
 --server-pid, else from process_resident_memory_bytes on /metrics sampled
-each second (needs --api-token). messageIds are bench-SEED-RUN-CONN-N, so
+each second (needs --api-token). messageIds are bench-SEED-RUN-CONN-X, X
+the message's number scrambled into hex (random like a library's UUIDs), so
 runs with different --run-id never collide.`
 
 // benchConfig is what `knit bench run` was told.

@@ -186,7 +186,8 @@ func appendContext(dst []byte, d *benchDevice, app benchApp) []byte {
 // benchStream is one connection's endless stream of messages: visits of
 // people drawn at random from the population, at times spread over the
 // span before end. The same seed and worker give the same messages; the
-// run id in every messageId keeps runs from colliding.
+// run id in every messageId keeps runs from colliding, and the rest of it
+// is the message's number scrambled, as random as a library's UUID.
 type benchStream struct {
 	seed     uint64
 	people   int
@@ -223,7 +224,9 @@ func (s *benchStream) appendNext(dst []byte) []byte {
 	}
 	st := &s.steps[s.pos]
 	s.pos++
-	s.id = strconv.AppendUint(append(s.id[:0], s.idPrefix...), s.seq, 10)
+	// Segment's libraries send random messageIds (UUIDs), which land all
+	// over the indexes that keep them; a counter would land at one end.
+	s.id = strconv.AppendUint(append(s.id[:0], s.idPrefix...), mix64(s.seq), 16)
 	s.seq++
 	return appendMessage(dst, &s.person, st, s.id)
 }
