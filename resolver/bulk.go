@@ -8,13 +8,11 @@ import (
 )
 
 // bulkTable is a table whose rows a batch writes together: the columns of
-// its INSERT, and what follows the VALUES (such as ON CONFLICT DO NOTHING),
-// or, when statement is set, the statement that writes n rows of columns.
+// its INSERT, and what follows the VALUES (such as ON CONFLICT DO NOTHING).
 type bulkTable struct {
-	name      string
-	columns   []string
-	suffix    string
-	statement func(n int) string
+	name    string
+	columns []string
+	suffix  string
 }
 
 // The tables whose rows Ingest writes in multi-row INSERTs at the end of
@@ -24,10 +22,8 @@ var (
 	bulkEvents = bulkTable{name: "events", columns: []string{"message_id", "source",
 		"type", "event", "user_id", "anonymous_id", "profile_id", "ts_ms", "received_ms",
 		"app", "device_type", "device_id", "properties", "raw"}}
-	// A link names its event by the event's id, found by messageId: the
-	// event is written first, in the same flush or before it.
 	bulkLinks = bulkTable{name: "identity_links",
-		columns: []string{"message_id", "type", "value"}, statement: linksSQL}
+		columns: []string{"message_id", "type", "value"}, suffix: "ON CONFLICT DO NOTHING"}
 	bulkDecisions = bulkTable{name: "identity_decisions", columns: []string{"profile_id",
 		"kind", "message_id", "identifier", "other_profile_id", "rule", "detail",
 		"event_ms", "at_ms"}}
@@ -251,22 +247,8 @@ func keptStatements() []string {
 	return queries
 }
 
-// linksSQL is the INSERT of n identity links, each given as the messageId
-// of its stored event, the identifier's type and its value. (SQLite needs
-// the WHERE to tell the join's ON from the upsert's.)
-func linksSQL(n int) string {
-	values := strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", ")
-	return `INSERT INTO identity_links (event_id, type, value)
-		SELECT e.id, v.column2, v.column3 FROM (VALUES ` + values + `) AS v
-		JOIN events e ON e.message_id = v.column1 WHERE true
-		ON CONFLICT DO NOTHING`
-}
-
 // insertSQL is the INSERT of n rows into table.
 func insertSQL(table *bulkTable, n int) string {
-	if table.statement != nil {
-		return table.statement(n)
-	}
 	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(table.columns)), ", ") + ")"
 	rows := strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
 	return "INSERT INTO " + table.name + " (" + strings.Join(table.columns, ", ") +

@@ -99,9 +99,8 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 	// The audit log forgets every identifier the person's messages carried,
 	// an unlinked one too, which no profile holds any more.
 	var carried []Identifier
-	err = w.selectIn(ctx, &carried, `SELECT DISTINCT l.type, l.value
-		FROM events e JOIN identity_links l ON l.event_id = e.id
-		WHERE e.message_id IN (?)`, messages)
+	err = w.selectIn(ctx, &carried, `SELECT DISTINCT type, value FROM identity_links
+		WHERE message_id IN (?)`, messages)
 	if err != nil {
 		return result, err
 	}
@@ -128,9 +127,8 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 // profile any more.
 func (w *writer) personOf(ctx context.Context, id Identifier) ([]int64, []string, error) {
 	var carried []string
-	err := w.tx.SelectContext(ctx, &carried, w.tx.Rebind(`SELECT e.message_id
-		FROM identity_links l JOIN events e ON e.id = l.event_id
-		WHERE l.type = ? AND l.value = ?`), id.Type, id.Value)
+	err := w.tx.SelectContext(ctx, &carried, w.tx.Rebind(`SELECT message_id
+		FROM identity_links WHERE type = ? AND value = ?`), id.Type, id.Value)
 	if err != nil {
 		return nil, nil, fmt.Errorf("find messages of %s: %w", id, err)
 	}
@@ -208,8 +206,7 @@ func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []str
 		}
 	}
 	byMessage := []string{
-		`DELETE FROM identity_links WHERE event_id IN
-		   (SELECT id FROM events WHERE message_id IN (?))`,
+		`DELETE FROM identity_links WHERE message_id IN (?)`,
 		`DELETE FROM identity_decisions WHERE message_id IN (?)`,
 		`DELETE FROM events WHERE message_id IN (?)`,
 	}

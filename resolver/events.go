@@ -106,9 +106,8 @@ func (p *Profiles) attachLinks(ctx context.Context, events []ProfileEvent) error
 		ids[i] = events[i].MessageID
 		byMessage[events[i].MessageID] = &events[i]
 	}
-	query, args, err := sqlx.In(`SELECT e.message_id, l.type, l.value
-		FROM events e JOIN identity_links l ON l.event_id = e.id
-		WHERE e.message_id IN (?) ORDER BY e.message_id, l.type, l.value`, ids)
+	query, args, err := sqlx.In(`SELECT message_id, type, value FROM identity_links
+		WHERE message_id IN (?) ORDER BY message_id, type, value`, ids)
 	if err != nil {
 		return fmt.Errorf("build link query: %w", err)
 	}

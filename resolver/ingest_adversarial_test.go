@@ -106,9 +106,8 @@ func snapshot(t *testing.T, db *sqldb.DB) map[string][]string {
 			FROM events ORDER BY message_id`,
 		"merges":   `SELECT survivor, merged, message_id FROM profile_merges ORDER BY id`,
 		"profiles": `SELECT id, COALESCE(merged_into, 0) FROM profiles ORDER BY id`,
-		"links": `SELECT e.message_id, l.type, l.value FROM identity_links l
-			JOIN events e ON e.id = l.event_id ORDER BY 1, 2, 3`,
-		"erased": `SELECT message_id FROM erased_messages ORDER BY message_id`,
+		"links":    `SELECT message_id, type, value FROM identity_links ORDER BY 1, 2, 3`,
+		"erased":   `SELECT message_id FROM erased_messages ORDER BY message_id`,
 		"deletions": `SELECT profile_id, events_deleted, identifiers_deleted
 			FROM profile_deletions ORDER BY id`,
 		"decisions": `SELECT profile_id, kind, message_id, identifier,

@@ -9,9 +9,9 @@ import (
 	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
-// lkOrphans counts identity links whose event is not stored.
+// lkOrphans counts identity links whose message is not stored.
 const lkOrphans = `SELECT COUNT(*) FROM identity_links
-	WHERE event_id NOT IN (SELECT id FROM events)`
+	WHERE message_id NOT IN (SELECT message_id FROM events)`
 
 // lkStreamBeforeUnlink and lkStreamAfterUnlink mix erasures, a message
 // stored and erased in one batch, its messageId sent again, and an erasure
@@ -56,13 +56,13 @@ func lkIngestInBatches(t *testing.T, store *resolver.Store, raws []string, size 
 	}
 }
 
-// lkTables reads the links with their raw event ids (an orphan shows with
-// no message id) and the events with theirs.
+// lkTables reads the links (an orphan shows with no event id) and the
+// events with their ids.
 func lkTables(t *testing.T, db *sqldb.DB) map[string][]string {
 	t.Helper()
 	return map[string][]string{
-		"links": rowsOf(t, db, `SELECT l.event_id, COALESCE(e.message_id, '-'), l.type,
-			l.value FROM identity_links l LEFT JOIN events e ON e.id = l.event_id
+		"links": rowsOf(t, db, `SELECT l.message_id, COALESCE(e.id, 0), l.type,
+			l.value FROM identity_links l LEFT JOIN events e ON e.message_id = l.message_id
 			ORDER BY 1, 3, 4`),
 		"events": rowsOf(t, db, `SELECT id, message_id, COALESCE(profile_id, 0)
 			FROM events ORDER BY id`),
@@ -119,7 +119,7 @@ func TestLinksOfAReusedEventIDAreOnlyTheNewEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := mustCount(t, db, db.Rebind(`SELECT COUNT(*) FROM identity_links
-		WHERE value IN ('u2', 'a2', 'd2') OR event_id = ?`), erasedID); n != 0 {
+		WHERE value IN ('u2', 'a2', 'd2') OR message_id = ?`), "k2"); n != 0 {
 		t.Errorf("%d links of the erased message left", n)
 	}
 	mustIngestEach(t, store,

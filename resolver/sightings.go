@@ -143,9 +143,8 @@ type messageLink struct {
 
 // messageLinks reads the identifiers the given messages carried.
 func (p *Profiles) messageLinks(ctx context.Context, ids []string) ([]messageLink, error) {
-	query, args, err := sqlx.In(`SELECT e.message_id, l.type, l.value
-		FROM events e JOIN identity_links l ON l.event_id = e.id
-		WHERE e.message_id IN (?)`, ids)
+	query, args, err := sqlx.In(`SELECT message_id, type, value FROM identity_links
+		WHERE message_id IN (?)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("build link query: %w", err)
 	}

@@ -139,7 +139,7 @@ func (w *writer) keptApartBy(ctx context.Context, family []int64) ([]int64, erro
 	query, args, err := sqlx.In(`SELECT DISTINCT e.profile_id
 		FROM identity_decisions d
 		JOIN events e ON e.message_id = d.message_id
-		JOIN identity_links l ON l.event_id = e.id
+		JOIN identity_links l ON l.message_id = d.message_id
 		JOIN identities i ON i.type = l.type AND i.value = l.value
 		WHERE d.kind = ? AND i.profile_id IN (?) AND e.profile_id IS NOT NULL
 		  AND e.profile_id NOT IN (?)`, DecisionLimit, family, family)

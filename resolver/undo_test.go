@@ -111,8 +111,7 @@ func TestDeleteErasesAPersonAndKeepsNoPersonalData(t *testing.T) {
 		query := `SELECT COUNT(*) FROM ` + table + ` WHERE ` +
 			map[string]string{
 				"events": "message_id <> 'other'", "identities": "value <> 'u9'",
-				"identity_links": "event_id NOT IN " +
-					"(SELECT id FROM events WHERE message_id = 'other')",
+				"identity_links":     "message_id <> 'other'",
 				"identity_decisions": "message_id <> 'other'",
 			}[table]
 		if n := mustCount(t, db, query); n != 0 {

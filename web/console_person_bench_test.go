@@ -63,9 +63,8 @@ func personBenchSeed() []string {
 			       'anon-' || i, i, ? + i + j, ? + i + j, 'SegKicks', 'ios', 'dev-' || i,
 			       '{"product_id":"p-' || j || '","name":"Product ' || j || '"}', '{}'
 			FROM n, (SELECT 0 AS j UNION ALL SELECT 1 UNION ALL SELECT 2) k WHERE i > 1`,
-		series + `INSERT INTO identity_links (event_id, type, value)
-			SELECT (SELECT id FROM events WHERE message_id = 'p' || i || '-' || j),
-			       k.type, k.prefix || i
+		series + `INSERT INTO identity_links (message_id, type, value)
+			SELECT 'p' || i || '-' || j, k.type, k.prefix || i
 			FROM n, (SELECT 0 AS j UNION ALL SELECT 1 UNION ALL SELECT 2) e,
 			     (SELECT 'anonymous_id' AS type, 'anon-' AS prefix UNION ALL
 			      SELECT 'user_id', 'user-') k WHERE i > 1`,
@@ -96,11 +95,9 @@ func personBenchJane() []string {
 			            ELSE '{"product_id":"shoe-c","name":"ShoeC","price":150}' END,
 			       '{}'
 			FROM n`,
-		series + `INSERT INTO identity_links (event_id, type, value)
-			SELECT (SELECT id FROM events WHERE message_id = 'jane-' || i),
-			       'anonymous_id', 'jane-anon-' || (i % 3) FROM n
-			UNION ALL SELECT (SELECT id FROM events WHERE message_id = 'jane-' || i),
-			       'user_id', 'jane' FROM n`,
+		series + `INSERT INTO identity_links (message_id, type, value)
+			SELECT 'jane-' || i, 'anonymous_id', 'jane-anon-' || (i % 3) FROM n
+			UNION ALL SELECT 'jane-' || i, 'user_id', 'jane' FROM n`,
 		`INSERT INTO identities (type, value, profile_id, first_seen_ms, last_seen_ms,
 			first_message_id, source, app, device) VALUES
 			('user_id', 'jane', 1, CAST(? AS BIGINT) + 3600000,

@@ -68,7 +68,7 @@ func prepareCeiling(tx *sqlx.Tx) (func(*resolver.Message, int64, resolver.Rules)
 		`INSERT INTO identities (type, value, profile_id, first_seen_ms, last_seen_ms,
 			first_message_id, source, app, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`,
-		`INSERT INTO identity_links (event_id, type, value) VALUES (?, ?, ?)
+		`INSERT INTO identity_links (message_id, type, value) VALUES (?, ?, ?)
 			ON CONFLICT DO NOTHING`,
 	}
 	prepared := make([]*sqlx.Stmt, len(statements))
@@ -84,13 +84,9 @@ func prepareCeiling(tx *sqlx.Tx) (func(*resolver.Message, int64, resolver.Rules)
 		if _, err := prepared[0].Exec(profile, at, at); err != nil {
 			return err
 		}
-		stored, err := prepared[1].Exec(m.ID, m.Source, m.Type, m.Event, m.UserID,
-			m.AnonymousID, profile, at, m.ReceivedAt.UnixMilli(), m.App, m.DeviceType,
-			m.DeviceID, m.PropertiesJSON(), string(m.Raw))
-		if err != nil {
-			return err
-		}
-		event, err := stored.LastInsertId()
+		_, err := prepared[1].Exec(m.ID, m.Source, m.Type, m.Event, m.UserID, m.AnonymousID,
+			profile, at, m.ReceivedAt.UnixMilli(), m.App, m.DeviceType, m.DeviceID,
+			m.PropertiesJSON(), string(m.Raw))
 		if err != nil {
 			return err
 		}
@@ -99,7 +95,7 @@ func prepareCeiling(tx *sqlx.Tx) (func(*resolver.Message, int64, resolver.Rules)
 				m.Source, m.App, m.DeviceID); err != nil {
 				return err
 			}
-			if _, err := prepared[3].Exec(event, id.Type, id.Value); err != nil {
+			if _, err := prepared[3].Exec(m.ID, id.Type, id.Value); err != nil {
 				return err
 			}
 		}
