@@ -234,7 +234,7 @@ func (s scope) ref(p Path) jsonRef {
 // from is the FROM clause of the scope: events, joined with the array's
 // elements when one is iterated.
 func (s scope) from() expr {
-	from := raw("events " + s.alias)
+	from := s.d.events(s.alias)
 	if s.elem != "" {
 		from = q("%s %s", from, s.d.eachElement(s.alias, s.elem, s.array))
 	}

@@ -66,6 +66,9 @@ type jsonRef struct {
 // queries meet: reading JSON and a few functions. Nothing else in the
 // compiler knows which engine it writes for.
 type dialect interface {
+	// events is the FROM item that reads the events table as alias, with
+	// whatever property needs to read their properties.
+	events(alias string) expr
 	// property addresses steps inside the properties of event alias.
 	property(alias string, steps []string) jsonRef
 	// element addresses steps inside the current element of the array
@@ -111,6 +114,8 @@ func sqlitePath(steps []string) string {
 	}
 	return b.String()
 }
+
+func (sqliteDialect) events(alias string) expr { return raw("events " + alias) }
 
 func (sqliteDialect) property(alias string, steps []string) jsonRef {
 	return jsonRef{doc: alias + ".properties", path: val("$" + sqlitePath(steps))}
@@ -190,8 +195,17 @@ func (sqliteDialect) falseIfNull(e expr) expr { return q("COALESCE(%s, 0)", e) }
 // traits without NUL for that reason.
 type postgresDialect struct{}
 
+// events reads each event's properties as jsonb once, beside the row: a
+// condition reads them many times, and each ::jsonb of the text parsed it
+// anew. OFFSET 0 keeps the planner from folding the cast back into every
+// use.
+func (postgresDialect) events(alias string) expr {
+	return raw("events " + alias + " CROSS JOIN LATERAL (SELECT " + alias +
+		".properties::jsonb AS props OFFSET 0) AS " + alias + "_json")
+}
+
 func (postgresDialect) property(alias string, steps []string) jsonRef {
-	return jsonRef{doc: alias + ".properties::jsonb", path: q("%s::text[]", val(steps))}
+	return jsonRef{doc: alias + "_json.props", path: q("%s::text[]", val(steps))}
 }
 
 func (postgresDialect) element(_, elem string, steps []string) jsonRef {
