@@ -27,6 +27,12 @@ done
 for i in 1 2 3; do
   d=$(mktemp -d /tmp/knit-ingest.XXXX)
   serve $d/knit.db
+  run "sqlite batch100 c32 60s #$i" --write-key wk --mode batch --batch 100 --concurrency 32 --duration 60s --warmup 5s
+  stop; rm -rf $d
+done
+for i in 1 2 3; do
+  d=$(mktemp -d /tmp/knit-ingest.XXXX)
+  serve $d/knit.db
   run "sqlite webhook c32 30s #$i" --webhook-secret ws --mode webhook --concurrency 32 --duration 30s --warmup 3s
   stop; rm -rf $d
 done
