@@ -1,0 +1,17 @@
+#!/bin/bash
+# A/B of two knit servers under one load generator: serve a fresh SQLite
+# file with SERVER_BINARY, drive it with BENCH_BINARY's `knit bench`, stop.
+# Usage: docs/bench/ab.sh SERVER_BINARY BENCH_BINARY LABEL BENCH_ARGS...
+# e.g.   docs/bench/ab.sh ./knit-old ./knit-new old --write-key wk --mode batch \
+#          --batch 100 --concurrency 8 --duration 30s --warmup 5s
+set -u
+server=$1; bench=$2; label=$3; shift 3
+port=$((18900 + RANDOM % 90))
+d=$(mktemp -d /tmp/knit-ab.XXXX)
+KNIT_WRITE_KEYS=wk KNIT_WEBHOOK_SECRET=ws KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
+  $server serve --db $d/knit.db --addr 127.0.0.1:$port --roles ingest >$d/serve.log 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.1; done
+echo "== $label $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+$bench bench --url http://127.0.0.1:$port --server-pid $pid "$@" 2>&1 | sed 's/^/   /'
+kill $pid; wait $pid 2>/dev/null; rm -rf $d
