@@ -23,6 +23,7 @@ type metrics struct {
 	batches   prometheus.Histogram
 	requests  *prometheus.CounterVec
 	latencies *prometheus.HistogramVec
+	inFlight  prometheus.Gauge
 	groups    groupMetrics
 }
 
@@ -80,8 +81,12 @@ func newMetrics(runner *audiences.Runner) *metrics {
 		Help:    "How long HTTP requests took, by route.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route"})
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "knit_http_requests_in_flight",
+		Help: "HTTP requests being served now, this scrape included.",
+	})
 	m.groups = newGroupMetrics()
-	m.registry.MustRegister(m.messages, m.batches, m.requests, m.latencies,
+	m.registry.MustRegister(m.messages, m.batches, m.requests, m.latencies, m.inFlight,
 		m.groups.requests, m.groups.messages, m.groups.retried,
 		newAudienceCollector(runner),
 		// process_resident_memory_bytes (on Linux), which `knit bench`
@@ -101,6 +106,8 @@ func (m *metrics) handler() gin.HandlerFunc {
 func (m *metrics) observeRequests() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
+		m.inFlight.Inc()
+		defer m.inFlight.Dec()
 		c.Next()
 		route := c.FullPath()
 		if route == "" {

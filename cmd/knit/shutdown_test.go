@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,6 +89,9 @@ func testGracefulShutdown(t *testing.T, binary string) {
 	proc.start(t)
 	slow := []*slowRequest{openSlowBatch(t, proc.addr, "slow-a"),
 		openSlowBatch(t, proc.addr, "slow-b")}
+	// Both are being served (not waiting to be accepted) before SIGTERM:
+	// the two and the scrape that counts them.
+	waitForRequestsInFlight(t, proc, 3)
 	// The heavy audience is being computed at start.
 	run := waitForHeavyRun(t, db, 0, "running")
 
@@ -139,4 +143,42 @@ func checkRunEndedWhole(t *testing.T, db *sql.DB, id int64) {
 	case status != "aborted" && status != "ok":
 		t.Errorf("the run in progress at SIGTERM ended %s", status)
 	}
+}
+
+// waitForRequestsInFlight waits until knit's /metrics says at least n
+// requests are being served.
+func waitForRequestsInFlight(t *testing.T, proc *knitProc, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, err := http.NewRequest(http.MethodGet, proc.base()+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("read metrics: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if inFlight(string(body)) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests in flight after 15 s, want %d", inFlight(string(body)), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// inFlight reads knit_http_requests_in_flight from a metrics page.
+func inFlight(page string) int {
+	for _, line := range strings.Split(page, "\n") {
+		if value, ok := strings.CutPrefix(line, "knit_http_requests_in_flight "); ok {
+			n, _ := strconv.Atoi(value)
+			return n
+		}
+	}
+	return -1
 }
