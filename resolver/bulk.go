@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 )
 
@@ -237,11 +238,11 @@ func keptStatements() []string {
 	var queries []string
 	for _, table := range []*bulkTable{&bulkEvents, &bulkLinks, &bulkDecisions,
 		&bulkIdentities, &bulkTraits} {
-		for size := 1; size <= table.rowsPerStatement(); size *= 4 {
+		for _, size := range sizesUpTo(table.rowsPerStatement()) {
 			queries = append(queries, insertSQL(table, size))
 		}
 	}
-	for size := 1; size <= sightingsChunk; size *= 4 {
+	for _, size := range sizesUpTo(sightingsChunk) {
 		queries = append(queries, sightingsSQL(size))
 	}
 	return queries
@@ -260,13 +261,10 @@ func insertSQL(table *bulkTable, n int) string {
 // first row and its number of rows. A handful of sizes keeps the number of
 // distinct statements small enough to stay prepared across transactions.
 func statementSizes(n, limit int) iter.Seq2[int, int] {
-	largest := 1
-	for largest*4 <= limit {
-		largest *= 4
-	}
+	sizes := sizesUpTo(limit)
 	return func(yield func(int, int) bool) {
 		start := 0
-		for size := largest; size >= 1; size /= 4 {
+		for _, size := range slices.Backward(sizes) {
 			for ; n-start >= size; start += size {
 				if !yield(start, size) {
 					return
@@ -274,4 +272,13 @@ func statementSizes(n, limit int) iter.Seq2[int, int] {
 			}
 		}
 	}
+}
+
+// sizesUpTo are the statement sizes up to limit: the powers of four, from 1.
+func sizesUpTo(limit int) []int {
+	var sizes []int
+	for size := 1; size <= max(limit, 1); size *= 4 {
+		sizes = append(sizes, size)
+	}
+	return sizes
 }
