@@ -4,7 +4,7 @@
 # Usage: docs/bench/ab.sh SERVER_BINARY BENCH_BINARY LABEL BENCH_ARGS...
 # e.g.   docs/bench/ab.sh ./knit-old ./knit-new old --write-key wk --mode batch \
 #          --batch 100 --concurrency 8 --duration 30s --warmup 5s
-set -u
+set -u -o pipefail
 server=$1; bench=$2; label=$3; shift 3
 port=$((18900 + RANDOM % 90))
 d=$(mktemp -d /tmp/knit-ab.XXXX)
@@ -14,4 +14,10 @@ pid=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.1; done
 echo "== $label $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
 $bench bench --url http://127.0.0.1:$port --server-pid $pid "$@" 2>&1 | sed 's/^/   /'
-kill $pid; wait $pid 2>/dev/null; rm -rf $d
+status=$?
+kill $pid 2>/dev/null; wait $pid 2>/dev/null
+if [ $status -ne 0 ]; then
+  echo "   the end of the server's log:"; tail -n 20 $d/serve.log | sed 's/^/   /'
+fi
+rm -rf $d
+exit $status

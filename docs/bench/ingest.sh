@@ -2,7 +2,7 @@
 # Issue #7 ingestion targets, three runs each, a fresh database per run.
 # Usage: docs/bench/ingest.sh KNIT_BINARY > log (from the repository root;
 # scratch databases go to /tmp, PostgreSQL schemas knit_ing_N are made and dropped)
-set -u
+set -u -o pipefail
 bin=$1
 port=18300
 serve() { # serve DB -> sets pid
