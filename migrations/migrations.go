@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
@@ -86,12 +87,16 @@ func newProvider(db *sql.DB, dialect string) (*goose.Provider, error) {
 // databases in other schemas of the same server migrate side by side; a
 // waiting process checks again every second, for at most five minutes.
 func schemaLocker(db *sql.DB) (lock.SessionLocker, error) {
-	var schema string
+	var schema sql.NullString
 	if err := db.QueryRow("SELECT current_schema()").Scan(&schema); err != nil {
 		return nil, fmt.Errorf("migrations: read the current schema: %w", err)
 	}
+	if !schema.Valid {
+		return nil, errors.New("migrations: no schema of the connection's search_path " +
+			"exists: create it first (CREATE SCHEMA name) or name one that does")
+	}
 	name := fnv.New64a()
-	name.Write([]byte("knit-migrations:" + schema))
+	name.Write([]byte("knit-migrations:" + schema.String))
 	locker, err := lock.NewPostgresSessionLocker(
 		lock.WithLockID(int64(name.Sum64()>>1)),
 		lock.WithLockTimeout(1, 300))

@@ -3,7 +3,10 @@ package migrations_test
 import (
 	"context"
 	"database/sql"
+	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	_ "github.com/mattn/go-sqlite3"
@@ -51,5 +54,30 @@ func TestPostgresSchemaMigratesAndLeavesNothingPending(t *testing.T) {
 	}
 	if again, err := migrations.Up(ctx, db.DB.DB, "postgres"); err != nil || again != 0 {
 		t.Fatalf("a second Up applied %d: %v", again, err)
+	}
+}
+
+// A search_path naming no schema that exists is refused with what to do,
+// not a scan error.
+func TestPostgresWithoutTheSchemaSaysToCreateIt(t *testing.T) {
+	server := os.Getenv(sqltest.PostgresEnv)
+	if server == "" {
+		t.Skipf("%s is not set: no PostgreSQL to test on", sqltest.PostgresEnv)
+	}
+	missing, err := url.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := missing.Query()
+	query.Set("search_path", "knit_no_such_schema")
+	missing.RawQuery = query.Encode()
+	db, err := sql.Open("pgx", missing.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = migrations.Up(context.Background(), db, "postgres")
+	if err == nil || !strings.Contains(err.Error(), "CREATE SCHEMA") {
+		t.Fatalf("Up with a missing schema: %v, want an error saying to create it", err)
 	}
 }
