@@ -80,15 +80,7 @@ func storeStream(t *testing.T, raws []string, size int) map[string][]string {
 	db := sqltest.MustOpen(t)
 	clock := func() time.Time { return time.Date(2026, 12, 4, 15, 8, 0, 0, time.UTC) }
 	store := resolver.NewStore(db, tightRules(), clock, nil)
-	for start := 0; start < len(raws); start += size {
-		var batch []*resolver.Message
-		for _, raw := range raws[start:min(start+size, len(raws))] {
-			batch = append(batch, mustParseMessage(t, raw))
-		}
-		if _, err := store.Ingest(context.Background(), batch); err != nil {
-			t.Fatalf("ingest batch at %d: %v", start, err)
-		}
-	}
+	ingestInBatches(t, store, raws, size)
 	return map[string][]string{
 		"identities": rowsOf(t, db, `SELECT profile_id, type, value, first_seen_ms,
 			last_seen_ms, first_message_id FROM identities ORDER BY type, value`),
@@ -122,4 +114,18 @@ func rowsOf(t *testing.T, db *sqldb.DB, query string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// ingestInBatches stores raws in batches of size, each its own Ingest.
+func ingestInBatches(t *testing.T, store *resolver.Store, raws []string, size int) {
+	t.Helper()
+	for start := 0; start < len(raws); start += size {
+		var batch []*resolver.Message
+		for _, raw := range raws[start:min(start+size, len(raws))] {
+			batch = append(batch, mustParseMessage(t, raw))
+		}
+		if _, err := store.Ingest(context.Background(), batch); err != nil {
+			t.Fatalf("ingest batch at %d: %v", start, err)
+		}
+	}
 }

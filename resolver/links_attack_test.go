@@ -42,20 +42,6 @@ var (
 	}
 )
 
-// lkIngestInBatches stores raws in batches of size.
-func lkIngestInBatches(t *testing.T, store *resolver.Store, raws []string, size int) {
-	t.Helper()
-	for start := 0; start < len(raws); start += size {
-		var batch []*resolver.Message
-		for _, raw := range raws[start:min(start+size, len(raws))] {
-			batch = append(batch, mustParseMessage(t, raw))
-		}
-		if _, err := store.Ingest(context.Background(), batch); err != nil {
-			t.Fatalf("ingest batch at %d: %v", start, err)
-		}
-	}
-}
-
 // lkTables reads the links (an orphan shows with no event id) and the
 // events with their ids.
 func lkTables(t *testing.T, db *sqldb.DB) map[string][]string {
@@ -76,13 +62,13 @@ func lkTables(t *testing.T, db *sqldb.DB) map[string][]string {
 func lkRun(t *testing.T, size int) (map[string][]string, *sqldb.DB) {
 	t.Helper()
 	db, store := mustResolverStore(t)
-	lkIngestInBatches(t, store, lkStreamBeforeUnlink, size)
+	ingestInBatches(t, store, lkStreamBeforeUnlink, size)
 	_, err := store.Unlink(context.Background(),
 		resolver.Identifier{Type: "anonymous_id", Value: "a1"}, "shared")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lkIngestInBatches(t, store, lkStreamAfterUnlink, size)
+	ingestInBatches(t, store, lkStreamAfterUnlink, size)
 	if n := mustCount(t, db, lkOrphans); n != 0 {
 		t.Errorf("batches of %d: %d links name an event that is not stored", size, n)
 	}

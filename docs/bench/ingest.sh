@@ -13,35 +13,24 @@ serve() { # serve DB -> sets pid
 }
 stop() { kill $pid; wait $pid 2>/dev/null; port=$((port+1)); }
 run() { # label, bench args...
-  label=$1; shift
+  local label=$1; shift
   echo "== $label $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "   knit bench --url http://127.0.0.1:$port $*"
   $bin bench --url http://127.0.0.1:$port --server-pid $pid "$@" 2>&1 | sed 's/^/   /'
 }
-for i in 1 2 3; do
-  d=$(mktemp -d /tmp/knit-ingest.XXXX)
-  serve $d/knit.db
-  run "sqlite batch100 c8 60s #$i" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
-  stop; rm -rf $d
-done
-for i in 1 2 3; do
-  d=$(mktemp -d /tmp/knit-ingest.XXXX)
-  serve $d/knit.db
-  run "sqlite batch100 c32 60s #$i" --write-key wk --mode batch --batch 100 --concurrency 32 --duration 60s --warmup 5s
-  stop; rm -rf $d
-done
-for i in 1 2 3; do
-  d=$(mktemp -d /tmp/knit-ingest.XXXX)
-  serve $d/knit.db
-  run "sqlite webhook c32 30s #$i" --webhook-secret ws --mode webhook --concurrency 32 --duration 30s --warmup 3s
-  stop; rm -rf $d
-done
-for i in 1 2 3; do
-  d=$(mktemp -d /tmp/knit-ingest.XXXX)
-  serve $d/knit.db
-  run "sqlite batch100 rate5000 30s #$i" --write-key wk --mode batch --batch 100 --concurrency 16 --rate 5000 --duration 30s --warmup 3s
-  stop; rm -rf $d
-done
+sqlite_runs() { # label, bench args...: three runs, each on a fresh file
+  local label=$1 i d; shift
+  for i in 1 2 3; do
+    d=$(mktemp -d /tmp/knit-ingest.XXXX)
+    serve $d/knit.db
+    run "sqlite $label #$i" "$@"
+    stop; rm -rf $d
+  done
+}
+sqlite_runs "batch100 c8 60s" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
+sqlite_runs "batch100 c32 60s" --write-key wk --mode batch --batch 100 --concurrency 32 --duration 60s --warmup 5s
+sqlite_runs "webhook c32 30s" --webhook-secret ws --mode webhook --concurrency 32 --duration 30s --warmup 3s
+sqlite_runs "batch100 rate5000 30s" --write-key wk --mode batch --batch 100 --concurrency 16 --rate 5000 --duration 30s --warmup 3s
 for i in 1 2 3; do
   schema=knit_ing_$i
   psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" 2>/dev/null
