@@ -46,18 +46,12 @@ const messageChunk = 500
 // stored or were erased. On PostgreSQL event_ids holds every stored id
 // once, with no partitions to visit.
 func (w *writer) readKnownMessages(ctx context.Context, ids []string) error {
-	stored := "events"
-	if w.dialect == sqldb.Postgres {
-		stored = "event_ids"
-	}
 	w.known = make(map[string]bool, len(ids))
 	for start := 0; start < len(ids); start += messageChunk {
 		chunk := ids[start:min(start+messageChunk, len(ids))]
-		query, args, err := sqlx.In(`SELECT message_id FROM `+stored+
-			` WHERE message_id IN (?) UNION ALL
-			SELECT message_id FROM erased_messages WHERE message_id IN (?)`, chunk, chunk)
+		query, args, err := knownMessagesQuery(w.dialect, chunk)
 		if err != nil {
-			return fmt.Errorf("build duplicate check: %w", err)
+			return err
 		}
 		var found []string
 		if err := w.tx.SelectContext(ctx, &found, w.tx.Rebind(query), args...); err != nil {
@@ -68,4 +62,26 @@ func (w *writer) readKnownMessages(ctx context.Context, ids []string) error {
 		}
 	}
 	return nil
+}
+
+// knownMessagesQuery selects those of ids that are stored or erased. On
+// PostgreSQL each id is a probe of event_ids' and erased_messages' keys
+// (OFFSET 0 keeps it so): a plan cached while those tables were small
+// would otherwise read them whole.
+func knownMessagesQuery(dialect sqldb.Dialect, ids []string) (string, []any, error) {
+	if dialect == sqldb.Postgres {
+		return `SELECT k.id FROM unnest(CAST(? AS TEXT[])) AS k(id)
+			CROSS JOIN LATERAL (SELECT 1 FROM event_ids
+				WHERE message_id = k.id OFFSET 0) AS stored
+			UNION ALL
+			SELECT k.id FROM unnest(CAST(? AS TEXT[])) AS k(id)
+			CROSS JOIN LATERAL (SELECT 1 FROM erased_messages
+				WHERE message_id = k.id OFFSET 0) AS erased`, []any{ids, ids}, nil
+	}
+	query, args, err := sqlx.In(`SELECT message_id FROM events WHERE message_id IN (?)
+		UNION ALL SELECT message_id FROM erased_messages WHERE message_id IN (?)`, ids, ids)
+	if err != nil {
+		return "", nil, fmt.Errorf("build duplicate check: %w", err)
+	}
+	return query, args, nil
 }

@@ -219,10 +219,9 @@ func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]heldIde
 // readIdentifiersOf reads every identifier held by any of profiles.
 func (w *writer) readIdentifiersOf(ctx context.Context,
 	profiles []int64) ([]heldIdentifier, error) {
-	query, args, err := sqlx.In(`SELECT type, value, profile_id, last_seen_ms
-		FROM identities WHERE profile_id IN (?)`, profiles)
+	query, args, err := identifiersOfQuery(w.dialect, profiles)
 	if err != nil {
-		return nil, fmt.Errorf("build identifier query: %w", err)
+		return nil, err
 	}
 
 	var held []heldIdentifier
@@ -242,6 +241,27 @@ func (w *writer) readIdentifiersOf(ctx context.Context,
 		return nil, fmt.Errorf("read profile identifiers: %w", err)
 	}
 	return held, nil
+}
+
+// identifiersOfQuery selects the type, value, holder and last sighting of
+// every identifier profiles hold. On PostgreSQL each profile is a probe of
+// the profile index: with no statistics (autovacuum off) the planner
+// guesses that a few hundred profiles match most rows and reads the whole
+// table, and a plan cached while the table was small keeps doing so.
+func identifiersOfQuery(dialect sqldb.Dialect, profiles []int64) (string, []any, error) {
+	if dialect == sqldb.Postgres {
+		return `SELECT i.type, i.value, i.profile_id, i.last_seen_ms
+			FROM unnest(CAST(? AS BIGINT[])) AS p(id)
+			CROSS JOIN LATERAL (SELECT type, value, profile_id, last_seen_ms
+				FROM identities WHERE profile_id = p.id OFFSET 0) AS i`,
+			[]any{profiles}, nil
+	}
+	query, args, err := sqlx.In(`SELECT type, value, profile_id, last_seen_ms
+		FROM identities WHERE profile_id IN (?)`, profiles)
+	if err != nil {
+		return "", nil, fmt.Errorf("build identifier query: %w", err)
+	}
+	return query, args, nil
 }
 
 // breaksLimit reports whether joining the incoming identifiers with the
@@ -548,9 +568,12 @@ func ownersQuery(dialect sqldb.Dialect, ids []Identifier) (string, []any) {
 	for i, id := range ids {
 		types[i], values[i] = id.Type, id.Value
 	}
-	return `SELECT i.type, i.value, i.profile_id FROM identities i
-		JOIN unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[])) AS k(type, value)
-		ON i.type = k.type AND i.value = k.value`, []any{types, values}
+	// OFFSET 0 keeps each identifier a probe of the primary key: joined
+	// freely, a plan cached while the table was small scans it whole.
+	return `SELECT k.type, k.value, i.profile_id
+		FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[])) AS k(type, value)
+		CROSS JOIN LATERAL (SELECT profile_id FROM identities
+			WHERE type = k.type AND value = k.value OFFSET 0) AS i`, []any{types, values}
 }
 
 // matchIdentifiers is a WHERE condition matching rows whose (type, value) is
