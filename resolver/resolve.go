@@ -347,10 +347,7 @@ func (w *writer) capped(ids []Identifier) []Identifier {
 }
 
 func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier) (int64, error) {
-	var profile int64
-	err := w.get(ctx, &profile,
-		`INSERT INTO profiles (created_ms, updated_ms) VALUES (?, ?) RETURNING id`,
-		w.now.UnixMilli(), w.now.UnixMilli())
+	profile, err := w.insertProfile(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("create profile: %w", err)
 	}
@@ -363,6 +360,23 @@ func (w *writer) createProfile(ctx context.Context, m *Message, ids []Identifier
 		detail: listIdentifiers(ids)})
 	if err := w.attach(ctx, m, profile, ids, nil); err != nil {
 		return 0, err
+	}
+	return profile, nil
+}
+
+// insertProfile adds an empty profile, with the batch's rows when the
+// writer collects them, and returns its id.
+func (w *writer) insertProfile(ctx context.Context) (int64, error) {
+	profile, err := w.newProfileID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := w.now.UnixMilli()
+	if err := w.write(ctx, &bulkProfiles, profile, now, now); err != nil {
+		return 0, err
+	}
+	if w.bulk == nil {
+		return profile, w.advanceProfileSequence(ctx)
 	}
 	return profile, nil
 }

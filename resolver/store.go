@@ -136,6 +136,8 @@ type writer struct {
 	// known holds the batch's message ids stored or erased before it
 	// began; nil asks the database message by message.
 	known map[string]bool
+	// profileIDs numbers the profiles the transaction creates.
+	profileIDs profileNumbering
 }
 
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
