@@ -135,10 +135,17 @@ const writeLockKey = 0x6b6e6974
 // and change it. On SQLite the database has one writer at a time already;
 // on PostgreSQL the transaction first takes an advisory lock, so several
 // processes over one database take turns as one process's writes do.
+//
+// On PostgreSQL the transaction also plans each statement for the
+// arguments and table sizes at hand (plan_cache_mode force_custom_plan):
+// pgx keeps the writer's statements prepared, and a generic plan settled
+// on while the tables were small (autovacuum off never replans it) reads a
+// whole table where a growing one needs an index.
 func (db *DB) WithWriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return db.WithTx(ctx, func(tx *sqlx.Tx) error {
 		if db.dialect == Postgres {
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)",
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1),
+				set_config('plan_cache_mode', 'force_custom_plan', true)`,
 				writeLockKey); err != nil {
 				return fmt.Errorf("take the write lock: %w", err)
 			}

@@ -171,3 +171,36 @@ func TestNamedLocksKeepOneNameFromOverlappingAcrossPools(t *testing.T) {
 		t.Error("the same name ran on another pool while the first held it")
 	}
 }
+
+// A write transaction on PostgreSQL plans each statement for the tables as
+// they are, not with a generic plan cached while they were small; other
+// transactions keep the server's setting.
+func TestWriteTransactionsPlanForTheTablesAsTheyAreOnPostgres(t *testing.T) {
+	db := sqltest.MustOpenPostgres(t)
+	ctx := context.Background()
+	mode := func(tx *sqlx.Tx) string {
+		var got string
+		if err := tx.GetContext(ctx, &got, `SELECT current_setting('plan_cache_mode')`); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	var inWrite, inOther string
+	if err := db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
+		inWrite = mode(tx)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WithTx(ctx, func(tx *sqlx.Tx) error {
+		inOther = mode(tx)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if inWrite != "force_custom_plan" || inOther != "auto" {
+		t.Errorf("plan_cache_mode: %q in a write transaction, %q in another; "+
+			"want force_custom_plan and auto", inWrite, inOther)
+	}
+}
