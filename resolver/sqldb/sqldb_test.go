@@ -180,7 +180,8 @@ func TestWriteTransactionsPlanForTheTablesAsTheyAreOnPostgres(t *testing.T) {
 	ctx := context.Background()
 	mode := func(tx *sqlx.Tx) string {
 		var got string
-		if err := tx.GetContext(ctx, &got, `SELECT current_setting('plan_cache_mode')`); err != nil {
+		err := tx.GetContext(ctx, &got, `SELECT current_setting('plan_cache_mode')`)
+		if err != nil {
 			t.Fatal(err)
 		}
 		return got
