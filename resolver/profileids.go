@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/knit-cdp/knit/resolver/sqldb"
 )
@@ -22,7 +23,9 @@ type profileNumbering struct {
 	written int64 // the highest id the sequence was moved past
 }
 
-// newProfileID returns the id for a profile the transaction creates.
+// newProfileID returns the id for a profile the transaction creates:
+// always positive (0 means no profile), and an error once the highest
+// stored id is the largest the column holds.
 func (w *writer) newProfileID(ctx context.Context) (int64, error) {
 	numbering := &w.profileIDs
 	if numbering.last == 0 {
@@ -30,6 +33,10 @@ func (w *writer) newProfileID(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("read the highest profile id: %w", err)
 		}
+		numbering.last = max(numbering.last, 0) // ids below 1 were put there by hand
+	}
+	if numbering.last == math.MaxInt64 {
+		return 0, fmt.Errorf("no profile id is left above %d", numbering.last)
 	}
 	numbering.last++
 	return numbering.last, nil

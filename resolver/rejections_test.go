@@ -16,7 +16,7 @@ import (
 // onEachEngine runs test on a fresh database of every engine available:
 // SQLite always, PostgreSQL when sqltest.PostgresEnv is set.
 func onEachEngine(t *testing.T, test func(t *testing.T, db *sqldb.DB)) {
-	t.Run("sqlite", func(t *testing.T) { test(t, sqltest.MustOpen(t)) })
+	t.Run("sqlite", func(t *testing.T) { test(t, sqltest.MustOpenSQLite(t)) })
 	t.Run("postgres", func(t *testing.T) { test(t, sqltest.MustOpenPostgres(t)) })
 }
 
