@@ -140,12 +140,16 @@ const writeLockKey = 0x6b6e6974
 // arguments and table sizes at hand (plan_cache_mode force_custom_plan):
 // pgx keeps the writer's statements prepared, and a generic plan settled
 // on while the tables were small (autovacuum off never replans it) reads a
-// whole table where a growing one needs an index.
+// whole table where a growing one needs an index. It compiles no
+// statement to machine code (jit off): without statistics the planner
+// overrates the writer's statements, and compiling them took half of the
+// server's time while a million profiles were seeded.
 func (db *DB) WithWriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	return db.WithTx(ctx, func(tx *sqlx.Tx) error {
 		if db.dialect == Postgres {
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1),
-				set_config('plan_cache_mode', 'force_custom_plan', true)`,
+				set_config('plan_cache_mode', 'force_custom_plan', true),
+				set_config('jit', 'off', true)`,
 				writeLockKey); err != nil {
 				return fmt.Errorf("take the write lock: %w", err)
 			}

@@ -173,14 +173,16 @@ func TestNamedLocksKeepOneNameFromOverlappingAcrossPools(t *testing.T) {
 }
 
 // A write transaction on PostgreSQL plans each statement for the tables as
-// they are, not with a generic plan cached while they were small; other
-// transactions keep the server's setting.
+// they are, not with a generic plan cached while they were small, and
+// compiles none to machine code; other transactions keep the server's
+// settings.
 func TestWriteTransactionsPlanForTheTablesAsTheyAreOnPostgres(t *testing.T) {
 	db := sqltest.MustOpenPostgres(t)
 	ctx := context.Background()
 	mode := func(tx *sqlx.Tx) string {
 		var got string
-		err := tx.GetContext(ctx, &got, `SELECT current_setting('plan_cache_mode')`)
+		err := tx.GetContext(ctx, &got, `SELECT current_setting('plan_cache_mode')
+			|| ' jit ' || current_setting('jit')`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,8 +202,14 @@ func TestWriteTransactionsPlanForTheTablesAsTheyAreOnPostgres(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if inWrite != "force_custom_plan" || inOther != "auto" {
-		t.Errorf("plan_cache_mode: %q in a write transaction, %q in another; "+
-			"want force_custom_plan and auto", inWrite, inOther)
+	var server string
+	if err := db.GetContext(ctx, &server, `SELECT current_setting('jit')`); err != nil {
+		t.Fatal(err)
+	}
+	if want := "force_custom_plan jit off"; inWrite != want {
+		t.Errorf("a write transaction runs with %q, want %q", inWrite, want)
+	}
+	if want := "auto jit " + server; inOther != want {
+		t.Errorf("another transaction runs with %q, want %q", inOther, want)
 	}
 }
