@@ -33,7 +33,7 @@ sqlite_runs "webhook c32 30s" --webhook-secret ws --mode webhook --concurrency 3
 sqlite_runs "batch100 rate5000 30s" --write-key wk --mode batch --batch 100 --concurrency 16 --rate 5000 --duration 30s --warmup 3s
 for i in 1 2 3; do
   schema=knit_ing_$i
-  psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" 2>/dev/null
+  psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema; CHECKPOINT" 2>/dev/null
   serve "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$schema"
   run "postgres batch100 c8 60s #$i" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
   stop
