@@ -4,12 +4,20 @@
 # Usage: docs/bench/ab.sh SERVER_BINARY BENCH_BINARY LABEL BENCH_ARGS...
 # e.g.   docs/bench/ab.sh ./knit-old ./knit-new old --write-key wk --mode batch \
 #          --batch 100 --concurrency 8 --duration 30s --warmup 5s
+# With AB_POSTGRES=SCHEMA the server uses a fresh schema of that name on the
+# local PostgreSQL (dropped, created and checkpointed first) instead.
 set -u -o pipefail
 server=$1; bench=$2; label=$3; shift 3
 port=$((18900 + RANDOM % 90))
 d=$(mktemp -d /tmp/knit-ab.XXXX)
+db=$d/knit.db
+if [ -n "${AB_POSTGRES:-}" ]; then
+  psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $AB_POSTGRES CASCADE;
+    CREATE SCHEMA $AB_POSTGRES; CHECKPOINT" 2>/dev/null
+  db="postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$AB_POSTGRES"
+fi
 KNIT_WRITE_KEYS=wk KNIT_WEBHOOK_SECRET=ws KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
-  $server serve --db $d/knit.db --addr 127.0.0.1:$port --roles ingest >$d/serve.log 2>&1 &
+  $server serve --db "$db" --addr 127.0.0.1:$port --roles ingest >$d/serve.log 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.1; done
 echo "== $label $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
