@@ -58,8 +58,8 @@ type traitKey struct {
 // eventProfileColumn is where an event row holds its profile id.
 const eventProfileColumn = 6
 
-// maxBulkArgs keeps one INSERT under the engines' limits on parameters
-// (SQLite 32,766; PostgreSQL 65,535).
+// maxBulkArgs keeps one multi-row INSERT under SQLite's limit on
+// parameters (32,766); PostgreSQL takes each column as one array instead.
 const maxBulkArgs = 30000
 
 // bulkRows holds the rows waiting to be written, per table, in the order
