@@ -74,7 +74,7 @@ func TestOddStringsStoreAlikeOnBothEngines(t *testing.T) {
 // decision belongs to no profile sends PostgreSQL a column of NULLs only,
 // and stores events of no profile.
 func TestAllNullProfileColumn(t *testing.T) {
-	onSQLiteAndPostgres(t, func(t *testing.T, db *sqldb.DB) {
+	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		store := resolver.NewStore(db, resolver.DefaultRules(),
 			func() time.Time { return fixedNow }, nil)
 		raws := []string{
@@ -183,7 +183,7 @@ func failOnMessage(t *testing.T, db *sqldb.DB, id string) {
 // numbers from the highest id stored, as do an unlink's rebuilt profiles;
 // a profile inserted with the default id after each never collides.
 func TestNumberingAfterFailedBatchesAndUnlinks(t *testing.T) {
-	onSQLiteAndPostgres(t, func(t *testing.T, db *sqldb.DB) {
+	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		store := resolver.NewStore(db, resolver.DefaultRules(),
 			func() time.Time { return fixedNow }, nil)
 		at := `"timestamp":"2026-11-01T10:00:00Z"`
@@ -293,12 +293,4 @@ func TestAdversarialStreamsStoreAlikeOnBothEngines(t *testing.T) {
 			}
 		})
 	}
-}
-
-// onSQLiteAndPostgres runs test on a fresh SQLite database and, when
-// sqltest.PostgresEnv is set, on a fresh PostgreSQL schema: SQLite
-// whatever the environment says.
-func onSQLiteAndPostgres(t *testing.T, test func(t *testing.T, db *sqldb.DB)) {
-	t.Run("sqlite", func(t *testing.T) { test(t, sqltest.MustOpenSQLite(t)) })
-	t.Run("postgres", func(t *testing.T) { test(t, sqltest.MustOpenPostgres(t)) })
 }

@@ -16,7 +16,7 @@ import (
 // lowest-id rule takes for the oldest profile, so that a merge keeps the
 // newest profile and retires the oldest.
 func TestNewProfileAfterTheLargestPossibleID(t *testing.T) {
-	onSQLiteAndPostgres(t, func(t *testing.T, db *sqldb.DB) {
+	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		store := resolver.NewStore(db, resolver.DefaultRules(),
 			func() time.Time { return fixedNow }, nil)
 		at := `"timestamp":"2026-11-01T10:00:00Z"`
@@ -50,7 +50,7 @@ func TestNewProfileAfterTheLargestPossibleID(t *testing.T) {
 // Ids below 1 put there by hand do not make new profiles count from 0,
 // which knit reads as "no profile".
 func TestNewProfilesAfterOnlyNegativeIDsStartAtOne(t *testing.T) {
-	onSQLiteAndPostgres(t, func(t *testing.T, db *sqldb.DB) {
+	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		if _, err := db.Exec(`INSERT INTO profiles (id, created_ms, updated_ms)
 			VALUES (-1, 0, 0)`); err != nil {
 			t.Fatal(err)
