@@ -22,11 +22,12 @@ type bulkTable struct {
 // the batch rather than one statement a row. Nothing in the batch reads
 // them back before then, except what flushes first (an erase).
 var (
-	bulkEvents = bulkTable{name: "events", columns: []string{"message_id", "source",
+	bulkEvents = bulkTable{name: "events", columns: []string{"id", "message_id", "source",
 		"type", "event", "user_id", "anonymous_id", "profile_id", "ts_ms", "received_ms",
 		"app", "device_type", "device_id", "properties", "raw"}}
 	bulkLinks = bulkTable{name: "identity_links",
-		columns: []string{"message_id", "type", "value"}, suffix: "ON CONFLICT DO NOTHING"}
+		columns: []string{"event_id", "type", "value", "message_id"},
+		suffix:  "ON CONFLICT DO NOTHING"}
 	bulkDecisions = bulkTable{name: "identity_decisions", columns: []string{"profile_id",
 		"kind", "message_id", "identifier", "other_profile_id", "rule", "detail",
 		"event_ms", "at_ms"}}
@@ -56,7 +57,7 @@ type traitKey struct {
 }
 
 // eventProfileColumn is where an event row holds its profile id.
-const eventProfileColumn = 6
+const eventProfileColumn = 7
 
 // maxBulkArgs keeps one multi-row INSERT under SQLite's limit on
 // parameters (32,766); PostgreSQL takes each column as one array instead.
@@ -188,7 +189,7 @@ func (w *writer) flush(ctx context.Context) error {
 	if err := w.flushSightings(ctx); err != nil {
 		return err
 	}
-	if err := w.advanceProfileSequence(ctx); err != nil {
+	if err := w.advanceSequences(ctx); err != nil {
 		return err
 	}
 	w.bulk.clear()

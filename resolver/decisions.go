@@ -31,11 +31,12 @@ type decision struct {
 // record remembers a decision, written when the message is stored.
 func (w *writer) record(d decision) { w.decisions = append(w.decisions, d) }
 
-// writeDecisions stores the message's decisions and its identity links.
-func (w *writer) writeDecisions(ctx context.Context, m *Message, profile int64,
+// writeDecisions stores the message's decisions and its identity links,
+// which name the message's event by its id (eventID) and its messageId.
+func (w *writer) writeDecisions(ctx context.Context, m *Message, eventID, profile int64,
 	linked []Identifier) error {
 	for _, id := range linked {
-		err := w.write(ctx, &bulkLinks, m.ID, id.Type, id.Value)
+		err := w.write(ctx, &bulkLinks, eventID, id.Type, id.Value, m.ID)
 		if err != nil {
 			return fmt.Errorf("record identity link %s: %w", id, err)
 		}

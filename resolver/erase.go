@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -79,10 +80,11 @@ func (w *writer) auditDelete(ctx context.Context, result DeleteResult,
 
 func (w *writer) erase(ctx context.Context, id Identifier,
 	requestedBy string) (DeleteResult, error) {
-	profiles, messages, err := w.personOf(ctx, id)
+	profiles, events, err := w.personOf(ctx, id)
 	if err != nil {
 		return DeleteResult{}, err
 	}
+	messages, eventIDs := events.split()
 	if len(profiles) == 0 && len(messages) == 0 {
 		return DeleteResult{}, Errorf(ENotFound, "no profile or message holds %s", id)
 	}
@@ -100,11 +102,11 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 	// an unlinked one too, which no profile holds any more.
 	var carried []Identifier
 	err = w.selectIn(ctx, &carried, `SELECT DISTINCT type, value FROM identity_links
-		WHERE message_id IN (?)`, messages)
+		WHERE event_id IN (?)`, eventIDs)
 	if err != nil {
 		return result, err
 	}
-	if err := w.eraseRows(ctx, profiles, messages, scrub); err != nil {
+	if err := w.eraseRows(ctx, profiles, events, scrub); err != nil {
 		return result, err
 	}
 	if err := w.scrubAudit(ctx, append(scrub, carried...)); err != nil {
@@ -120,14 +122,37 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 	return result, nil
 }
 
+// personEvent is one of a person's messages: its event id and messageId.
+// The event is gone when retention dropped it; its identity links remain.
+type personEvent struct {
+	EventID   int64  `db:"event_id"`
+	MessageID string `db:"message_id"`
+}
+
+// personEvents are a person's messages, each once.
+type personEvents []personEvent
+
+// split returns the messages' ids and their events' ids, each sorted and
+// without repeats.
+func (events personEvents) split() ([]string, []int64) {
+	messages := make([]string, 0, len(events))
+	ids := make([]int64, 0, len(events))
+	for _, e := range events {
+		messages = append(messages, e.MessageID)
+		ids = append(ids, e.EventID)
+	}
+	slices.Sort(ids)
+	return uniqueStrings(messages), slices.Compact(ids)
+}
+
 // personOf finds everything of the person id names: the live profile that
 // holds id with the profiles merged into it, the live profiles of any
-// message that carried id (an unlink may have moved them), and the ids of
-// all their messages, including messages that carried id but belong to no
-// profile any more.
-func (w *writer) personOf(ctx context.Context, id Identifier) ([]int64, []string, error) {
-	var carried []string
-	err := w.tx.SelectContext(ctx, &carried, w.tx.Rebind(`SELECT message_id
+// message that carried id (an unlink may have moved them), and all their
+// messages, including messages that carried id but belong to no profile
+// any more, or whose event retention dropped.
+func (w *writer) personOf(ctx context.Context, id Identifier) ([]int64, personEvents, error) {
+	var carried personEvents
+	err := w.tx.SelectContext(ctx, &carried, w.tx.Rebind(`SELECT event_id, message_id
 		FROM identity_links WHERE type = ? AND value = ?`), id.Type, id.Value)
 	if err != nil {
 		return nil, nil, fmt.Errorf("find messages of %s: %w", id, err)
@@ -139,9 +164,10 @@ func (w *writer) personOf(ctx context.Context, id Identifier) ([]int64, []string
 	} else if ErrorCode(err) != ENotFound {
 		return nil, nil, err
 	}
+	_, carriedIDs := carried.split()
 	var holders []int64
 	err = w.selectIn(ctx, &holders, `SELECT DISTINCT profile_id FROM events
-		WHERE message_id IN (?) AND profile_id IS NOT NULL`, carried)
+		WHERE id IN (?) AND profile_id IS NOT NULL`, carriedIDs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,13 +185,13 @@ func (w *writer) personOf(ctx context.Context, id Identifier) ([]int64, []string
 	}
 	sort.Slice(profiles, func(i, j int) bool { return profiles[i] < profiles[j] })
 
-	var own []string
-	err = w.selectIn(ctx, &own, `SELECT message_id FROM events WHERE profile_id IN (?)`,
-		profiles)
+	var own personEvents
+	err = w.selectIn(ctx, &own, `SELECT id AS event_id, message_id FROM events
+		WHERE profile_id IN (?)`, profiles)
 	if err != nil {
 		return nil, nil, err
 	}
-	return profiles, uniqueStrings(append(own, carried...)), nil
+	return profiles, append(own, carried...), nil
 }
 
 // heldBy lists the identifiers the profiles hold.
@@ -178,8 +204,9 @@ func (w *writer) heldBy(ctx context.Context, profiles []int64) ([]Identifier, er
 
 // eraseRows removes the person's rows everywhere they appear, and every
 // record that names one of their identifiers.
-func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []string,
+func (w *writer) eraseRows(ctx context.Context, profiles []int64, events personEvents,
 	scrub []Identifier) error {
+	messages, eventIDs := events.split()
 	byProfile := []string{
 		`DELETE FROM identities WHERE profile_id IN (?)`,
 		`DELETE FROM traits WHERE profile_id IN (?)`,
@@ -205,8 +232,11 @@ func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []str
 			return fmt.Errorf("remember erased message: %w", err)
 		}
 	}
+	if err := w.execIn(ctx, `DELETE FROM identity_links WHERE event_id IN (?)`,
+		eventIDs); err != nil {
+		return err
+	}
 	byMessage := []string{
-		`DELETE FROM identity_links WHERE message_id IN (?)`,
 		`DELETE FROM identity_decisions WHERE message_id IN (?)`,
 		`DELETE FROM events WHERE message_id IN (?)`,
 	}

@@ -100,27 +100,23 @@ func (p *Profiles) attachLinks(ctx context.Context, events []ProfileEvent) error
 	if len(events) == 0 {
 		return nil
 	}
-	ids := make([]string, len(events))
-	byMessage := map[string]*ProfileEvent{}
+	ids := make([]int64, len(events))
+	byEvent := map[int64]*ProfileEvent{}
 	for i := range events {
-		ids[i] = events[i].MessageID
-		byMessage[events[i].MessageID] = &events[i]
+		ids[i] = events[i].ID
+		byEvent[events[i].ID] = &events[i]
 	}
-	query, args, err := sqlx.In(`SELECT message_id, type, value FROM identity_links
-		WHERE message_id IN (?) ORDER BY message_id, type, value`, ids)
+	query, args, err := sqlx.In(`SELECT event_id, type, value FROM identity_links
+		WHERE event_id IN (?) ORDER BY event_id, type, value`, ids)
 	if err != nil {
 		return fmt.Errorf("build link query: %w", err)
 	}
-	var links []struct {
-		MessageID string `db:"message_id"`
-		Type      string `db:"type"`
-		Value     string `db:"value"`
-	}
+	var links []messageLink
 	if err := p.db.SelectContext(ctx, &links, p.db.Rebind(query), args...); err != nil {
 		return fmt.Errorf("read identity links: %w", err)
 	}
 	for _, l := range links {
-		e := byMessage[l.MessageID]
+		e := byEvent[l.EventID]
 		e.Identifiers = append(e.Identifiers, Identifier{Type: l.Type, Value: l.Value})
 	}
 	return nil

@@ -9,9 +9,10 @@ import (
 	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
-// lkOrphans counts identity links whose message is not stored.
-const lkOrphans = `SELECT COUNT(*) FROM identity_links
-	WHERE message_id NOT IN (SELECT message_id FROM events)`
+// lkOrphans counts identity links that name no stored event, or an event
+// of another message.
+const lkOrphans = `SELECT COUNT(*) FROM identity_links l WHERE NOT EXISTS
+	(SELECT 1 FROM events e WHERE e.id = l.event_id AND e.message_id = l.message_id)`
 
 // lkStreamBeforeUnlink and lkStreamAfterUnlink mix erasures, a message
 // stored and erased in one batch, its messageId sent again, and an erasure
@@ -48,7 +49,7 @@ func lkTables(t *testing.T, db *sqldb.DB) map[string][]string {
 	t.Helper()
 	return map[string][]string{
 		"links": rowsOf(t, db, `SELECT l.message_id, COALESCE(e.id, 0), l.type,
-			l.value FROM identity_links l LEFT JOIN events e ON e.message_id = l.message_id
+			l.value FROM identity_links l LEFT JOIN events e ON e.id = l.event_id
 			ORDER BY 1, 3, 4`),
 		"events": rowsOf(t, db, `SELECT id, message_id, COALESCE(profile_id, 0)
 			FROM events ORDER BY id`),

@@ -13,49 +13,88 @@ import (
 var bulkProfiles = bulkTable{name: "profiles",
 	columns: []string{"id", "created_ms", "updated_ms"}}
 
-// profileNumbering gives new profiles their ids within one write
-// transaction: one past the highest stored id, read once, then counting
-// up. Every writer holds the write lock (sqldb.WithWriteTx), so no other
-// transaction numbers profiles meanwhile, and a batch creates its profiles
-// without a round trip each; ids come in order of creation, as before.
-type profileNumbering struct {
+// idNumbering gives the rows one write transaction adds to a table their
+// ids: one past the highest stored id, read once, then counting up. Every
+// writer holds the write lock (sqldb.WithWriteTx), so no other transaction
+// numbers rows meanwhile, and a batch writes its rows without a round trip
+// each; ids come in order of creation, as the engines' own numbering does.
+// Profiles are numbered so that a batch creates them with its other rows;
+// events, so that their identity links can name them.
+type idNumbering struct {
 	last    int64 // the highest id stored or handed out; 0 before it is read
 	written int64 // the highest id the sequence was moved past
 }
 
-// newProfileID returns the id for a profile the transaction creates:
-// always positive (0 means no profile), and an error once the highest
-// stored id is the largest the column holds.
-func (w *writer) newProfileID(ctx context.Context) (int64, error) {
-	numbering := &w.profileIDs
-	if numbering.last == 0 {
-		err := w.get(ctx, &numbering.last, `SELECT COALESCE(MAX(id), 0) FROM profiles`)
-		if err != nil {
-			return 0, fmt.Errorf("read the highest profile id: %w", err)
-		}
-		numbering.last = max(numbering.last, 0) // ids below 1 were put there by hand
-	}
-	if numbering.last == math.MaxInt64 {
-		return 0, fmt.Errorf("no profile id is left above %d", numbering.last)
-	}
-	numbering.last++
-	return numbering.last, nil
+// numberedTable is a table whose ids knit hands out: its name, and the
+// query for the highest id taken.
+type numberedTable struct {
+	name    string
+	highest string
 }
 
-// advanceProfileSequence moves PostgreSQL's sequence for profile ids past
-// the ids this transaction wrote, so that a row inserted with the default
-// id (by hand, or by an older knit) never takes one of them. SQLite has no
-// sequence: it numbers from the highest id as knit does.
-func (w *writer) advanceProfileSequence(ctx context.Context) error {
-	numbering := &w.profileIDs
-	if w.dialect != sqldb.Postgres || numbering.last <= numbering.written {
+var (
+	profileRows = numberedTable{name: "profiles",
+		highest: `SELECT COALESCE(MAX(id), 0) FROM profiles`}
+	// An event id stays taken while an identity link names it, even once
+	// the event is gone (PostgreSQL's retention drops months of events and
+	// keeps their links), so a new event never inherits an old one's links.
+	eventRows = numberedTable{name: "events",
+		highest: `SELECT COALESCE(MAX(id), 0) FROM (SELECT MAX(id) AS id FROM events
+			UNION ALL SELECT MAX(event_id) FROM identity_links) AS taken`}
+)
+
+// nextID returns the id for a row of table, numbered by n: always
+// positive (0 means none), and an error once the highest taken id is the
+// largest the column holds.
+func (w *writer) nextID(ctx context.Context, table numberedTable,
+	n *idNumbering) (int64, error) {
+	if n.last == 0 {
+		if err := w.get(ctx, &n.last, table.highest); err != nil {
+			return 0, fmt.Errorf("read the highest %s id: %w", table.name, err)
+		}
+		n.last = max(n.last, 0) // ids below 1 were put there by hand
+	}
+	if n.last == math.MaxInt64 {
+		return 0, fmt.Errorf("no %s id is left above %d", table.name, n.last)
+	}
+	n.last++
+	return n.last, nil
+}
+
+// newProfileID returns the id for a profile the transaction creates.
+func (w *writer) newProfileID(ctx context.Context) (int64, error) {
+	return w.nextID(ctx, profileRows, &w.profileIDs)
+}
+
+// newEventID returns the id for an event the transaction stores.
+func (w *writer) newEventID(ctx context.Context) (int64, error) {
+	return w.nextID(ctx, eventRows, &w.eventIDs)
+}
+
+// advanceSequences moves PostgreSQL's id sequences of profiles and events
+// past the ids this transaction wrote, so that a row inserted with the
+// default id (by hand, or by an older knit) never takes one of them.
+// SQLite has no sequence: it numbers from the highest id as knit does.
+func (w *writer) advanceSequences(ctx context.Context) error {
+	if w.dialect != sqldb.Postgres {
 		return nil
 	}
-	err := w.exec(ctx, `SELECT setval(pg_get_serial_sequence('profiles', 'id'), ?)`,
-		numbering.last)
-	if err != nil {
-		return fmt.Errorf("advance the profile id sequence to %d: %w", numbering.last, err)
+	if err := w.advanceSequence(ctx, "profiles", &w.profileIDs); err != nil {
+		return err
 	}
-	numbering.written = numbering.last
+	return w.advanceSequence(ctx, "events", &w.eventIDs)
+}
+
+// advanceSequence moves table's id sequence past the ids n handed out.
+func (w *writer) advanceSequence(ctx context.Context, table string, n *idNumbering) error {
+	if n.last <= n.written {
+		return nil
+	}
+	err := w.exec(ctx, `SELECT setval(pg_get_serial_sequence('`+table+`', 'id'), ?)`,
+		n.last)
+	if err != nil {
+		return fmt.Errorf("advance the %s id sequence to %d: %w", table, n.last, err)
+	}
+	n.written = n.last
 	return nil
 }

@@ -376,7 +376,7 @@ func (w *writer) insertProfile(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	if w.bulk == nil {
-		return profile, w.advanceProfileSequence(ctx)
+		return profile, w.advanceSequences(ctx)
 	}
 	return profile, nil
 }

@@ -53,6 +53,7 @@ func (p *Profiles) Sightings(ctx context.Context, profile int64) ([]Sighting, er
 // sightingEvent is an event of the profile at some identifier's last-seen
 // time, with where it came from.
 type sightingEvent struct {
+	ID         int64  `db:"id"`
 	MessageID  string `db:"message_id"`
 	TimeMS     int64  `db:"ts_ms"`
 	App        string `db:"app"`
@@ -73,7 +74,7 @@ func (e sightingEvent) device() string {
 // lastSightings finds, for each of the sightings, the event of the profile
 // at the identifier's last-seen time that carried it; of several at the
 // same millisecond, the latest stored. It reads the events at those times
-// by index, then their identifiers by message id: two index lookups whose
+// by index, then their identifiers by event id: two index lookups whose
 // plans never depend on table statistics.
 func (p *Profiles) lastSightings(ctx context.Context, profile int64,
 	sightings []Sighting) (map[Identifier]sightingEvent, error) {
@@ -81,10 +82,10 @@ func (p *Profiles) lastSightings(ctx context.Context, profile int64,
 	if err != nil || len(events) == 0 {
 		return map[Identifier]sightingEvent{}, err
 	}
-	order := make(map[string]int, len(events))
-	ids := make([]string, len(events))
+	order := make(map[int64]int, len(events))
+	ids := make([]int64, len(events))
 	for i, e := range events {
-		order[e.MessageID], ids[i] = i, e.MessageID
+		order[e.ID], ids[i] = i, e.ID
 	}
 	links, err := p.messageLinks(ctx, ids)
 	if err != nil {
@@ -96,7 +97,7 @@ func (p *Profiles) lastSightings(ctx context.Context, profile int64,
 	}
 	best := map[Identifier]int{}
 	for _, l := range links {
-		id, i := Identifier{Type: l.Type, Value: l.Value}, order[l.MessageID]
+		id, i := Identifier{Type: l.Type, Value: l.Value}, order[l.EventID]
 		at, held := lastSeen[id]
 		if prev, seen := best[id]; held && at == events[i].TimeMS && (!seen || i > prev) {
 			best[id] = i
@@ -121,7 +122,7 @@ func (p *Profiles) eventsAtLastSightings(ctx context.Context, profile int64,
 		times[i] = s.LastSeenMS
 	}
 	slices.Sort(times)
-	query, args, err := sqlx.In(`SELECT message_id, ts_ms, app, device_type, device_id
+	query, args, err := sqlx.In(`SELECT id, message_id, ts_ms, app, device_type, device_id
 		FROM events WHERE profile_id = ? AND ts_ms IN (?) ORDER BY id`,
 		profile, slices.Compact(times))
 	if err != nil {
@@ -136,15 +137,15 @@ func (p *Profiles) eventsAtLastSightings(ctx context.Context, profile int64,
 
 // messageLink is one identifier a stored message carried.
 type messageLink struct {
-	MessageID string `db:"message_id"`
-	Type      string `db:"type"`
-	Value     string `db:"value"`
+	EventID int64  `db:"event_id"`
+	Type    string `db:"type"`
+	Value   string `db:"value"`
 }
 
-// messageLinks reads the identifiers the given messages carried.
-func (p *Profiles) messageLinks(ctx context.Context, ids []string) ([]messageLink, error) {
-	query, args, err := sqlx.In(`SELECT message_id, type, value FROM identity_links
-		WHERE message_id IN (?)`, ids)
+// messageLinks reads the identifiers the given events' messages carried.
+func (p *Profiles) messageLinks(ctx context.Context, events []int64) ([]messageLink, error) {
+	query, args, err := sqlx.In(`SELECT event_id, type, value FROM identity_links
+		WHERE event_id IN (?)`, events)
 	if err != nil {
 		return nil, fmt.Errorf("build link query: %w", err)
 	}

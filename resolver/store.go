@@ -136,8 +136,9 @@ type writer struct {
 	// known holds the batch's message ids stored or erased before it
 	// began; nil asks the database message by message.
 	known map[string]bool
-	// profileIDs numbers the profiles the transaction creates.
-	profileIDs profileNumbering
+	// profileIDs and eventIDs number the profiles and events the
+	// transaction writes.
+	profileIDs, eventIDs idNumbering
 }
 
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
@@ -158,21 +159,25 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 			return outcome, err
 		}
 		outcome, err := w.deleteFor(ctx, m)
-		// It removed identities and messages: read both afresh after it.
+		// It removed identities and messages: read both afresh after it,
+		// and number events from what is left, as one message at a time
+		// would.
 		if w.cache != nil {
 			w.cache = newIdentityCache()
 		}
 		w.known = nil
+		w.eventIDs.last = 0
 		return outcome, err
 	}
 	profileID, ids, err := w.resolveMessage(ctx, m)
 	if err != nil {
 		return outcome, err
 	}
-	if err := w.insertEvent(ctx, m, profileID); err != nil {
+	eventID, err := w.insertEvent(ctx, m, profileID)
+	if err != nil {
 		return outcome, err
 	}
-	if err := w.settle(ctx, m, profileID, ids); err != nil {
+	if err := w.settle(ctx, m, eventID, profileID, ids); err != nil {
 		return outcome, err
 	}
 
@@ -218,10 +223,12 @@ func (w *writer) resolveMessage(ctx context.Context, m *Message) (int64, []Ident
 	return profile, ids, err
 }
 
-// settle writes what follows from where the message landed: its decisions,
-// its identity links and, for an identify, its traits.
-func (w *writer) settle(ctx context.Context, m *Message, profile int64, ids []Identifier) error {
-	if err := w.writeDecisions(ctx, m, profile, ids); err != nil {
+// settle writes what follows from where the message, stored as event
+// eventID, landed: its decisions, its identity links and, for an identify,
+// its traits.
+func (w *writer) settle(ctx context.Context, m *Message, eventID, profile int64,
+	ids []Identifier) error {
+	if err := w.writeDecisions(ctx, m, eventID, profile, ids); err != nil {
 		return err
 	}
 	if profile != 0 && m.Type == "identify" {
@@ -230,23 +237,27 @@ func (w *writer) settle(ctx context.Context, m *Message, profile int64, ids []Id
 	return nil
 }
 
-func (w *writer) insertEvent(ctx context.Context, m *Message, profileID int64) error {
-	var profile any
-	if profileID != 0 {
-		profile = profileID
+// insertEvent stores the message as an event of profileID (none when 0)
+// and returns the event's id.
+func (w *writer) insertEvent(ctx context.Context, m *Message, profileID int64) (int64, error) {
+	id, err := w.newEventID(ctx)
+	if err != nil {
+		return 0, err
 	}
 
-	err := w.write(ctx, &bulkEvents,
-		m.ID, m.Source, m.Type, m.Event, m.UserID, m.AnonymousID, profile,
+	err = w.write(ctx, &bulkEvents,
+		id, m.ID, m.Source, m.Type, m.Event, m.UserID, m.AnonymousID, nullable(profileID),
 		m.Timestamp.UnixMilli(), m.ReceivedAt.UnixMilli(), m.App,
 		m.DeviceType, m.DeviceID, propertiesJSON(m), string(m.Raw))
 	if err != nil {
-		return fmt.Errorf("insert event: %w", err)
+		return 0, fmt.Errorf("insert event: %w", err)
 	}
-	if w.bulk != nil {
-		w.bulk.stored[m.ID] = true
+
+	if w.bulk == nil {
+		return id, w.advanceSequences(ctx)
 	}
-	return nil
+	w.bulk.stored[m.ID] = true
+	return id, nil
 }
 
 // aliasPrevious returns the identifier an alias call's previousId stands

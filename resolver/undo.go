@@ -139,7 +139,7 @@ func (w *writer) keptApartBy(ctx context.Context, family []int64) ([]int64, erro
 	query, args, err := sqlx.In(`SELECT DISTINCT e.profile_id
 		FROM identity_decisions d
 		JOIN events e ON e.message_id = d.message_id
-		JOIN identity_links l ON l.message_id = d.message_id
+		JOIN identity_links l ON l.event_id = e.id
 		JOIN identities i ON i.type = l.type AND i.value = l.value
 		WHERE d.kind = ? AND i.profile_id IN (?) AND e.profile_id IS NOT NULL
 		  AND e.profile_id NOT IN (?)`, DecisionLimit, family, family)
@@ -289,7 +289,7 @@ func (w *writer) replay(ctx context.Context, e storedEvent) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("re-attribute message %s: %w", e.MessageID, err)
 	}
-	return profile, w.settle(ctx, m, profile, ids)
+	return profile, w.settle(ctx, m, e.ID, profile, ids)
 }
 
 // writeStandalone writes decisions recorded outside any message.

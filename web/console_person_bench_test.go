@@ -63,11 +63,7 @@ func personBenchSeed() []string {
 			       'anon-' || i, i, ? + i + j, ? + i + j, 'SegKicks', 'ios', 'dev-' || i,
 			       '{"product_id":"p-' || j || '","name":"Product ' || j || '"}', '{}'
 			FROM n, (SELECT 0 AS j UNION ALL SELECT 1 UNION ALL SELECT 2) k WHERE i > 1`,
-		series + `INSERT INTO identity_links (message_id, type, value)
-			SELECT 'p' || i || '-' || j, k.type, k.prefix || i
-			FROM n, (SELECT 0 AS j UNION ALL SELECT 1 UNION ALL SELECT 2) e,
-			     (SELECT 'anonymous_id' AS type, 'anon-' AS prefix UNION ALL
-			      SELECT 'user_id', 'user-') k WHERE i > 1`,
+		personBenchLinks("p%"),
 		series + `INSERT INTO identity_decisions (profile_id, kind, message_id,
 			identifier, rule, detail, event_ms, at_ms)
 			SELECT i, k.kind, 'p' || i || '-0', k.identifier, '', 'bench', ? + i, ? + i
@@ -75,6 +71,16 @@ func personBenchSeed() []string {
 			         SELECT 'attached', 'user_id:user' UNION ALL
 			         SELECT 'attached', 'email:person') k`,
 	}
+}
+
+// personBenchLinks links each event whose messageId is like pattern to the
+// user and anonymous ids it names.
+func personBenchLinks(pattern string) string {
+	return `INSERT INTO identity_links (event_id, type, value, message_id)
+		SELECT id, 'anonymous_id', anonymous_id, message_id FROM events
+		WHERE message_id LIKE '` + pattern + `'
+		UNION ALL SELECT id, 'user_id', user_id, message_id FROM events
+		WHERE message_id LIKE '` + pattern + `'`
 }
 
 // personBenchJane gives profile 1 her 1,000 events: SegKicks on an iPhone and an
@@ -95,9 +101,7 @@ func personBenchJane() []string {
 			            ELSE '{"product_id":"shoe-c","name":"ShoeC","price":150}' END,
 			       '{}'
 			FROM n`,
-		series + `INSERT INTO identity_links (message_id, type, value)
-			SELECT 'jane-' || i, 'anonymous_id', 'jane-anon-' || (i % 3) FROM n
-			UNION ALL SELECT 'jane-' || i, 'user_id', 'jane' FROM n`,
+		personBenchLinks("jane-%"),
 		`INSERT INTO identities (type, value, profile_id, first_seen_ms, last_seen_ms,
 			first_message_id, source, app, device) VALUES
 			('user_id', 'jane', 1, CAST(? AS BIGINT) + 3600000,

@@ -62,14 +62,14 @@ func BenchmarkSQLiteCeiling(b *testing.B) {
 func prepareCeiling(tx *sqlx.Tx) (func(*resolver.Message, int64, resolver.Rules) error, error) {
 	statements := []string{
 		`INSERT INTO profiles (id, created_ms, updated_ms) VALUES (?, ?, ?)`,
-		`INSERT INTO events (message_id, source, type, event, user_id, anonymous_id,
+		`INSERT INTO events (id, message_id, source, type, event, user_id, anonymous_id,
 			profile_id, ts_ms, received_ms, app, device_type, device_id, properties, raw)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		`INSERT INTO identities (type, value, profile_id, first_seen_ms, last_seen_ms,
 			first_message_id, source, app, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`,
-		`INSERT INTO identity_links (message_id, type, value) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`,
+		`INSERT INTO identity_links (event_id, type, value, message_id)
+			VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 	}
 	prepared := make([]*sqlx.Stmt, len(statements))
 	for i, s := range statements {
@@ -84,7 +84,8 @@ func prepareCeiling(tx *sqlx.Tx) (func(*resolver.Message, int64, resolver.Rules)
 		if _, err := prepared[0].Exec(profile, at, at); err != nil {
 			return err
 		}
-		_, err := prepared[1].Exec(m.ID, m.Source, m.Type, m.Event, m.UserID, m.AnonymousID,
+		event := profile // one event, and one profile, a message
+		_, err := prepared[1].Exec(event, m.ID, m.Source, m.Type, m.Event, m.UserID, m.AnonymousID,
 			profile, at, m.ReceivedAt.UnixMilli(), m.App, m.DeviceType, m.DeviceID,
 			m.PropertiesJSON(), string(m.Raw))
 		if err != nil {
@@ -95,7 +96,7 @@ func prepareCeiling(tx *sqlx.Tx) (func(*resolver.Message, int64, resolver.Rules)
 				m.Source, m.App, m.DeviceID); err != nil {
 				return err
 			}
-			if _, err := prepared[3].Exec(m.ID, id.Type, id.Value); err != nil {
+			if _, err := prepared[3].Exec(event, id.Type, id.Value, m.ID); err != nil {
 				return err
 			}
 		}
