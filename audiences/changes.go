@@ -32,13 +32,8 @@ type Change struct {
 // saves the run's result.
 func (r *Runner) recordChanges(ctx context.Context, tx *sqlx.Tx, audience string,
 	run Run, entered, exited []Member) error {
-	stmt, err := tx.PreparexContext(ctx, tx.Rebind(`INSERT INTO audience_changes
-		(audience, run_id, change, profile_id, user_id, email, identifiers,
-		 attributes, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return fmt.Errorf("prepare change insert: %w", err)
-	}
-	defer stmt.Close()
+	insert := newBatchInsert(tx, "audience_changes", []string{"audience", "run_id",
+		"change", "profile_id", "user_id", "email", "identifiers", "attributes", "at_ms"}, "")
 
 	for _, batch := range []struct {
 		kind    string
@@ -50,12 +45,15 @@ func (r *Runner) recordChanges(ctx context.Context, tx *sqlx.Tx, audience string
 			if err != nil {
 				return fmt.Errorf("encode attributes of %d: %w", m.ProfileID, err)
 			}
-			_, err = stmt.ExecContext(ctx, audience, run.ID, batch.kind, m.ProfileID,
+			err = insert.add(ctx, audience, run.ID, batch.kind, m.ProfileID,
 				m.UserID, m.Email, string(ids), string(attrs), run.EvaluatedAt.UnixMilli())
 			if err != nil {
-				return fmt.Errorf("record %s of %d: %w", batch.kind, m.ProfileID, err)
+				return fmt.Errorf("record changes: %w", err)
 			}
 		}
+	}
+	if err := insert.flush(ctx); err != nil {
+		return fmt.Errorf("record changes: %w", err)
 	}
 	return nil
 }

@@ -62,23 +62,29 @@ type Sender interface {
 // transaction that saves the run.
 func (r *Runner) enqueue(ctx context.Context, tx *sqlx.Tx, def Definition, run Run,
 	entered, exited []Member) error {
+	insert := newBatchInsert(tx, "outbox", []string{"audience", "destination",
+		"message_id", "body", "created_ms", "next_attempt_ms"},
+		"ON CONFLICT (message_id) DO NOTHING")
 	for _, dest := range def.Destinations {
 		for _, change := range []struct {
 			kind    string
 			members []Member
 		}{{Exited, exited}, {Entered, entered}} {
 			for _, m := range change.members {
-				err := r.enqueueOne(ctx, tx, def.Name, dest, run, change.kind, m)
+				err := r.enqueueOne(ctx, insert, def.Name, dest, run, change.kind, m)
 				if err != nil {
 					return err
 				}
 			}
 		}
 	}
+	if err := insert.flush(ctx); err != nil {
+		return fmt.Errorf("queue deliveries: %w", err)
+	}
 	return nil
 }
 
-func (r *Runner) enqueueOne(ctx context.Context, tx *sqlx.Tx, audience string,
+func (r *Runner) enqueueOne(ctx context.Context, insert *batchInsert, audience string,
 	dest Destination, run Run, kind string, m Member) error {
 	key := fmt.Sprintf("%s/%s/%d/%s/%d", audience, dest.key(), run.ID, kind, m.ProfileID)
 	sum := sha256.Sum256([]byte(key))
@@ -88,10 +94,7 @@ func (r *Runner) enqueueOne(ctx context.Context, tx *sqlx.Tx, audience string,
 		return fmt.Errorf("encode delivery of %d: %w", m.ProfileID, err)
 	}
 	now := r.now().UnixMilli()
-	_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO outbox (audience, destination,
-		message_id, body, created_ms, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (message_id) DO NOTHING`), audience, dest.key(), messageID, string(body),
-		now, now)
+	err = insert.add(ctx, audience, dest.key(), messageID, string(body), now, now)
 	if err != nil {
 		return fmt.Errorf("queue delivery of %d: %w", m.ProfileID, err)
 	}

@@ -90,14 +90,8 @@ func diff(previous []memberRow, members []Member) (entered, exited []Member, err
 
 func insertMembers(ctx context.Context, tx *sqlx.Tx, audience string, run int64,
 	members []Member) error {
-	stmt, err := tx.PreparexContext(ctx, tx.Rebind(`INSERT INTO audience_members
-		(audience, profile_id, run_id, user_id, email, identifiers, attributes)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return fmt.Errorf("prepare member insert: %w", err)
-	}
-	defer stmt.Close()
-
+	insert := newBatchInsert(tx, "audience_members", []string{"audience", "profile_id",
+		"run_id", "user_id", "email", "identifiers", "attributes"}, "")
 	for _, m := range members {
 		ids, err := json.Marshal(m.Identifiers)
 		if err != nil {
@@ -107,11 +101,14 @@ func insertMembers(ctx context.Context, tx *sqlx.Tx, audience string, run int64,
 		if err != nil {
 			return fmt.Errorf("encode attributes of %d: %w", m.ProfileID, err)
 		}
-		_, err = stmt.ExecContext(ctx, audience, m.ProfileID, run, m.UserID,
+		err = insert.add(ctx, audience, m.ProfileID, run, m.UserID,
 			m.Email, string(ids), string(attrs))
 		if err != nil {
-			return fmt.Errorf("insert member %d: %w", m.ProfileID, err)
+			return fmt.Errorf("insert members: %w", err)
 		}
+	}
+	if err := insert.flush(ctx); err != nil {
+		return fmt.Errorf("insert members: %w", err)
 	}
 	return nil
 }
