@@ -93,6 +93,12 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 		return DeleteResult{}, err
 	}
 	scrub = append(scrub, id)
+	gone, err := w.goneEventsOf(ctx, scrub)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	events = append(events, gone...)
+	messages, eventIDs = events.split()
 
 	result := DeleteResult{Events: len(messages), Identifiers: len(scrub) - 1}
 	if len(profiles) > 0 {
@@ -192,6 +198,23 @@ func (w *writer) personOf(ctx context.Context, id Identifier) ([]int64, personEv
 		return nil, nil, err
 	}
 	return profiles, append(own, carried...), nil
+}
+
+// goneEventsOf finds the messages that carried any of ids and whose event
+// is gone (PostgreSQL's retention dropped it) while their links stayed:
+// they were the person's too, and an erasure forgets them as well.
+func (w *writer) goneEventsOf(ctx context.Context, ids []Identifier) (personEvents, error) {
+	var gone personEvents
+	for _, id := range ids {
+		err := appendSelect(ctx, w.tx, &gone, w.tx.Rebind(`SELECT l.event_id, l.message_id
+			FROM identity_links l WHERE l.type = ? AND l.value = ?
+			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = l.event_id)`),
+			[]any{id.Type, id.Value})
+		if err != nil {
+			return nil, fmt.Errorf("find gone messages of %s: %w", id, err)
+		}
+	}
+	return gone, nil
 }
 
 // heldBy lists the identifiers the profiles hold.

@@ -44,7 +44,9 @@ func (e ProfileEvent) Position() EventPosition {
 }
 
 // EventPage returns up to q.Limit events of the profile matching q, with
-// the identifiers each one carried.
+// the identifiers each one carried, both read from one snapshot: an event
+// id that an erasure frees and a new event takes never mixes two
+// messages' identifiers.
 func (p *Profiles) EventPage(ctx context.Context, profile int64,
 	q EventQuery) ([]ProfileEvent, error) {
 	query, args, err := eventPageQuery(profile, q)
@@ -52,13 +54,13 @@ func (p *Profiles) EventPage(ctx context.Context, profile int64,
 		return nil, err
 	}
 	var events []ProfileEvent
-	if err := p.db.SelectContext(ctx, &events, p.db.Rebind(query), args...); err != nil {
-		return nil, fmt.Errorf("list events of profile %d: %w", profile, err)
-	}
-	if err := p.attachLinks(ctx, events); err != nil {
-		return nil, err
-	}
-	return events, nil
+	err = p.db.Snapshot(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.SelectContext(ctx, &events, tx.Rebind(query), args...); err != nil {
+			return fmt.Errorf("list events of profile %d: %w", profile, err)
+		}
+		return attachLinks(ctx, tx, events)
+	})
+	return events, err
 }
 
 func eventPageQuery(profile int64, q EventQuery) (string, []any, error) {
@@ -96,7 +98,7 @@ func eventPageQuery(profile int64, q EventQuery) (string, []any, error) {
 	return query, args, nil
 }
 
-func (p *Profiles) attachLinks(ctx context.Context, events []ProfileEvent) error {
+func attachLinks(ctx context.Context, tx *sqlx.Tx, events []ProfileEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -112,7 +114,7 @@ func (p *Profiles) attachLinks(ctx context.Context, events []ProfileEvent) error
 		return fmt.Errorf("build link query: %w", err)
 	}
 	var links []messageLink
-	if err := p.db.SelectContext(ctx, &links, p.db.Rebind(query), args...); err != nil {
+	if err := tx.SelectContext(ctx, &links, tx.Rebind(query), args...); err != nil {
 		return fmt.Errorf("read identity links: %w", err)
 	}
 	for _, l := range links {

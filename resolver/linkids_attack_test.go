@@ -123,10 +123,6 @@ func TestLinkIDsEraseTakesGoneEventsOfTheErasedID(t *testing.T) {
 // identifier the erased person held (their anonymousId), is the person's
 // message too: erasure must remember its messageId and drop its links.
 func TestLinkIDsEraseTakesGoneEventsOfOtherHeldIDs(t *testing.T) {
-	t.Skip("BROKEN: personOf finds gone events only through links of the erased " +
-		"identifier, so a gone message that carried only another held identifier " +
-		"never reaches erased_messages (its link goes by scrubIdentifiers); " +
-		"also so before e95aefc")
 	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		store := liStore(db)
 		liBatch(t, store, liTrack("m1", `"userId":"u1","anonymousId":"a1"`, 1, "A"),
@@ -280,9 +276,6 @@ func TestLinkIDsEnginesAgree(t *testing.T) {
 // batch after a delete message, is a duplicate as it is on its own (or
 // earlier in the batch): the batch must not fail on event_ids.
 func TestLinkIDsPostgresGoneMessageResentAfterDeleteInBatch(t *testing.T) {
-	t.Skip("BROKEN: after an erase in a batch w.known is nil and storedBefore asks " +
-		"events, not event_ids, so the resent message is inserted and the batch " +
-		"fails on event_ids_pkey; also so before e95aefc")
 	db := sqltest.MustOpenPostgres(t)
 	store := liStore(db)
 	liBatch(t, store, liTrack("m1", `"userId":"u1"`, 1, "A"),

@@ -29,13 +29,17 @@ type Sighting struct {
 // identifiers (1,000 by default), so their times fit one query.
 func (p *Profiles) Sightings(ctx context.Context, profile int64) ([]Sighting, error) {
 	var sightings []Sighting
-	err := p.db.SelectContext(ctx, &sightings, p.db.Rebind(`SELECT type, value,
-		first_seen_ms, last_seen_ms, first_message_id, source, app, device
-		FROM identities WHERE profile_id = ? ORDER BY type, value`), profile)
-	if err != nil {
-		return nil, fmt.Errorf("list identifiers of profile %d: %w", profile, err)
-	}
-	last, err := p.lastSightings(ctx, profile, sightings)
+	var last map[Identifier]sightingEvent
+	err := p.db.Snapshot(ctx, func(tx *sqlx.Tx) error {
+		err := tx.SelectContext(ctx, &sightings, tx.Rebind(`SELECT type, value,
+			first_seen_ms, last_seen_ms, first_message_id, source, app, device
+			FROM identities WHERE profile_id = ? ORDER BY type, value`), profile)
+		if err != nil {
+			return fmt.Errorf("list identifiers of profile %d: %w", profile, err)
+		}
+		last, err = lastSightings(ctx, tx, profile, sightings)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -76,9 +80,9 @@ func (e sightingEvent) device() string {
 // same millisecond, the latest stored. It reads the events at those times
 // by index, then their identifiers by event id: two index lookups whose
 // plans never depend on table statistics.
-func (p *Profiles) lastSightings(ctx context.Context, profile int64,
+func lastSightings(ctx context.Context, tx *sqlx.Tx, profile int64,
 	sightings []Sighting) (map[Identifier]sightingEvent, error) {
-	events, err := p.eventsAtLastSightings(ctx, profile, sightings)
+	events, err := eventsAtLastSightings(ctx, tx, profile, sightings)
 	if err != nil || len(events) == 0 {
 		return map[Identifier]sightingEvent{}, err
 	}
@@ -87,7 +91,7 @@ func (p *Profiles) lastSightings(ctx context.Context, profile int64,
 	for i, e := range events {
 		order[e.ID], ids[i] = i, e.ID
 	}
-	links, err := p.messageLinks(ctx, ids)
+	links, err := messageLinks(ctx, tx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +116,7 @@ func (p *Profiles) lastSightings(ctx context.Context, profile int64,
 
 // eventsAtLastSightings reads the profile's events at the identifiers'
 // last-seen times, in the order they were stored.
-func (p *Profiles) eventsAtLastSightings(ctx context.Context, profile int64,
+func eventsAtLastSightings(ctx context.Context, tx *sqlx.Tx, profile int64,
 	sightings []Sighting) ([]sightingEvent, error) {
 	if len(sightings) == 0 {
 		return nil, nil
@@ -129,7 +133,7 @@ func (p *Profiles) eventsAtLastSightings(ctx context.Context, profile int64,
 		return nil, fmt.Errorf("build sightings query: %w", err)
 	}
 	var events []sightingEvent
-	if err := p.db.SelectContext(ctx, &events, p.db.Rebind(query), args...); err != nil {
+	if err := tx.SelectContext(ctx, &events, tx.Rebind(query), args...); err != nil {
 		return nil, fmt.Errorf("read last sightings of profile %d: %w", profile, err)
 	}
 	return events, nil
@@ -143,14 +147,14 @@ type messageLink struct {
 }
 
 // messageLinks reads the identifiers the given events' messages carried.
-func (p *Profiles) messageLinks(ctx context.Context, events []int64) ([]messageLink, error) {
+func messageLinks(ctx context.Context, tx *sqlx.Tx, events []int64) ([]messageLink, error) {
 	query, args, err := sqlx.In(`SELECT event_id, type, value FROM identity_links
 		WHERE event_id IN (?)`, events)
 	if err != nil {
 		return nil, fmt.Errorf("build link query: %w", err)
 	}
 	var links []messageLink
-	if err := p.db.SelectContext(ctx, &links, p.db.Rebind(query), args...); err != nil {
+	if err := tx.SelectContext(ctx, &links, tx.Rebind(query), args...); err != nil {
 		return nil, fmt.Errorf("read identity links: %w", err)
 	}
 	return links, nil

@@ -192,14 +192,17 @@ func (w *writer) storedBefore(ctx context.Context, messageID string) (bool, erro
 	if w.known != nil {
 		return w.known[messageID], nil
 	}
-	var existing int
-	err := w.get(ctx, &existing, `SELECT
-		(SELECT COUNT(*) FROM events WHERE message_id = ?) +
-		(SELECT COUNT(*) FROM erased_messages WHERE message_id = ?)`, messageID, messageID)
+	// The same question as the prefetch's: on PostgreSQL, event_ids also
+	// holds the ids of events that retention dropped.
+	query, args, err := knownMessagesQuery(w.dialect, []string{messageID})
 	if err != nil {
+		return false, err
+	}
+	var found []string
+	if err := w.tx.SelectContext(ctx, &found, w.tx.Rebind(query), args...); err != nil {
 		return false, fmt.Errorf("check duplicate: %w", err)
 	}
-	return existing > 0, nil
+	return len(found) > 0, nil
 }
 
 // resolveMessage extracts the message's identifiers, leaves out blocked

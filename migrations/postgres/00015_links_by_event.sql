@@ -4,8 +4,8 @@
 -- own, and that index cost about a fifth of the time a message took to
 -- store. The messageId stays beside the id, for links whose event is gone.
 -- Links whose event is gone already (PostgreSQL's retention drops whole
--- months of events and keeps their links) get ids below zero, one per
--- message, which no event ever takes.
+-- months of events and keeps their links) get ids below zero and below
+-- any stored event's, one per message, which no event ever takes.
 
 -- +goose Up
 CREATE TABLE identity_links_by_event (
@@ -21,7 +21,8 @@ SELECT e.id, l.type, l.value, l.message_id
 FROM identity_links l JOIN events e ON e.message_id = l.message_id;
 
 INSERT INTO identity_links_by_event (event_id, type, value, message_id)
-SELECT -DENSE_RANK() OVER (ORDER BY l.message_id), l.type, l.value, l.message_id
+SELECT LEAST(0, (SELECT MIN(id) FROM events)) - DENSE_RANK() OVER (ORDER BY l.message_id),
+    l.type, l.value, l.message_id
 FROM identity_links l
 WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = l.message_id);
 
