@@ -21,7 +21,8 @@ SELECT e.id, l.type, l.value, l.message_id
 FROM identity_links l JOIN events e ON e.message_id = l.message_id;
 
 INSERT INTO identity_links_by_event (event_id, type, value, message_id)
-SELECT MIN(0, (SELECT COALESCE(MIN(id), 0) FROM events)) - DENSE_RANK() OVER (ORDER BY l.message_id),
+SELECT MIN(0, (SELECT COALESCE(MIN(id), 0) FROM events))
+    - DENSE_RANK() OVER (ORDER BY l.message_id),
     l.type, l.value, l.message_id
 FROM identity_links l
 WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = l.message_id);
