@@ -84,8 +84,7 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	messages, eventIDs := events.split()
-	if len(profiles) == 0 && len(messages) == 0 {
+	if len(profiles) == 0 && len(events) == 0 {
 		return DeleteResult{}, Errorf(ENotFound, "no profile or message holds %s", id)
 	}
 	scrub, err := w.heldBy(ctx, profiles)
@@ -97,8 +96,7 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	events = append(events, gone...)
-	messages, eventIDs = events.split()
+	messages, eventIDs := append(events, gone...).split()
 
 	result := DeleteResult{Events: len(messages), Identifiers: len(scrub) - 1}
 	if len(profiles) > 0 {
@@ -112,7 +110,7 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 	if err != nil {
 		return result, err
 	}
-	if err := w.eraseRows(ctx, profiles, events, scrub); err != nil {
+	if err := w.eraseRows(ctx, profiles, messages, eventIDs, scrub); err != nil {
 		return result, err
 	}
 	if err := w.scrubAudit(ctx, append(scrub, carried...)); err != nil {
@@ -135,7 +133,7 @@ type personEvent struct {
 	MessageID string `db:"message_id"`
 }
 
-// personEvents are a person's messages, each once.
+// personEvents are a person's messages; one may come more than once.
 type personEvents []personEvent
 
 // split returns the messages' ids and their events' ids, each sorted and
@@ -225,11 +223,11 @@ func (w *writer) heldBy(ctx context.Context, profiles []int64) ([]Identifier, er
 	return held, err
 }
 
-// eraseRows removes the person's rows everywhere they appear, and every
-// record that names one of their identifiers.
-func (w *writer) eraseRows(ctx context.Context, profiles []int64, events personEvents,
-	scrub []Identifier) error {
-	messages, eventIDs := events.split()
+// eraseRows removes the person's rows everywhere they appear (their
+// profiles, their messages and those messages' events), and every record
+// that names one of their identifiers.
+func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []string,
+	eventIDs []int64, scrub []Identifier) error {
 	byProfile := []string{
 		`DELETE FROM identities WHERE profile_id IN (?)`,
 		`DELETE FROM traits WHERE profile_id IN (?)`,
