@@ -92,11 +92,11 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 		return DeleteResult{}, err
 	}
 	scrub = append(scrub, id)
-	gone, err := w.goneEventsOf(ctx, scrub)
+	named, err := w.linksNaming(ctx, scrub)
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	messages, eventIDs := append(events, gone...).split()
+	messages, eventIDs := append(events, named.gone()...).split()
 
 	result := DeleteResult{Events: len(messages), Identifiers: len(scrub) - 1}
 	if len(profiles) > 0 {
@@ -111,6 +111,9 @@ func (w *writer) erase(ctx context.Context, id Identifier,
 		return result, err
 	}
 	if err := w.eraseRows(ctx, profiles, messages, eventIDs, scrub); err != nil {
+		return result, err
+	}
+	if err := w.deleteLinks(ctx, named.besides(eventIDs)); err != nil {
 		return result, err
 	}
 	if err := w.scrubAudit(ctx, append(scrub, carried...)); err != nil {
@@ -155,12 +158,11 @@ func (events personEvents) split() ([]string, []int64) {
 // messages, including messages that carried id but belong to no profile
 // any more, or whose event retention dropped.
 func (w *writer) personOf(ctx context.Context, id Identifier) ([]int64, personEvents, error) {
-	var carried personEvents
-	err := w.tx.SelectContext(ctx, &carried, w.tx.Rebind(`SELECT event_id, message_id
-		FROM identity_links WHERE type = ? AND value = ?`), id.Type, id.Value)
+	links, err := w.linksNaming(ctx, []Identifier{id})
 	if err != nil {
-		return nil, nil, fmt.Errorf("find messages of %s: %w", id, err)
+		return nil, nil, err
 	}
+	carried := links.events()
 
 	seeds := map[int64]bool{}
 	if owner, err := w.ownerOf(ctx, id); err == nil {
@@ -198,21 +200,84 @@ func (w *writer) personOf(ctx context.Context, id Identifier) ([]int64, personEv
 	return profiles, append(own, carried...), nil
 }
 
-// goneEventsOf finds the messages that carried any of ids and whose event
-// is gone (PostgreSQL's retention dropped it) while their links stayed:
-// they were the person's too, and an erasure forgets them as well.
-func (w *writer) goneEventsOf(ctx context.Context, ids []Identifier) (personEvents, error) {
-	var gone personEvents
-	for _, id := range ids {
-		err := appendSelect(ctx, w.tx, &gone, w.tx.Rebind(`SELECT l.event_id, l.message_id
-			FROM identity_links l WHERE l.type = ? AND l.value = ?
-			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = l.event_id)`),
-			[]any{id.Type, id.Value})
-		if err != nil {
-			return nil, fmt.Errorf("find gone messages of %s: %w", id, err)
+// namedLink is an identity link found by the identifier it names: one
+// message that carried it, and whether that message's event is gone
+// (PostgreSQL's retention dropped it while its links stayed).
+type namedLink struct {
+	personEvent
+	Identifier
+	Gone bool `db:"gone"`
+}
+
+// namedLinks are the links that name some identifiers.
+type namedLinks []namedLink
+
+// linksNaming finds every identity link that names one of ids. No index
+// serves a lookup by identifier (migration 16 dropped it: keeping it up
+// cost every stored event a write to a random page), so each chunk of ids
+// is one pass over the links; an erasure, the only caller, makes two.
+func (w *writer) linksNaming(ctx context.Context, ids []Identifier) (namedLinks, error) {
+	var found namedLinks
+	err := forChunks(ids, func(chunk any) error {
+		pairs := chunk.([]Identifier)
+		args := make([]any, 0, 2*len(pairs))
+		for _, id := range pairs {
+			args = append(args, id.Type, id.Value)
+		}
+		query := `SELECT l.event_id, l.message_id, l.type, l.value,
+			NOT EXISTS (SELECT 1 FROM events e WHERE e.id = l.event_id) AS gone
+			FROM identity_links l WHERE (l.type, l.value) IN (VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(pairs)), ", ") + `)`
+		return appendSelect(ctx, w.tx, &found, w.tx.Rebind(query), args)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find the messages that carried %d identifiers: %w",
+			len(ids), err)
+	}
+	return found, nil
+}
+
+// events returns the messages the links belong to.
+func (links namedLinks) events() personEvents {
+	events := make(personEvents, 0, len(links))
+	for _, l := range links {
+		events = append(events, l.personEvent)
+	}
+	return events
+}
+
+// gone returns the messages whose event is gone.
+func (links namedLinks) gone() personEvents {
+	var events personEvents
+	for _, l := range links {
+		if l.Gone {
+			events = append(events, l.personEvent)
 		}
 	}
-	return gone, nil
+	return events
+}
+
+// besides returns the links whose event is not among eventIDs (sorted).
+func (links namedLinks) besides(eventIDs []int64) namedLinks {
+	var rest namedLinks
+	for _, l := range links {
+		if _, found := slices.BinarySearch(eventIDs, l.EventID); !found {
+			rest = append(rest, l)
+		}
+	}
+	return rest
+}
+
+// deleteLinks removes the given links, each by its key.
+func (w *writer) deleteLinks(ctx context.Context, links namedLinks) error {
+	query := w.tx.Rebind(`DELETE FROM identity_links
+		WHERE event_id = ? AND type = ? AND value = ?`)
+	for _, l := range links {
+		if _, err := w.tx.ExecContext(ctx, query, l.EventID, l.Type, l.Value); err != nil {
+			return fmt.Errorf("scrub a link to %s: %w", l.Type, err)
+		}
+	}
+	return nil
 }
 
 // heldBy lists the identifiers the profiles hold.
@@ -269,8 +334,9 @@ func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []str
 	return w.scrubIdentifiers(ctx, scrub)
 }
 
-// scrubIdentifiers removes links, blocks and history entries that name any
-// of ids, wherever they are (another person's history included).
+// scrubIdentifiers removes blocks, history entries and deliveries that name
+// any of ids, wherever they are (another person's history included); erase
+// removes the links.
 func (w *writer) scrubIdentifiers(ctx context.Context, ids []Identifier) error {
 	for _, id := range ids {
 		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).
@@ -279,7 +345,6 @@ func (w *writer) scrubIdentifiers(ctx context.Context, ids []Identifier) error {
 			query string
 			args  []any
 		}{
-			{`DELETE FROM identity_links WHERE type = ? AND value = ?`, []any{id.Type, id.Value}},
 			{`DELETE FROM identity_blocks WHERE type = ? AND value = ?`, []any{id.Type, id.Value}},
 			{`UPDATE identity_blocks SET reason = 'erased on request'
 			  WHERE reason LIKE ? ESCAPE '\'`, []any{pattern}},
