@@ -87,10 +87,51 @@ func (p *Profiles) Find(ctx context.Context, id Identifier) (int64, error) {
 	return profile, nil
 }
 
+// identifierTypesQuery lists the types of identifier stored, walking the
+// identities' key (type, value) from one type to the next: a probe per
+// type, where SELECT DISTINCT would read every identity.
+const identifierTypesQuery = `WITH RECURSIVE kinds (type) AS (
+		SELECT MIN(type) FROM identities
+		UNION ALL
+		SELECT (SELECT MIN(i.type) FROM identities i WHERE i.type > kinds.type)
+		FROM kinds WHERE kinds.type IS NOT NULL)
+	SELECT type FROM kinds WHERE type IS NOT NULL`
+
+// searchQuery finds the profiles holding any of the values (the second
+// IN) under any of the types (the first): with both lists the key (type,
+// value) is probed for each pair. There is no index on the value alone,
+// which every new identifier would have to be written into.
+const searchQuery = `SELECT DISTINCT profile_id FROM identities
+	WHERE type IN (?) AND value IN (?) ORDER BY profile_id LIMIT 50`
+
 // Search finds profiles holding value under any identifier type, for a
 // search box where people paste what they have. "type:value" also matches
 // that exact identifier.
 func (p *Profiles) Search(ctx context.Context, value string) ([]int64, error) {
+	var kinds []string
+	err := p.db.SelectContext(ctx, &kinds, identifierTypesQuery)
+	if err != nil {
+		return nil, fmt.Errorf("list identifier types: %w", err)
+	}
+	if len(kinds) == 0 {
+		return nil, nil
+	}
+
+	query, args, err := sqlx.In(searchQuery, kinds, p.searchValues(value))
+	if err != nil {
+		return nil, fmt.Errorf("build search: %w", err)
+	}
+	var profiles []int64
+	if err := p.db.SelectContext(ctx, &profiles, p.db.Rebind(query), args...); err != nil {
+		return nil, fmt.Errorf("search profiles: %w", err)
+	}
+	return profiles, nil
+}
+
+// searchValues is what a pasted value may be stored as: itself, normalised
+// as an email or as each custom type, and, given as "type:value", the
+// value normalised for its type.
+func (p *Profiles) searchValues(value string) []string {
 	value = strings.TrimSpace(value)
 	candidates := []string{value, normalise(TypeEmail, value)}
 	for _, custom := range p.rules.Custom {
@@ -101,17 +142,7 @@ func (p *Profiles) Search(ctx context.Context, value string) ([]int64, error) {
 	if kind, rest, ok := strings.Cut(value, ":"); ok {
 		candidates = append(candidates, p.rules.normalise(strings.ToLower(kind), rest))
 	}
-
-	query, args, err := sqlx.In(`SELECT DISTINCT profile_id FROM identities
-		WHERE value IN (?) ORDER BY profile_id LIMIT 50`, candidates)
-	if err != nil {
-		return nil, fmt.Errorf("build search: %w", err)
-	}
-	var profiles []int64
-	if err := p.db.SelectContext(ctx, &profiles, p.db.Rebind(query), args...); err != nil {
-		return nil, fmt.Errorf("search profiles: %w", err)
-	}
-	return profiles, nil
+	return candidates
 }
 
 // Identifiers lists a profile's identifiers ordered by type and value.
