@@ -336,11 +336,11 @@ func (w *writer) eraseRows(ctx context.Context, profiles []int64, messages []str
 
 // scrubIdentifiers removes blocks, history entries and deliveries that name
 // any of ids, wherever they are (another person's history included); erase
-// removes the links.
+// removes the links. Text an operator wrote (a block's or an unlink's
+// reason) that mentions a value is blanked instead.
 func (w *writer) scrubIdentifiers(ctx context.Context, ids []Identifier) error {
 	for _, id := range ids {
-		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).
-			Replace(id.Value) + "%"
+		pattern := likePattern(id.Value)
 		for _, step := range []struct {
 			query string
 			args  []any
@@ -348,25 +348,81 @@ func (w *writer) scrubIdentifiers(ctx context.Context, ids []Identifier) error {
 			{`DELETE FROM identity_blocks WHERE type = ? AND value = ?`, []any{id.Type, id.Value}},
 			{`UPDATE identity_blocks SET reason = 'erased on request'
 			  WHERE reason LIKE ? ESCAPE '\'`, []any{pattern}},
-			{`DELETE FROM identity_decisions WHERE identifier = ? OR detail LIKE ? ESCAPE '\'`,
-				[]any{id.String(), pattern}},
-			// Deliveries not yet sent (and the record of those sent) name them.
-			{`DELETE FROM outbox WHERE body LIKE ? ESCAPE '\'`, []any{pattern}},
+			{`DELETE FROM identity_decisions WHERE identifier = ?`, []any{id.String()}},
+			{`UPDATE identity_decisions SET detail = 'erased on request'
+			  WHERE kind IN (?, ?) AND detail LIKE ? ESCAPE '\'`,
+				[]any{DecisionUnlinked, DecisionRebuilt, pattern}},
+			// Deliveries not yet sent (and the record of those sent) carry
+			// the value as one JSON string.
+			{`DELETE FROM outbox WHERE body LIKE ? ESCAPE '\'`, []any{jsonStringPattern(id.Value)}},
 		} {
 			if _, err := w.tx.ExecContext(ctx, w.tx.Rebind(step.query), step.args...); err != nil {
 				return fmt.Errorf("scrub %s: %w", id.Type, err)
 			}
 		}
+		if err := w.dropListings(ctx, id); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// dropListings removes the history entries whose detail lists id whole, as
+// a created or merged entry lists identifiers ("user_id:u1, email:..."):
+// an entry that lists user_id:u12 does not name user_id:u1.
+func (w *writer) dropListings(ctx context.Context, id Identifier) error {
+	var entries []struct {
+		ID     int64  `db:"id"`
+		Detail string `db:"detail"`
+	}
+	err := w.tx.SelectContext(ctx, &entries, w.tx.Rebind(`SELECT id, detail
+		FROM identity_decisions WHERE kind NOT IN (?, ?) AND detail LIKE ? ESCAPE '\'`),
+		DecisionUnlinked, DecisionRebuilt, likePattern(id.String()))
+	if err != nil {
+		return fmt.Errorf("find history entries naming %s: %w", id.Type, err)
+	}
+	for _, entry := range entries {
+		if !listsWhole(entry.Detail, id.String()) {
+			continue
+		}
+		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`DELETE FROM identity_decisions
+			WHERE id = ?`), entry.ID)
+		if err != nil {
+			return fmt.Errorf("scrub a history entry naming %s: %w", id.Type, err)
+		}
+	}
+	return nil
+}
+
+// listsWhole reports whether text holds identifier with a space or the
+// start before it and a comma, a space or the end after it.
+func listsWhole(text, identifier string) bool {
+	for from := 0; from < len(text); {
+		at := strings.Index(text[from:], identifier)
+		if at < 0 {
+			return false
+		}
+		start, end := from+at, from+at+len(identifier)
+		before := start == 0 || text[start-1] == ' '
+		after := end == len(text) || text[end] == ',' || text[end] == ' '
+		if before && after {
+			return true
+		}
+		from = start + 1
+	}
+	return false
+}
+
+// likePattern is a LIKE pattern that finds value anywhere in a text.
+func likePattern(value string) string {
+	return "%" + escapeLike(value) + "%"
 }
 
 // scrubAudit blanks what audit log entries say about ids: the entry stays
 // (who did what, and when), not whom it was done to.
 func (w *writer) scrubAudit(ctx context.Context, ids []Identifier) error {
 	for _, id := range ids {
-		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).
-			Replace(id.Value) + "%"
+		pattern := likePattern(id.Value)
 		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`UPDATE audit_log
 			SET target = 'erased on request' WHERE target = ?`), id.String())
 		if err != nil {
@@ -387,9 +443,19 @@ func (w *writer) scrubAudit(ctx context.Context, ids []Identifier) error {
 // jsonPattern is a LIKE pattern that finds value inside JSON text, where
 // quotes, backslashes and control characters stand escaped.
 func jsonPattern(value string) string {
+	return "%" + escapeLike(jsonInner(value)) + "%"
+}
+
+// jsonStringPattern is a LIKE pattern that finds value as a whole JSON
+// string: "u1" and not "u12".
+func jsonStringPattern(value string) string {
+	return `%"` + escapeLike(jsonInner(value)) + `"%`
+}
+
+// jsonInner is value encoded as a JSON string, without its quotes.
+func jsonInner(value string) string {
 	encoded, _ := json.Marshal(value) // a string always encodes
-	inner := string(encoded[1 : len(encoded)-1])
-	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(inner) + "%"
+	return string(encoded[1 : len(encoded)-1])
 }
 
 // execIn runs a statement with one IN (?) over values, in chunks small

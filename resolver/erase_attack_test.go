@@ -128,6 +128,9 @@ func TestEraseAttackPersonWithManyIdentifiers(t *testing.T) {
 		results[string(db.Dialect())] = api
 		results[string(db.Dialect())+"-batch"] = batch
 	})
+	if results["postgres"] == nil {
+		return // no PostgreSQL to test on: nothing to compare
+	}
 	if !reflect.DeepEqual(results["sqlite"], results["postgres"]) {
 		t.Errorf("engines differ:\n  sqlite %v\npostgres %v", results["sqlite"],
 			results["postgres"])
@@ -336,6 +339,9 @@ func TestEraseAttackSearch(t *testing.T) {
 		}
 		results[string(db.Dialect())] = got
 	})
+	if results["postgres"] == nil {
+		return // no PostgreSQL to test on: nothing to compare
+	}
 	if !reflect.DeepEqual(results["sqlite"], results["postgres"]) {
 		t.Errorf("engines differ:\n  sqlite %v\npostgres %v", results["sqlite"],
 			results["postgres"])
