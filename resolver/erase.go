@@ -348,10 +348,6 @@ func (w *writer) scrubIdentifiers(ctx context.Context, ids []Identifier) error {
 			{`DELETE FROM identity_blocks WHERE type = ? AND value = ?`, []any{id.Type, id.Value}},
 			{`UPDATE identity_blocks SET reason = 'erased on request'
 			  WHERE reason LIKE ? ESCAPE '\'`, []any{pattern}},
-			{`DELETE FROM identity_decisions WHERE identifier = ?`, []any{id.String()}},
-			{`UPDATE identity_decisions SET detail = 'erased on request'
-			  WHERE kind IN (?, ?) AND detail LIKE ? ESCAPE '\'`,
-				[]any{DecisionUnlinked, DecisionRebuilt, pattern}},
 			// Deliveries not yet sent (and the record of those sent) carry
 			// the value as one JSON string.
 			{`DELETE FROM outbox WHERE body LIKE ? ESCAPE '\'`, []any{jsonStringPattern(id.Value)}},
@@ -360,38 +356,97 @@ func (w *writer) scrubIdentifiers(ctx context.Context, ids []Identifier) error {
 				return fmt.Errorf("scrub %s: %w", id.Type, err)
 			}
 		}
-		if err := w.dropListings(ctx, id); err != nil {
-			return err
-		}
 	}
-	return nil
+	return w.scrubHistory(ctx, ids)
 }
 
-// dropListings removes the history entries whose detail lists id whole, as
-// a created or merged entry lists identifiers ("user_id:u1, email:..."):
-// an entry that lists user_id:u12 does not name user_id:u1.
-func (w *writer) dropListings(ctx context.Context, id Identifier) error {
-	var entries []struct {
-		ID     int64  `db:"id"`
-		Detail string `db:"detail"`
-	}
-	err := w.tx.SelectContext(ctx, &entries, w.tx.Rebind(`SELECT id, detail
-		FROM identity_decisions WHERE kind NOT IN (?, ?) AND detail LIKE ? ESCAPE '\'`),
-		DecisionUnlinked, DecisionRebuilt, likePattern(id.String()))
+// historyEntry is an identity decision an erasure looks at.
+type historyEntry struct {
+	ID         int64  `db:"id"`
+	Kind       string `db:"kind"`
+	Identifier string `db:"identifier"`
+	Detail     string `db:"detail"`
+}
+
+// scrubHistory removes the history entries that name one of ids, as their
+// identifier or listed whole in their detail (a created or merged entry
+// lists "user_id:u1, email:...", and one that lists user_id:u12 does not
+// name user_id:u1), and blanks an operator's reason that mentions a value.
+// The history has no index by identifier: one pass over it for each chunk
+// of ids.
+func (w *writer) scrubHistory(ctx context.Context, ids []Identifier) error {
+	var drop, blank []int64
+	err := forChunks(ids, func(chunk any) error {
+		entries, err := w.historyMentioning(ctx, chunk.([]Identifier))
+		for _, entry := range entries {
+			switch {
+			case entry.names(ids):
+				drop = append(drop, entry.ID)
+			case entry.operatorText():
+				blank = append(blank, entry.ID)
+			}
+		}
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("find history entries naming %s: %w", id.Type, err)
+		return err
 	}
-	for _, entry := range entries {
-		if !listsWhole(entry.Detail, id.String()) {
-			continue
+	if err := w.execIn(ctx, `DELETE FROM identity_decisions WHERE id IN (?)`,
+		drop); err != nil {
+		return err
+	}
+	return w.execIn(ctx, `UPDATE identity_decisions SET detail = 'erased on request'
+		WHERE id IN (?)`, blank)
+}
+
+// historyMentioning reads the history entries whose identifier is one of
+// ids or whose detail holds one of their values anywhere.
+func (w *writer) historyMentioning(ctx context.Context,
+	ids []Identifier) ([]historyEntry, error) {
+	var names []string
+	var likes []string
+	var patterns []any
+	for _, id := range ids {
+		names = append(names, id.String())
+		likes = append(likes, `detail LIKE ? ESCAPE '\'`)
+		patterns = append(patterns, likePattern(id.Value))
+	}
+	query, args, err := sqlx.In(`SELECT id, kind, identifier, detail
+		FROM identity_decisions WHERE identifier IN (?) OR `+
+		strings.Join(likes, " OR "), append([]any{names}, patterns...)...)
+	if err != nil {
+		return nil, fmt.Errorf("build history query: %w", err)
+	}
+	var entries []historyEntry
+	err = w.tx.SelectContext(ctx, &entries, w.tx.Rebind(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("find history entries naming %d identifiers: %w", len(ids), err)
+	}
+	return entries, nil
+}
+
+// names reports whether the entry is about one of ids: its identifier, or
+// one listed whole in a detail knit wrote (not an operator's reason).
+func (entry historyEntry) names(ids []Identifier) bool {
+	for _, id := range ids {
+		if entry.Identifier == id.String() {
+			return true
 		}
-		_, err := w.tx.ExecContext(ctx, w.tx.Rebind(`DELETE FROM identity_decisions
-			WHERE id = ?`), entry.ID)
-		if err != nil {
-			return fmt.Errorf("scrub a history entry naming %s: %w", id.Type, err)
+		if !entry.operatorText() && listsWhole(entry.Detail, id.String()) {
+			return true
 		}
 	}
-	return nil
+	return false
+}
+
+// operatorText reports whether the entry's detail is a reason an operator
+// wrote (for an unlink or a block) rather than text knit composed.
+func (entry historyEntry) operatorText() bool {
+	switch entry.Kind {
+	case DecisionUnlinked, DecisionRebuilt, DecisionBlocked:
+		return true
+	}
+	return false
 }
 
 // listsWhole reports whether text holds identifier with a space or the

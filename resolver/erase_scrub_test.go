@@ -1,8 +1,10 @@
 package resolver_test
 
 import (
+	"context"
 	"testing"
 
+	"github.com/knit-cdp/knit/resolver"
 	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
@@ -55,6 +57,35 @@ func TestEraseKeepsDeliveriesOfALongerValue(t *testing.T) {
 		}
 		if len(left) != 1 || left[0] != "delivery-u12" {
 			t.Errorf("deliveries left after erasing u1: %v, want [delivery-u12]", left)
+		}
+	})
+}
+
+// An operator's unlink reason that mentions the erased value is blanked;
+// the entry, about another person's identifier, stays.
+func TestEraseBlanksAnUnlinkReasonThatMentionsTheValue(t *testing.T) {
+	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		store := liStore(db)
+		liBatch(t, store, eaTrack("p1", "u1", "a1", 1), eaTrack("q1", "u2", "a2", 2))
+		_, err := store.Unlink(context.Background(),
+			resolver.Identifier{Type: "anonymous_id", Value: "a2"}, "shared with u1 at the till")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const query = `SELECT COUNT(*) FROM identity_decisions
+			WHERE identifier = 'anonymous_id:a2' AND kind = 'unlinked'`
+		if n := mustCount(t, db, query); n != 1 {
+			t.Fatalf("%d unlink entries for a2, want 1", n)
+		}
+
+		liErase(t, store, "u1")
+
+		if n := mustCount(t, db, query+` AND detail = 'erased on request'`); n != 1 {
+			t.Errorf("the unlink entry for a2 was not kept with its reason blanked")
+		}
+		if n := mustCount(t, db, `SELECT COUNT(*) FROM identity_decisions
+			WHERE detail LIKE '%u1%'`); n != 0 {
+			t.Errorf("%d history entries still mention u1", n)
 		}
 	})
 }
