@@ -6,7 +6,7 @@
 -- Identity links by identifier: links are read by event (a timeline,
 -- sightings) on every request, and by identifier only when a person is
 -- erased, which now reads the table twice, as it already reads the
--- history and the outbox once per identifier.
+-- history and, for each identifier, the outbox.
 --
 -- Identities by value alone: only the profile search used it, and it now
 -- probes the key (type, value) once for each type.
