@@ -66,11 +66,13 @@ func compile(def Definition, now time.Time, d dialect) (query, error) {
 	}
 
 	conditions := []expr{raw("p.merged_into IS NULL AND p.retired_ms IS NULL"), predicate}
-	if !def.IncludeAnonymous {
-		conditions = append(conditions, hasIdentifier(resolver.TypeUserID, resolver.TypeEmail))
-	}
-	if def.NeedsEmail() {
+	// An email is one of the identifiers that make a person known, so a
+	// required email is the only check needed.
+	switch {
+	case def.NeedsEmail():
 		conditions = append(conditions, hasIdentifier(resolver.TypeEmail))
+	case !def.IncludeAnonymous:
+		conditions = append(conditions, hasIdentifier(resolver.TypeUserID, resolver.TypeEmail))
 	}
 
 	selected := []expr{raw("p.id AS profile_id")}

@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // Member is one profile in an audience's result, with a snapshot of its
@@ -44,6 +45,25 @@ func (r *Runner) members(ctx context.Context, def Definition, now time.Time) ([]
 	return members, err
 }
 
+// tunePlanner sets, on PostgreSQL and for the rest of tx, how audience
+// queries are planned. Memoize off: the planner cached each event's
+// properties parsed to jsonb under their text, which no two events share
+// (802,027 misses and no hit in shoe_reorder at a million profiles), and
+// leaving it out took that query from about 20.2 to 18.3 s. jit off: the
+// time goes into jsonb functions that compiling does not speed up, and
+// both built-ins ran 0.5 to 1 s faster without it.
+func (r *Runner) tunePlanner(ctx context.Context, tx *sqlx.Tx) error {
+	if r.db.Dialect() != sqldb.Postgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT set_config('enable_memoize', 'off', true),
+		set_config('jit', 'off', true)`)
+	if err != nil {
+		return fmt.Errorf("set planner options: %w", err)
+	}
+	return nil
+}
+
 // evaluate runs def's compiled query in the database and reads one member
 // per row; no event leaves the database.
 func (r *Runner) evaluate(ctx context.Context, tx *sqlx.Tx, def Definition,
@@ -51,6 +71,9 @@ func (r *Runner) evaluate(ctx context.Context, tx *sqlx.Tx, def Definition,
 	compiled, err := compile(def, now, dialectOf(r.db))
 	if err != nil {
 		return nil, err
+	}
+	if err := r.tunePlanner(ctx, tx); err != nil {
+		return nil, fmt.Errorf("compute audience %s: %w", def.Name, err)
 	}
 	rows, err := tx.QueryContext(ctx, tx.Rebind(compiled.sql), compiled.args...)
 	if err != nil {

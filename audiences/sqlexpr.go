@@ -55,11 +55,13 @@ func and(parts ...expr) expr {
 	return q("(%s)", join(kept, " AND "))
 }
 
-// jsonRef addresses one JSON value: a document column and a path into it,
-// both in the dialect's own form.
+// jsonRef addresses one JSON value: a document column and a path into it.
+// SQLite reads path, a JSON path expression; PostgreSQL reads steps, the
+// member names from the document down.
 type jsonRef struct {
-	doc  string
-	path expr
+	doc   string
+	path  expr
+	steps []string
 }
 
 // dialect is every SQL difference between the engines that audience
@@ -205,44 +207,65 @@ func (postgresDialect) events(alias string) expr {
 }
 
 func (postgresDialect) property(alias string, steps []string) jsonRef {
-	return jsonRef{doc: alias + "_json.props", path: q("%s::text[]", val(steps))}
+	return jsonRef{doc: alias + "_json.props", steps: steps}
 }
 
 func (postgresDialect) element(_, elem string, steps []string) jsonRef {
-	return jsonRef{doc: elem + ".value", path: q("%s::text[]", val(steps))}
+	return jsonRef{doc: elem + ".value", steps: steps}
 }
 
 func (postgresDialect) trait(alias string) jsonRef {
-	return jsonRef{doc: alias + ".value::jsonb", path: raw("'{}'::text[]")}
+	return jsonRef{doc: alias + ".value::jsonb"}
 }
 
 func (d postgresDialect) eachElement(alias, elem string, steps []string) expr {
-	array := d.property(alias, steps)
-	at := q("(%s #> %s)", raw(array.doc), array.path)
+	at := d.get(d.property(alias, steps))
 	return q("CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(%s) = 'array' "+
 		"THEN %s ELSE '[]'::jsonb END) WITH ORDINALITY AS "+elem+"(value, ord)", at, at)
 }
 
 func (postgresDialect) elementOrder(elem string) string { return elem + ".ord" }
 
-func (postgresDialect) jsonType(r jsonRef) expr {
-	return q("jsonb_typeof(%s #> %s)", raw(r.doc), r.path)
+func (d postgresDialect) jsonType(r jsonRef) expr {
+	return q("jsonb_typeof(%s)", d.get(r))
+}
+
+// get is the jsonb value at r, read member by member with ->: cheaper per
+// row than #> with a path array, and like SQLite's quoted path steps, a
+// step over an array (even "0") finds nothing.
+func (postgresDialect) get(r jsonRef) expr {
+	value := raw(r.doc)
+	for _, step := range r.steps {
+		value = q("(%s -> %s::text)", value, val(step))
+	}
+	return value
+}
+
+// getText is the value at r as text (a string without its quotes), as
+// ->> and #>> read it.
+func (d postgresDialect) getText(r jsonRef) expr {
+	if len(r.steps) == 0 {
+		return q("(%s #>> '{}')", raw(r.doc))
+	}
+	last := len(r.steps) - 1
+	parent := jsonRef{doc: r.doc, steps: r.steps[:last]}
+	return q("(%s ->> %s::text)", d.get(parent), val(r.steps[last]))
 }
 
 // text writes numbers as SQLite does: whole numbers without a decimal
 // part, others in the shortest form of a double.
 func (d postgresDialect) text(r jsonRef) expr {
-	n := q("(%s #>> %s)::numeric", raw(r.doc), r.path)
-	return q("(CASE %s WHEN 'string' THEN %s #>> %s WHEN 'boolean' THEN %s #>> %s "+
+	n := q("%s::numeric", d.getText(r))
+	return q("(CASE %s WHEN 'string' THEN %s WHEN 'boolean' THEN %s "+
 		"WHEN 'number' THEN (CASE WHEN %s = trunc(%s) AND abs(%s) < 9.2e18 "+
 		"THEN trunc(%s)::bigint::text WHEN abs(%s) < 1e300 THEN %s::float8::text "+
 		"ELSE %s::text END) END)",
-		d.jsonType(r), raw(r.doc), r.path, raw(r.doc), r.path, n, n, n, n, n, n, n)
+		d.jsonType(r), d.getText(r), d.getText(r), n, n, n, n, n, n, n)
 }
 
 func (d postgresDialect) number(r jsonRef) expr {
-	return q("(CASE WHEN %s = 'number' THEN (%s #>> %s)::numeric END)",
-		d.jsonType(r), raw(r.doc), r.path)
+	return q("(CASE WHEN %s = 'number' THEN %s::numeric END)",
+		d.jsonType(r), d.getText(r))
 }
 
 func (d postgresDialect) present(r jsonRef) expr {
