@@ -83,6 +83,7 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return err
 	}
 	defer a.db.Close()
+	tuneGC(ctx, getenv, a.log)
 
 	server, scheduler, err := a.buildServer(ctx, getenv, stdout, taken, limits)
 	if err != nil {
