@@ -260,11 +260,15 @@ func columnArray(rows [][]any, column int) (any, string, error) {
 const sightingsChunk = 1000
 
 // flushSightings moves the last sighting of stored identities up, in
-// UPDATEs joined to a VALUES list (one statement for many identifiers).
+// UPDATEs joined to a VALUES list (one statement for many identifiers) on
+// SQLite, in one UPDATE joined to arrays on PostgreSQL.
 func (w *writer) flushSightings(ctx context.Context) error {
 	ids := make([]Identifier, 0, len(w.bulk.seenLater))
 	for id := range w.bulk.seenLater {
 		ids = append(ids, id)
+	}
+	if w.dialect == sqldb.Postgres {
+		return w.flushSightingsArrays(ctx, ids)
 	}
 	for start, size := range statementSizes(len(ids), sightingsChunk) {
 		chunk := ids[start : start+size]
@@ -276,6 +280,30 @@ func (w *writer) flushSightings(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("mark %d identifiers seen: %w", len(chunk), err)
 		}
+	}
+	return nil
+}
+
+// flushSightingsArrays is flushSightings on PostgreSQL: the identifiers'
+// types, values and times go as three arrays to one statement, where the
+// chunks of a VALUES list took about five statements a transaction.
+func (w *writer) flushSightingsArrays(ctx context.Context, ids []Identifier) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	types := make([]string, len(ids))
+	values := make([]string, len(ids))
+	times := make([]int64, len(ids))
+	for i, id := range ids {
+		types[i], values[i], times[i] = id.Type, id.Value, w.bulk.seenLater[id]
+	}
+	err := w.exec(ctx, `UPDATE identities SET last_seen_ms = v.at
+		FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]))
+			AS v(type, value, at)
+		WHERE identities.type = v.type AND identities.value = v.value
+		AND identities.last_seen_ms < v.at`, types, values, times)
+	if err != nil {
+		return fmt.Errorf("mark %d identifiers seen: %w", len(ids), err)
 	}
 	return nil
 }

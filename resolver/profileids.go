@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/knit-cdp/knit/resolver/sqldb"
 )
@@ -79,22 +80,24 @@ func (w *writer) advanceSequences(ctx context.Context) error {
 	if w.dialect != sqldb.Postgres {
 		return nil
 	}
-	if err := w.advanceSequence(ctx, "profiles", &w.profileIDs); err != nil {
-		return err
+	// Both in one statement: a round trip fewer each transaction.
+	var calls []string
+	var args []any
+	for _, seq := range []struct {
+		table string
+		n     *idNumbering
+	}{{"profiles", &w.profileIDs}, {"events", &w.eventIDs}} {
+		if seq.n.last > seq.n.written {
+			calls = append(calls, "setval(pg_get_serial_sequence('"+seq.table+"', 'id'), ?)")
+			args = append(args, seq.n.last)
+		}
 	}
-	return w.advanceSequence(ctx, "events", &w.eventIDs)
-}
-
-// advanceSequence moves table's id sequence past the ids n handed out.
-func (w *writer) advanceSequence(ctx context.Context, table string, n *idNumbering) error {
-	if n.last <= n.written {
+	if len(calls) == 0 {
 		return nil
 	}
-	err := w.exec(ctx, `SELECT setval(pg_get_serial_sequence('`+table+`', 'id'), ?)`,
-		n.last)
-	if err != nil {
-		return fmt.Errorf("advance the %s id sequence to %d: %w", table, n.last, err)
+	if err := w.exec(ctx, "SELECT "+strings.Join(calls, ", "), args...); err != nil {
+		return fmt.Errorf("advance the profile and event id sequences: %w", err)
 	}
-	n.written = n.last
+	w.profileIDs.written, w.eventIDs.written = w.profileIDs.last, w.eventIDs.last
 	return nil
 }
