@@ -56,8 +56,10 @@ func (r *Runner) tunePlanner(ctx context.Context, tx *sqlx.Tx) error {
 	if r.db.Dialect() != sqldb.Postgres {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, `SELECT set_config('enable_memoize', 'off', true),
-		set_config('jit', 'off', true)`)
+	// Through pg_settings, so that a server without one of them (memoize
+	// came in PostgreSQL 14) skips it instead of failing the audience.
+	_, err := tx.ExecContext(ctx, `SELECT set_config(name, 'off', true)
+		FROM pg_settings WHERE name IN ('enable_memoize', 'jit')`)
 	if err != nil {
 		return fmt.Errorf("set planner options: %w", err)
 	}

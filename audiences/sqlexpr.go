@@ -253,15 +253,21 @@ func (d postgresDialect) getText(r jsonRef) expr {
 }
 
 // text writes numbers as SQLite does: whole numbers without a decimal
-// part, others in the shortest form of a double.
+// part, others in the shortest form of a double. A number nearer zero than
+// half the smallest double is 0 there, as SQLite's parser rounds it (a
+// cast to float8 refuses it, which failed the whole audience).
 func (d postgresDialect) text(r jsonRef) expr {
 	n := q("%s::numeric", d.getText(r))
 	return q("(CASE %s WHEN 'string' THEN %s WHEN 'boolean' THEN %s "+
 		"WHEN 'number' THEN (CASE WHEN %s = trunc(%s) AND abs(%s) < 9.2e18 "+
-		"THEN trunc(%s)::bigint::text WHEN abs(%s) < 1e300 THEN %s::float8::text "+
-		"ELSE %s::text END) END)",
-		d.jsonType(r), d.getText(r), d.getText(r), n, n, n, n, n, n, n)
+		"THEN trunc(%s)::bigint::text WHEN abs(%s) <= "+halfSmallestDouble+" THEN '0' "+
+		"WHEN abs(%s) < 1e300 THEN %s::float8::text ELSE %s::text END) END)",
+		d.jsonType(r), d.getText(r), d.getText(r), n, n, n, n, n, n, n, n)
 }
+
+// halfSmallestDouble is half the smallest positive double (2^-1075): a
+// decimal no larger rounds to zero when read as a double.
+const halfSmallestDouble = "2.4703282292062327208828439643411068618252990130716e-324"
 
 func (d postgresDialect) number(r jsonRef) expr {
 	return q("(CASE WHEN %s = 'number' THEN %s::numeric END)",
