@@ -31,14 +31,19 @@ sqlite_runs "batch100 c8 60s" --write-key wk --mode batch --batch 100 --concurre
 sqlite_runs "batch100 c32 60s" --write-key wk --mode batch --batch 100 --concurrency 32 --duration 60s --warmup 5s
 sqlite_runs "webhook c32 30s" --webhook-secret ws --mode webhook --concurrency 32 --duration 30s --warmup 3s
 sqlite_runs "batch100 rate5000 30s" --write-key wk --mode batch --batch 100 --concurrency 16 --rate 5000 --duration 30s --warmup 3s
-for i in 1 2 3; do
-  schema=knit_ing_$i
-  psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema; CHECKPOINT" 2>/dev/null
-  serve "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$schema"
-  run "postgres batch100 c8 60s #$i" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
-  stop
-  psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null
-done
+postgres_runs() { # label, bench args...: three runs, each on a fresh schema
+  local label=$1 i schema; shift
+  for i in 1 2 3; do
+    schema=knit_ing_$i
+    psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema; CHECKPOINT" 2>/dev/null
+    serve "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$schema"
+    run "postgres $label #$i" "$@"
+    stop
+    psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null
+  done
+}
+postgres_runs "batch100 c8 60s" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
+postgres_runs "batch100 c32 60s" --write-key wk --mode batch --batch 100 --concurrency 32 --duration 60s --warmup 5s
 echo "== ceiling $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
 cd "$(dirname "$0")/../.." && PATH=$PATH:/usr/local/go/bin go test -run X -bench 'SQLiteCeiling|IngestLikeCeiling' -benchtime 100000x -count 3 ./cmd/knit/ 2>&1 | grep Bench
 echo "== done $(date -u +%H:%M:%S)"
