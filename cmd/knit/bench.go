@@ -32,10 +32,11 @@ Usage:
 "knit bench run" simulates --people customers (1 to 3 devices each: iPhone,
 Android, web; anonymous browsing, sign-ins with email and userId, product
 views, cart adds and removals, orders, SegRuns "Workout Completed" runs),
-timestamped over the last --days days. Each of --concurrency connections is
-one keep-alive HTTP client sending one request at a time (closed loop), or,
-with --rate, requests start on a fixed schedule (open loop) and latency is
-measured from when each was due, so a slow server shows in p99.
+timestamped over the last --days days, or with --days 0 when sent, as live
+traffic is. Each of --concurrency connections is one keep-alive HTTP client
+sending one request at a time (closed loop), or, with --rate, requests
+start on a fixed schedule (open loop) and latency is measured from when
+each was due, so a slow server shows in p99.
 
 In --mode batch requests go to /v1/batch with --write-key as the HTTP Basic
 user (knit's KNIT_WRITE_KEYS); in --mode webhook to /webhook, one message a
@@ -128,7 +129,8 @@ func parseBenchFlags(args []string, getenv env, stderr io.Writer) (*benchConfig,
 		"0 sends as fast as\nthe connections allow (closed loop)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the simulated population and its traffic")
 	fs.IntVar(&c.people, "people", 100000, "size of the simulated population")
-	fs.IntVar(&c.days, "days", 30, "message timestamps spread over this many days before now")
+	fs.IntVar(&c.days, "days", 30, "message timestamps spread over this many days before "+
+		"now;\n0 stamps each message as it is sent, less up to 5 s (live traffic)")
 	fs.StringVar(&c.runID, "run-id", "", "part of every messageId (default: random, so "+
 		"reruns add new events)")
 	fs.IntVar(&c.serverPID, "server-pid", 0, "process id of the server on this machine: "+
@@ -178,8 +180,8 @@ func (c *benchConfig) check() error {
 		return problem("--batch is %d; knit takes 1 to 2500 messages a request", c.batch)
 	case c.concurrency < 1:
 		return problem("--concurrency must be at least 1")
-	case c.people < 1 || c.days < 1:
-		return problem("--people and --days must be at least 1")
+	case c.people < 1 || c.days < 0:
+		return problem("--people must be at least 1, --days at least 0")
 	case c.duration <= 0 && c.events <= 0:
 		return problem("give a --duration above 0 or --events")
 	case c.rate < 0 || c.warmup < 0 || c.events < 0 || c.timeout <= 0:

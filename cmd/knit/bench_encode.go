@@ -185,7 +185,8 @@ func appendContext(dst []byte, d *benchDevice, app benchApp) []byte {
 
 // benchStream is one connection's endless stream of messages: visits of
 // people drawn at random from the population, at times spread over the
-// span before end. The same seed and worker give the same messages; the
+// span before end, or, when span is 0, stamped as they are sent, as live
+// traffic is. The same seed and worker give the same messages; the
 // run id in every messageId keeps runs from colliding, and the rest of it
 // is the message's number scrambled, as random as a library's UUID.
 type benchStream struct {
@@ -211,19 +212,27 @@ func newBenchStream(seed uint64, people int, runID string, worker int, end time.
 	return &benchStream{seed: seed, people: people, idPrefix: prefix,
 		rng: rand.New(rand.NewPCG(mix64(seed), uint64(worker)<<32|0xbe)),
 		// A visit lasts at most a quarter of an hour; none ends after end.
-		end: end.Add(-15 * time.Minute), span: max(span, time.Minute)}
+		end: end.Add(-15 * time.Minute), span: span}
 }
+
+// liveLag is how long before it is sent a live message happened at most:
+// a library's queue of a few seconds.
+const liveLag = 5 * time.Second
 
 // appendNext appends the next message of the stream to dst.
 func (s *benchStream) appendNext(dst []byte) []byte {
 	if s.pos >= len(s.steps) {
 		s.person = newBenchPerson(s.seed, s.rng.IntN(s.people))
-		at := s.end.Add(-time.Duration(s.rng.Int64N(int64(s.span))))
+		at := s.end.Add(-time.Duration(s.rng.Int64N(int64(max(s.span, time.Minute)))))
 		s.steps = s.person.visit(s.rng, s.steps[:0], at.Truncate(time.Millisecond))
 		s.pos = 0
 	}
 	st := &s.steps[s.pos]
 	s.pos++
+	if s.span == 0 {
+		lag := time.Duration(s.rng.Int64N(int64(liveLag)))
+		st.at = time.Now().Add(-lag).Truncate(time.Millisecond)
+	}
 	// Segment's libraries send random messageIds (UUIDs), which land all
 	// over the indexes that keep them; a counter would land at one end.
 	s.id = strconv.AppendUint(append(s.id[:0], s.idPrefix...), mix64(s.seq), 16)

@@ -57,6 +57,26 @@ func TestBenchTrafficIsValidSegmentAndRepeatsWithItsSeed(t *testing.T) {
 	}
 }
 
+func TestBenchLiveTrafficIsStampedWhenSent(t *testing.T) {
+	s := newBenchStream(3, 500, "live", 0, time.Now(), 0)
+
+	for range 2000 {
+		before := time.Now()
+		raw := s.appendNext(nil)
+		after := time.Now()
+		m, err := resolver.ParseMessage(raw, resolver.Envelope{Source: "test",
+			ReceivedAt: after})
+		if err != nil {
+			t.Fatalf("%s does not parse: %v", raw, err)
+		}
+		earliest := before.Add(-liveLag).Truncate(time.Millisecond)
+		if m.Timestamp.Before(earliest) || m.Timestamp.After(after) {
+			t.Fatalf("%s: timestamp %s, want between %s and %s", m.ID, m.Timestamp,
+				earliest, after)
+		}
+	}
+}
+
 func TestBenchBodiesAreWhatTheEndpointsTake(t *testing.T) {
 	s := newBenchStream(1, 100, "r", 0, time.Now(), 24*time.Hour)
 	var batch struct {
