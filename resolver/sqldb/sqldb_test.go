@@ -26,7 +26,6 @@ func TestSQLiteOpensWithWALForeignKeysAndFullSync(t *testing.T) {
 		{"synchronous", "2"}, // FULL
 		{"wal_autocheckpoint", "16000"},
 		{"journal_size_limit", "134217728"},
-		{"temp_store", "2"}, // MEMORY
 	} {
 		var got string
 		if err := db.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
