@@ -170,30 +170,106 @@ func (w *writer) repointEvents(merged, survivor int64) {
 }
 
 // flush writes every waiting row, table by table: on SQLite in INSERTs of
-// as many rows as the parameter limit allows, on PostgreSQL in one INSERT
-// a table.
+// as many rows as the parameter limit allows, on PostgreSQL in one
+// statement for all tables.
 func (w *writer) flush(ctx context.Context) error {
 	if w.bulk == nil {
 		return nil
 	}
+	if w.dialect == sqldb.Postgres {
+		return w.flushPostgres(ctx)
+	}
 	for _, table := range w.bulk.order {
 		rows := w.bulk.rows[table]
-		write := w.insertValues
-		if w.dialect == sqldb.Postgres {
-			write = w.insertArrays
-		}
-		if err := write(ctx, table, rows); err != nil {
+		if err := w.insertValues(ctx, table, rows); err != nil {
 			return fmt.Errorf("write %d rows of %s: %w", len(rows), table.name, err)
 		}
 	}
 	if err := w.flushSightings(ctx); err != nil {
 		return err
 	}
-	if err := w.advanceSequences(ctx); err != nil {
-		return err
-	}
 	w.bulk.clear()
 	return nil
+}
+
+// flushPostgres is flush on PostgreSQL: the batch's rows in one statement
+// (flushStatement), where each table took a round trip of its own.
+func (w *writer) flushPostgres(ctx context.Context) error {
+	query, args, err := w.flushStatement()
+	if err != nil || query == "" {
+		return err
+	}
+	if err := w.exec(ctx, query, args...); err != nil {
+		return fmt.Errorf("write the batch's rows (%s): %w", w.bulk.summary(), err)
+	}
+	w.profileIDs.written, w.eventIDs.written = w.profileIDs.last, w.eventIDs.last
+	w.bulk.clear()
+	return nil
+}
+
+// flushStatement is the one PostgreSQL statement that writes every waiting
+// row: each table's INSERT and the last-seen UPDATE in a WITH clause of
+// their own, and the moves of the id sequences as its SELECT. None of the
+// writes reads rows another writes (they see one snapshot), and no foreign
+// key joins them (migration 17). It returns "" when there is nothing to do.
+func (w *writer) flushStatement() (string, []any, error) {
+	var clauses []string
+	var args []any
+	for _, table := range canonicalOrder(w.bulk.order) {
+		query, tableArgs, err := insertArraysSQL(table, w.bulk.rows[table])
+		if err != nil {
+			return "", nil, fmt.Errorf("write %d rows of %s: %w",
+				len(w.bulk.rows[table]), table.name, err)
+		}
+		clauses = append(clauses, table.name+" AS ("+query+")")
+		args = append(args, tableArgs...)
+	}
+	if query, sightingArgs := w.sightingsArraysSQL(); query != "" {
+		clauses = append(clauses, "sightings AS ("+query+")")
+		args = append(args, sightingArgs...)
+	}
+	final, sequenceArgs := w.sequencesSQL()
+	if len(clauses) == 0 && len(sequenceArgs) == 0 {
+		return "", nil, nil
+	}
+	args = append(args, sequenceArgs...)
+	if len(clauses) == 0 {
+		return final, args, nil
+	}
+	return "WITH " + strings.Join(clauses, ",\n") + "\n" + final, args, nil
+}
+
+// flushTables is the order of the tables in a flush statement: one order
+// whatever the batch wrote first, so that few distinct statements reach
+// pgx's cache of prepared ones.
+var flushTables = []*bulkTable{&bulkProfiles, &bulkIdentities, &bulkEvents, &bulkLinks,
+	&bulkDecisions, &bulkTraits}
+
+// canonicalOrder returns tables in flushTables' order, any other last.
+func canonicalOrder(tables []*bulkTable) []*bulkTable {
+	position := func(t *bulkTable) int {
+		if i := slices.Index(flushTables, t); i >= 0 {
+			return i
+		}
+		return len(flushTables)
+	}
+	sorted := slices.Clone(tables)
+	slices.SortStableFunc(sorted, func(a, b *bulkTable) int {
+		return position(a) - position(b)
+	})
+	return sorted
+}
+
+// summary names the tables waiting rows and how many each, for errors.
+func (b *bulkRows) summary() string {
+	parts := make([]string, 0, len(b.order)+1)
+	for _, table := range b.order {
+		parts = append(parts, fmt.Sprintf("%d %s", len(b.rows[table]), table.name))
+	}
+	if len(b.seenLater) > 0 {
+		parts = append(parts, fmt.Sprintf("%d sightings", len(b.seenLater)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // insertValues writes rows in multi-row INSERTs of as many rows as the
@@ -212,21 +288,22 @@ func (w *writer) insertValues(ctx context.Context, table *bulkTable, rows [][]an
 	return nil
 }
 
-// insertArrays writes rows in one INSERT on PostgreSQL, each column sent
-// as one array: a statement of a few parameters, whatever the number of
-// rows, parses and binds in a fraction of the time of a VALUES list.
-func (w *writer) insertArrays(ctx context.Context, table *bulkTable, rows [][]any) error {
+// insertArraysSQL is the INSERT of rows into table on PostgreSQL, each
+// column sent as one array: a statement of a few parameters, whatever the
+// number of rows, parses and binds in a fraction of the time of a VALUES
+// list.
+func insertArraysSQL(table *bulkTable, rows [][]any) (string, []any, error) {
 	arrays := make([]string, len(table.columns))
 	args := make([]any, len(table.columns))
 	for i := range table.columns {
 		var err error
 		if args[i], arrays[i], err = columnArray(rows, i); err != nil {
-			return fmt.Errorf("column %s: %w", table.columns[i], err)
+			return "", nil, fmt.Errorf("column %s: %w", table.columns[i], err)
 		}
 	}
 	query := "INSERT INTO " + table.name + " (" + strings.Join(table.columns, ", ") +
 		") SELECT * FROM unnest(" + strings.Join(arrays, ", ") + ") " + table.suffix
-	return w.exec(ctx, query, args...)
+	return query, args, nil
 }
 
 // columnArray gathers one column of rows into an array argument and the
@@ -260,15 +337,11 @@ func columnArray(rows [][]any, column int) (any, string, error) {
 const sightingsChunk = 1000
 
 // flushSightings moves the last sighting of stored identities up, in
-// UPDATEs joined to a VALUES list (one statement for many identifiers) on
-// SQLite, in one UPDATE joined to arrays on PostgreSQL.
+// UPDATEs joined to a VALUES list (one statement for many identifiers).
 func (w *writer) flushSightings(ctx context.Context) error {
 	ids := make([]Identifier, 0, len(w.bulk.seenLater))
 	for id := range w.bulk.seenLater {
 		ids = append(ids, id)
-	}
-	if w.dialect == sqldb.Postgres {
-		return w.flushSightingsArrays(ctx, ids)
 	}
 	for start, size := range statementSizes(len(ids), sightingsChunk) {
 		chunk := ids[start : start+size]
@@ -284,28 +357,24 @@ func (w *writer) flushSightings(ctx context.Context) error {
 	return nil
 }
 
-// flushSightingsArrays is flushSightings on PostgreSQL: the identifiers'
-// types, values and times go as three arrays to one statement, where the
-// chunks of a VALUES list took about five statements a transaction.
-func (w *writer) flushSightingsArrays(ctx context.Context, ids []Identifier) error {
-	if len(ids) == 0 {
-		return nil
+// sightingsArraysSQL is the last-seen UPDATE on PostgreSQL: the
+// identifiers' types, values and times as three arrays. It returns "" when
+// no stored identity was seen later.
+func (w *writer) sightingsArraysSQL() (string, []any) {
+	if len(w.bulk.seenLater) == 0 {
+		return "", nil
 	}
-	types := make([]string, len(ids))
-	values := make([]string, len(ids))
-	times := make([]int64, len(ids))
-	for i, id := range ids {
-		types[i], values[i], times[i] = id.Type, id.Value, w.bulk.seenLater[id]
+	n := len(w.bulk.seenLater)
+	types, values, times := make([]string, 0, n), make([]string, 0, n), make([]int64, 0, n)
+	for id, at := range w.bulk.seenLater {
+		types, values, times = append(types, id.Type), append(values, id.Value),
+			append(times, at)
 	}
-	err := w.exec(ctx, `UPDATE identities SET last_seen_ms = v.at
+	return `UPDATE identities SET last_seen_ms = v.at
 		FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]))
 			AS v(type, value, at)
 		WHERE identities.type = v.type AND identities.value = v.value
-		AND identities.last_seen_ms < v.at`, types, values, times)
-	if err != nil {
-		return fmt.Errorf("mark %d identifiers seen: %w", len(ids), err)
-	}
-	return nil
+		AND identities.last_seen_ms < v.at`, []any{types, values, times}
 }
 
 // sightingsSQL is the UPDATE that moves the last sighting of n identifiers

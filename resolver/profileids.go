@@ -75,12 +75,27 @@ func (w *writer) newEventID(ctx context.Context) (int64, error) {
 // advanceSequences moves PostgreSQL's id sequences of profiles and events
 // past the ids this transaction wrote, so that a row inserted with the
 // default id (by hand, or by an older knit) never takes one of them.
-// SQLite has no sequence: it numbers from the highest id as knit does.
+// SQLite has no sequence: it numbers from the highest id as knit does. A
+// batch's flush moves them in its own statement (sequencesSQL).
 func (w *writer) advanceSequences(ctx context.Context) error {
 	if w.dialect != sqldb.Postgres {
 		return nil
 	}
-	// Both in one statement: a round trip fewer each transaction.
+	query, args := w.sequencesSQL()
+	if len(args) == 0 {
+		return nil
+	}
+	if err := w.exec(ctx, query, args...); err != nil {
+		return fmt.Errorf("advance the profile and event id sequences: %w", err)
+	}
+	w.profileIDs.written, w.eventIDs.written = w.profileIDs.last, w.eventIDs.last
+	return nil
+}
+
+// sequencesSQL is the SELECT that moves the profile and event id sequences
+// past the ids the transaction gave out, both in one statement, or
+// "SELECT 1" with no arguments when it gave out none.
+func (w *writer) sequencesSQL() (string, []any) {
 	var calls []string
 	var args []any
 	for _, seq := range []struct {
@@ -93,11 +108,7 @@ func (w *writer) advanceSequences(ctx context.Context) error {
 		}
 	}
 	if len(calls) == 0 {
-		return nil
+		return "SELECT 1", nil
 	}
-	if err := w.exec(ctx, "SELECT "+strings.Join(calls, ", "), args...); err != nil {
-		return fmt.Errorf("advance the profile and event id sequences: %w", err)
-	}
-	w.profileIDs.written, w.eventIDs.written = w.profileIDs.last, w.eventIDs.last
-	return nil
+	return "SELECT " + strings.Join(calls, ", "), args
 }
