@@ -28,6 +28,9 @@ func (w *writer) prefetch(ctx context.Context, messages []*Message) error {
 		}
 	}
 
+	if err := w.readStart(ctx); err != nil {
+		return err
+	}
 	if err := w.readKnownMessages(ctx, ids); err != nil {
 		return err
 	}
@@ -37,6 +40,32 @@ func (w *writer) prefetch(ctx context.Context, messages []*Message) error {
 	}
 	_, err = w.identifiersOf(ctx, distinctProfiles(owners))
 	return err
+}
+
+// readStart reads in one statement what a batch's first messages would
+// each read alone: the highest profile and event ids, and whether any
+// identifier is unlinked. Three round trips a transaction were a tenth of
+// a batch's on PostgreSQL.
+func (w *writer) readStart(ctx context.Context) error {
+	var start struct {
+		Profiles int64 `db:"profiles"`
+		Events   int64 `db:"events"`
+		Blocks   int64 `db:"blocks"`
+	}
+	query := "SELECT (" + profileRows.highest + ") AS profiles, (" +
+		eventRows.highest + ") AS events, (" + anyBlocksQuery + ") AS blocks"
+	if err := w.tx.GetContext(ctx, &start, query); err != nil {
+		return fmt.Errorf("read the highest ids and unlinked identifiers: %w", err)
+	}
+
+	// Ids below 1 were put there by hand. The sequences need moving only
+	// past ids this transaction hands out.
+	w.profileIDs.last = max(start.Profiles, 0)
+	w.eventIDs.last = max(start.Events, 0)
+	w.profileIDs.written, w.eventIDs.written = w.profileIDs.last, w.eventIDs.last
+	blocks := start.Blocks > 0
+	w.anyBlocks = &blocks
+	return nil
 }
 
 // messageChunk bounds the message ids one duplicate check names.

@@ -13,6 +13,9 @@ const (
 	DecisionRebuilt  = "rebuilt"  // a profile re-made from stored messages
 )
 
+// anyBlocksQuery counts 1 when any identifier is unlinked, else 0.
+const anyBlocksQuery = `SELECT COUNT(*) FROM (SELECT 1 FROM identity_blocks LIMIT 1) AS b`
+
 // withoutUnlinked leaves out identifiers that an unlink blocked for good.
 func (w *writer) withoutUnlinked(ctx context.Context,
 	ids []Identifier) ([]Identifier, []blockedIdentifier, error) {
@@ -21,7 +24,7 @@ func (w *writer) withoutUnlinked(ctx context.Context,
 	}
 	if w.anyBlocks == nil {
 		var n int
-		if err := w.tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM identity_blocks`); err != nil {
+		if err := w.tx.GetContext(ctx, &n, anyBlocksQuery); err != nil {
 			return nil, nil, fmt.Errorf("count unlinked identifiers: %w", err)
 		}
 		any := n > 0
