@@ -9,8 +9,10 @@ import (
 // move over (per trait the value with the latest event time wins), and the
 // merged profile keeps a pointer to its survivor for history.
 func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) error {
-	// The UPDATEs below move stored rows: store what the batch holds first.
-	if err := w.flush(ctx); err != nil {
+	// The statements below move stored rows: store the waiting ones they
+	// must see first. Waiting events are repointed below, where they wait.
+	err := w.flushTables(ctx, &bulkProfiles, &bulkIdentities, &bulkTraits)
+	if err != nil {
 		return err
 	}
 	steps := []struct {
