@@ -3,7 +3,18 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
+
+// mergeStep is one statement of a merge: what it does, for errors, and
+// the statement with its arguments.
+type mergeStep struct {
+	what  string
+	query string
+	args  []any
+}
 
 // merge folds profile merged into survivor: identifiers, events and traits
 // move over (per trait the value with the latest event time wins), and the
@@ -15,11 +26,34 @@ func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) 
 	if err != nil {
 		return err
 	}
-	steps := []struct {
-		what  string
-		query string
-		args  []any
-	}{
+
+	steps := w.mergeSteps(m, survivor, merged)
+	if w.dialect == sqldb.Postgres {
+		query, args := mergeStatement(steps)
+		if err := w.exec(ctx, query, args...); err != nil {
+			return fmt.Errorf("merge profile %d into %d: %w", merged, survivor, err)
+		}
+	} else {
+		for _, step := range steps {
+			if err := w.exec(ctx, step.query, step.args...); err != nil {
+				return fmt.Errorf("merge profile %d into %d: %s: %w",
+					merged, survivor, step.what, err)
+			}
+		}
+	}
+
+	w.repointEvents(merged, survivor)
+	if w.cache != nil {
+		w.cache.merged(survivor, merged)
+	}
+	return nil
+}
+
+// mergeSteps are the statements that fold merged into survivor, in order.
+// No step reads what an earlier one wrote, so on PostgreSQL they can run
+// as one statement (mergeStatement).
+func (w *writer) mergeSteps(m *Message, survivor, merged int64) []mergeStep {
+	return []mergeStep{
 		{"move identifiers",
 			`UPDATE identities SET profile_id = ? WHERE profile_id = ?`,
 			[]any{survivor, merged}},
@@ -50,16 +84,20 @@ func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) 
 			 VALUES (?, ?, ?, ?)`,
 			[]any{survivor, merged, m.ID, w.now.UnixMilli()}},
 	}
+}
 
-	for _, step := range steps {
-		if err := w.exec(ctx, step.query, step.args...); err != nil {
-			return fmt.Errorf("merge profile %d into %d: %s: %w",
-				merged, survivor, step.what, err)
-		}
+// mergeStatement joins steps into one PostgreSQL statement, each a WITH
+// clause: one round trip a merge where there were seven, with 2 to 3
+// merges a batch late in a minute of load. The clauses see one snapshot:
+// the traits copied to the survivor are the merged profile's stored ones,
+// which the DELETE removes, and the two UPDATEs of profiles touch
+// different rows (a profile is never merged into itself).
+func mergeStatement(steps []mergeStep) (string, []any) {
+	clauses := make([]string, len(steps))
+	var args []any
+	for i, step := range steps {
+		clauses[i] = fmt.Sprintf("step_%d AS (%s)", i+1, step.query)
+		args = append(args, step.args...)
 	}
-	w.repointEvents(merged, survivor)
-	if w.cache != nil {
-		w.cache.merged(survivor, merged)
-	}
-	return nil
+	return "WITH " + strings.Join(clauses, ",\n") + "\nSELECT 1", args
 }
