@@ -29,6 +29,7 @@ sqlite_runs() { # label, bench args...: three runs, each on a fresh file
 }
 sqlite_runs "batch100 c8 60s" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
 sqlite_runs "batch100 c32 60s" --write-key wk --mode batch --batch 100 --concurrency 32 --duration 60s --warmup 5s
+sqlite_runs "batch100 c8 60s live" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s --days 0
 sqlite_runs "webhook c32 30s" --webhook-secret ws --mode webhook --concurrency 32 --duration 30s --warmup 3s
 sqlite_runs "batch100 rate5000 30s" --write-key wk --mode batch --batch 100 --concurrency 16 --rate 5000 --duration 30s --warmup 3s
 postgres_runs() { # label, bench args...: three runs, each on a fresh schema
@@ -42,6 +43,9 @@ postgres_runs() { # label, bench args...: three runs, each on a fresh schema
     psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null
   done
 }
+# autovacuum is off on this server and the test suites make and drop many
+# schemas: clean the catalogs first, as autovacuum would.
+psql -h 127.0.0.1 -U postgres -d test -qc "VACUUM" 2>/dev/null
 postgres_runs "batch100 c8 60s" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
 postgres_runs "batch100 c32 60s" --write-key wk --mode batch --batch 100 --concurrency 32 --duration 60s --warmup 5s
 echo "== ceiling $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
