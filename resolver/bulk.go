@@ -296,7 +296,7 @@ func (w *writer) flushTables(ctx context.Context, tables ...*bulkTable) error {
 // PostgreSQL in one statement, on SQLite in multi-row INSERTs.
 func (w *writer) writeTables(ctx context.Context, tables []*bulkTable) error {
 	if w.dialect == sqldb.Postgres {
-		clauses, args, err := insertClauses(w.bulk, tables)
+		clauses, args, err := insertClauses(w.bulk, canonicalOrder(tables))
 		if err != nil {
 			return err
 		}
@@ -315,19 +315,19 @@ func (w *writer) writeTables(ctx context.Context, tables []*bulkTable) error {
 	return nil
 }
 
-// flushTables is the order of the tables in a flush statement: one order
-// whatever the batch wrote first, so that few distinct statements reach
-// pgx's cache of prepared ones.
-var flushTables = []*bulkTable{&bulkProfiles, &bulkIdentities, &bulkEvents, &bulkLinks,
+// flushTableOrder is the order of the tables in a flush statement: one
+// order whatever the batch wrote first, so that few distinct statements
+// reach pgx's cache of prepared ones.
+var flushTableOrder = []*bulkTable{&bulkProfiles, &bulkIdentities, &bulkEvents, &bulkLinks,
 	&bulkDecisions, &bulkTraits}
 
-// canonicalOrder returns tables in flushTables' order, any other last.
+// canonicalOrder returns tables in flushTableOrder, any other last.
 func canonicalOrder(tables []*bulkTable) []*bulkTable {
 	position := func(t *bulkTable) int {
-		if i := slices.Index(flushTables, t); i >= 0 {
+		if i := slices.Index(flushTableOrder, t); i >= 0 {
 			return i
 		}
-		return len(flushTables)
+		return len(flushTableOrder)
 	}
 	sorted := slices.Clone(tables)
 	slices.SortStableFunc(sorted, func(a, b *bulkTable) int {

@@ -48,7 +48,7 @@ func TestPostgresFlushWritesEveryKindOfRowInOneStatement(t *testing.T) {
 		cache: newIdentityCache(), dialect: sqldb.Postgres}
 	w.bulk.seenLater[Identifier{Type: "anonymous_id", Value: "anon-1"}] = 1
 	w.profileIDs.last, w.eventIDs.last = 9, 9
-	for _, table := range flushTables {
+	for _, table := range flushTableOrder {
 		row := make([]any, len(table.columns))
 		for i := range row {
 			row[i] = "x"
