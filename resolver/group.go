@@ -16,7 +16,8 @@ type GroupOptions struct {
 	// MaxMessages caps the messages of one shared transaction; a request
 	// larger than the cap still commits, alone.
 	MaxMessages int
-	// Observe, when set, is told the size of every committed group.
+	// Observe, when set, is told the size of every group and, for one
+	// that committed, where its time went.
 	Observe func(GroupStats)
 }
 
@@ -25,6 +26,9 @@ type GroupStats struct {
 	Requests int  // Ingest calls it answered
 	Messages int  // messages it held
 	Retried  bool // it failed and its requests were committed one by one
+	// Phases is where the shared transaction spent its time; zero when
+	// it failed.
+	Phases IngestPhases
 }
 
 // GroupCommitter stores messages from concurrent Ingest calls in shared
@@ -149,12 +153,16 @@ func (g *GroupCommitter) commit(group []*groupRequest) {
 	}
 	// Not any one caller's context: the work is all of theirs, and it
 	// finishes even if a caller goes away.
-	outcomes, err := g.store.Ingest(context.Background(), all)
+	outcomes, phases, err := g.store.ingestTimed(context.Background(), all)
 	// A database that cannot work now fails each request alone too, and
 	// each would wait its own busy timeout first: answer them all at once.
 	if err == nil || len(group) == 1 || ErrorCode(err) == EUnavailable {
 		g.answer(group, outcomes, err)
-		g.observe(GroupStats{Requests: len(group), Messages: len(all)})
+		stats := GroupStats{Requests: len(group), Messages: len(all)}
+		if err == nil {
+			stats.Phases = phases
+		}
+		g.observe(stats)
 		return
 	}
 

@@ -67,7 +67,34 @@ type Outcome struct {
 // reported as a duplicate. When Ingest returns nil, every message is
 // committed; on error none of them is.
 func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, error) {
+	outcomes, _, err := s.ingestTimed(ctx, messages)
+	return outcomes, err
+}
+
+// IngestPhases is where one Ingest call spent its time, phase by phase:
+// what /metrics shows of the writer, and where its time goes under load.
+type IngestPhases struct {
+	// Wait is taking the write lock and beginning the transaction.
+	Wait time.Duration
+	// ReadAhead is reading what the messages' ids and identifiers already
+	// hold, in a few statements for all of them.
+	ReadAhead time.Duration
+	// Resolve is taking the messages in order: identity resolution,
+	// merges with the rows they move, and the rows kept for the end.
+	Resolve time.Duration
+	// Write is writing the rows kept for the end.
+	Write time.Duration
+	// Commit is committing: on SQLite, the write-ahead log's fsync.
+	Commit time.Duration
+}
+
+// ingestTimed is Ingest, also telling how long each phase took; the
+// phases of a call that failed are as far as it got.
+func (s *Store) ingestTimed(ctx context.Context,
+	messages []*Message) ([]Outcome, IngestPhases, error) {
 	s.prepare(messages) // before the lock: no other writer waits for it
+	var phases IngestPhases
+	clock := newLapClock()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 
@@ -76,9 +103,11 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 	}
 	outcomes := make([]Outcome, len(messages))
 	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
+		phases.Wait = clock.lap()
 		w := &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows(),
 			cache: newIdentityCache(), dialect: s.db.Dialect(), shared: s.statements}
-		if err := w.prefetch(ctx, messages); err != nil {
+		err := w.prefetch(ctx, messages)
+		if phases.ReadAhead = clock.lap(); err != nil {
 			return err
 		}
 		for i, m := range messages {
@@ -88,13 +117,31 @@ func (s *Store) Ingest(ctx context.Context, messages []*Message) ([]Outcome, err
 			}
 			outcomes[i] = outcome
 		}
-		return w.flush(ctx)
+		phases.Resolve = clock.lap()
+		err = w.flush(ctx)
+		phases.Write = clock.lap()
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("resolver.Ingest: %w", err)
+		return nil, phases, fmt.Errorf("resolver.Ingest: %w", err)
 	}
+	phases.Commit = clock.lap()
 	s.logOutcomes(ctx, outcomes)
-	return outcomes, nil
+	return outcomes, phases, nil
+}
+
+// lapClock measures consecutive phases on the monotonic clock.
+type lapClock struct{ last time.Time }
+
+func newLapClock() *lapClock { return &lapClock{last: time.Now()} }
+
+// lap returns the time since the previous lap (or the start) and starts
+// the next.
+func (c *lapClock) lap() time.Duration {
+	now := time.Now()
+	elapsed := now.Sub(c.last)
+	c.last = now
+	return elapsed
 }
 
 func (s *Store) logOutcomes(ctx context.Context, outcomes []Outcome) {

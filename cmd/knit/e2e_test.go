@@ -557,7 +557,9 @@ func checkMetricsAndReadiness(t *testing.T, s *server) {
 		`knit_audience_members{audience="cart_abandonment"}`,
 		`knit_http_requests_total{route="/readyz",status="200"} 1`,
 		`knit_ingest_batch_messages_count`, `knit_outbox_pending`,
-		`knit_group_commit_requests_count`, `knit_group_commit_messages_sum`} {
+		`knit_group_commit_requests_count`, `knit_group_commit_messages_sum`,
+		`knit_group_commit_phase_seconds_count{phase="read_ahead"}`,
+		`knit_group_commit_phase_seconds_sum{phase="commit"}`} {
 		if status != http.StatusOK || !strings.Contains(string(body), want) {
 			t.Errorf("/metrics (%d) lacks %s", status, want)
 		}

@@ -31,6 +31,7 @@ type metrics struct {
 type groupMetrics struct {
 	requests, messages prometheus.Histogram
 	retried            prometheus.Counter
+	phases             *prometheus.HistogramVec
 }
 
 func newGroupMetrics() groupMetrics {
@@ -49,6 +50,12 @@ func newGroupMetrics() groupMetrics {
 			Name: "knit_group_commit_retried_total",
 			Help: "Shared transactions that failed and were retried request by request.",
 		}),
+		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "knit_group_commit_phase_seconds",
+			Help: "Time a committed shared transaction spent in each phase: " +
+				"wait (write lock and begin), read_ahead, resolve, write, commit.",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 14), // 0.25 ms to 2 s
+		}, []string{"phase"}),
 	}
 }
 
@@ -59,6 +66,15 @@ func (m *metrics) observeGroup(stats resolver.GroupStats) {
 	if stats.Retried {
 		m.groups.retried.Inc()
 	}
+	if stats.Phases == (resolver.IngestPhases{}) {
+		return // failed: its phases say nothing of a commit
+	}
+	phases := m.groups.phases
+	phases.WithLabelValues("wait").Observe(stats.Phases.Wait.Seconds())
+	phases.WithLabelValues("read_ahead").Observe(stats.Phases.ReadAhead.Seconds())
+	phases.WithLabelValues("resolve").Observe(stats.Phases.Resolve.Seconds())
+	phases.WithLabelValues("write").Observe(stats.Phases.Write.Seconds())
+	phases.WithLabelValues("commit").Observe(stats.Phases.Commit.Seconds())
 }
 
 func newMetrics(runner *audiences.Runner) *metrics {
@@ -87,7 +103,7 @@ func newMetrics(runner *audiences.Runner) *metrics {
 	})
 	m.groups = newGroupMetrics()
 	m.registry.MustRegister(m.messages, m.batches, m.requests, m.latencies, m.inFlight,
-		m.groups.requests, m.groups.messages, m.groups.retried,
+		m.groups.requests, m.groups.messages, m.groups.retried, m.groups.phases,
 		newAudienceCollector(runner),
 		// process_resident_memory_bytes (on Linux), which `knit bench`
 		// samples for the server's peak memory, and the Go runtime's own.
