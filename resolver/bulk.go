@@ -209,18 +209,21 @@ func (w *writer) flush(ctx context.Context) error {
 }
 
 // flushPostgres is flush on PostgreSQL: the batch's rows in one statement
-// (flushStatement), where each table took a round trip of its own.
+// (flushStatement), where each table took a round trip of its own, then
+// its merges in another (foldsSQL), which must see those rows.
 func (w *writer) flushPostgres(ctx context.Context) error {
 	query, args, err := w.flushStatement()
-	if err != nil || query == "" {
+	if err != nil {
 		return err
 	}
-	if err := w.exec(ctx, query, args...); err != nil {
-		return fmt.Errorf("write the batch's rows (%s): %w", w.bulk.summary(), err)
+	if query != "" {
+		if err := w.exec(ctx, query, args...); err != nil {
+			return fmt.Errorf("write the batch's rows (%s): %w", w.bulk.summary(), err)
+		}
+		w.profileIDs.written, w.eventIDs.written = w.profileIDs.last, w.eventIDs.last
+		w.bulk.clear()
 	}
-	w.profileIDs.written, w.eventIDs.written = w.profileIDs.last, w.eventIDs.last
-	w.bulk.clear()
-	return nil
+	return w.writeFolds(ctx)
 }
 
 // flushStatement is the one PostgreSQL statement that writes every waiting

@@ -3,9 +3,6 @@ package resolver
 import (
 	"context"
 	"fmt"
-	"strings"
-
-	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // mergeStep is one statement of a merge: what it does, for errors, and
@@ -18,28 +15,15 @@ type mergeStep struct {
 
 // merge folds profile merged into survivor: identifiers, events and traits
 // move over (per trait the value with the latest event time wins), and the
-// merged profile keeps a pointer to its survivor for history.
+// merged profile keeps a pointer to its survivor for history. On
+// PostgreSQL the batch's merges are written together at its end
+// (foldedMerges); on SQLite, where a statement costs no round trip, each
+// is written at once.
 func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) error {
-	// The statements below move stored rows: store the waiting ones they
-	// must see first. Waiting events are repointed below, where they wait.
-	err := w.flushTables(ctx, &bulkProfiles, &bulkIdentities, &bulkTraits)
-	if err != nil {
+	if w.defersMerges() {
+		w.folds.add(survivor, merged, m.ID, w.now.UnixMilli())
+	} else if err := w.mergeNow(ctx, m, survivor, merged); err != nil {
 		return err
-	}
-
-	steps := w.mergeSteps(m, survivor, merged)
-	if w.dialect == sqldb.Postgres {
-		query, args := mergeStatement(steps)
-		if err := w.exec(ctx, query, args...); err != nil {
-			return fmt.Errorf("merge profile %d into %d: %w", merged, survivor, err)
-		}
-	} else {
-		for _, step := range steps {
-			if err := w.exec(ctx, step.query, step.args...); err != nil {
-				return fmt.Errorf("merge profile %d into %d: %s: %w",
-					merged, survivor, step.what, err)
-			}
-		}
 	}
 
 	w.repointEvents(merged, survivor)
@@ -49,9 +33,24 @@ func (w *writer) merge(ctx context.Context, m *Message, survivor, merged int64) 
 	return nil
 }
 
+// mergeNow writes one merge, step by step.
+func (w *writer) mergeNow(ctx context.Context, m *Message, survivor, merged int64) error {
+	// The statements below move stored rows: store the waiting ones they
+	// must see first. Waiting events are repointed where they wait.
+	err := w.flushTables(ctx, &bulkProfiles, &bulkIdentities, &bulkTraits)
+	if err != nil {
+		return err
+	}
+	for _, step := range w.mergeSteps(m, survivor, merged) {
+		if err := w.exec(ctx, step.query, step.args...); err != nil {
+			return fmt.Errorf("merge profile %d into %d: %s: %w",
+				merged, survivor, step.what, err)
+		}
+	}
+	return nil
+}
+
 // mergeSteps are the statements that fold merged into survivor, in order.
-// No step reads what an earlier one wrote, so on PostgreSQL they can run
-// as one statement (mergeStatement).
 func (w *writer) mergeSteps(m *Message, survivor, merged int64) []mergeStep {
 	return []mergeStep{
 		{"move identifiers",
@@ -84,20 +83,4 @@ func (w *writer) mergeSteps(m *Message, survivor, merged int64) []mergeStep {
 			 VALUES (?, ?, ?, ?)`,
 			[]any{survivor, merged, m.ID, w.now.UnixMilli()}},
 	}
-}
-
-// mergeStatement joins steps into one PostgreSQL statement, each a WITH
-// clause: one round trip a merge where there were seven, with 2 to 3
-// merges a batch late in a minute of load. The clauses see one snapshot:
-// the traits copied to the survivor are the merged profile's stored ones,
-// which the DELETE removes, and the two UPDATEs of profiles touch
-// different rows (a profile is never merged into itself).
-func mergeStatement(steps []mergeStep) (string, []any) {
-	clauses := make([]string, len(steps))
-	var args []any
-	for i, step := range steps {
-		clauses[i] = fmt.Sprintf("step_%d AS (%s)", i+1, step.query)
-		args = append(args, step.args...)
-	}
-	return "WITH " + strings.Join(clauses, ",\n") + "\nSELECT 1", args
 }

@@ -134,6 +134,11 @@ func (w *writer) owners(ctx context.Context, ids []Identifier) (map[Identifier]i
 			return nil, err
 		}
 	}
+	if w.folds != nil { // a stored identifier of a folded profile is its survivor's
+		for id, profile := range found {
+			found[id] = w.folds.rootOf(profile)
+		}
+	}
 	if w.cache != nil {
 		w.cache.learnOwners(unknown, found)
 	}
@@ -207,6 +212,9 @@ func (w *writer) identifiersOf(ctx context.Context, profiles []int64) ([]heldIde
 	}
 	if len(unknown) == 0 {
 		return held, nil
+	}
+	if err := w.settleFoldsFor(ctx, unknown...); err != nil {
+		return nil, err
 	}
 	read, err := w.readIdentifiersOf(ctx, unknown)
 	if err != nil {
@@ -388,6 +396,9 @@ func (w *writer) join(ctx context.Context, m *Message, profiles []int64,
 	survivor := profiles[0]
 	merges := 0
 	if len(profiles) > 1 { // counted only when a merge is on the table
+		if err := w.readMergeCounts(ctx, profiles); err != nil {
+			return 0, err
+		}
 		var err error
 		if merges, err = w.mergeCount(ctx, survivor); err != nil {
 			return 0, err
@@ -451,12 +462,72 @@ func (w *writer) recordMerge(ids []Identifier, owners map[Identifier]int64,
 			onSurvivor, survivor, onMerged, merged)})
 }
 
+// readMergeCounts reads into the cache, in one query, how many profiles
+// were merged into each of profiles it does not know yet: a merge needs
+// the survivor's and the merged profile's, a round trip each before.
+func (w *writer) readMergeCounts(ctx context.Context, profiles []int64) error {
+	if w.cache == nil {
+		return nil
+	}
+	var unknown []int64
+	for _, p := range profiles {
+		if _, known := w.cache.merges[p]; !known {
+			unknown = append(unknown, p)
+		}
+	}
+	if len(unknown) < 2 {
+		return nil // mergeCount asks for the one
+	}
+	if err := w.settleFoldsFor(ctx, unknown...); err != nil {
+		return err
+	}
+
+	query, args, err := mergeCountsQuery(w.dialect, unknown)
+	if err != nil {
+		return err
+	}
+	var counts []struct {
+		Profile int64 `db:"profile"`
+		Merges  int   `db:"merges"`
+	}
+	if err := w.tx.SelectContext(ctx, &counts, w.tx.Rebind(query), args...); err != nil {
+		return fmt.Errorf("count merges of %d profiles: %w", len(unknown), err)
+	}
+	for _, p := range unknown {
+		w.cache.merges[p] = 0
+	}
+	for _, c := range counts {
+		w.cache.merges[c.Profile] = c.Merges
+	}
+	return nil
+}
+
+// mergeCountsQuery counts the profiles merged into each of profiles, by
+// the index on merged_into; on PostgreSQL as one array, so that one
+// statement serves any number of profiles.
+func mergeCountsQuery(dialect sqldb.Dialect, profiles []int64) (string, []any, error) {
+	const counts = `SELECT merged_into AS profile, COUNT(*) AS merges FROM profiles
+		WHERE merged_into `
+	if dialect == sqldb.Postgres {
+		return counts + `= ANY(CAST(? AS BIGINT[])) GROUP BY merged_into`,
+			[]any{profiles}, nil
+	}
+	query, args, err := sqlx.In(counts+`IN (?) GROUP BY merged_into`, profiles)
+	if err != nil {
+		return "", nil, fmt.Errorf("build merge count query: %w", err)
+	}
+	return query, args, nil
+}
+
 // mergeCount is how many profiles were merged into profile.
 func (w *writer) mergeCount(ctx context.Context, profile int64) (int, error) {
 	if w.cache != nil {
 		if n, known := w.cache.merges[profile]; known {
 			return n, nil
 		}
+	}
+	if err := w.settleFoldsFor(ctx, profile); err != nil {
+		return 0, err
 	}
 	var n int
 	err := w.get(ctx, &n, `SELECT COUNT(*) FROM profiles WHERE merged_into = ?`, profile)
@@ -527,6 +598,9 @@ func (w *writer) identifierRoom(ctx context.Context, profile int64, ids []Identi
 		if list, known := w.cache.profileIdentifiers(profile); known {
 			return max(0, w.rules.MaxIdentifiers-len(list)), nil
 		}
+	}
+	if err := w.settleFoldsFor(ctx, profile); err != nil {
+		return 0, err
 	}
 	var count int
 	err := w.get(ctx, &count, `SELECT COUNT(*) FROM identities WHERE profile_id = ?`, profile)

@@ -106,6 +106,9 @@ func (s *Store) ingestTimed(ctx context.Context,
 		phases.Wait = clock.lap()
 		w := &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows(),
 			cache: newIdentityCache(), dialect: s.db.Dialect(), shared: s.statements}
+		if w.dialect == sqldb.Postgres {
+			w.folds = newFoldedMerges()
+		}
 		err := w.prefetch(ctx, messages)
 		if phases.ReadAhead = clock.lap(); err != nil {
 			return err
@@ -186,6 +189,9 @@ type writer struct {
 	// profileIDs and eventIDs number the profiles and events the
 	// transaction writes.
 	profileIDs, eventIDs idNumbering
+	// folds holds the batch's merges for its end (PostgreSQL); nil writes
+	// each merge at once.
+	folds *foldedMerges
 }
 
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
