@@ -1,0 +1,124 @@
+package resolver_test
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
+	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
+)
+
+// On PostgreSQL with 50,000 stored profiles, identities, traits and events
+// and no statistics (never analyzed, autovacuum off), one batch whose
+// merges fold stored profiles must probe indexes: no table it moves rows
+// of may be read whole. The count of sequential scans of each table is
+// read before and after the batch, once the batch's connections closed
+// (a closing backend reports its counts); small tables (empty partitions
+// of events) are left out, a scan of them costs nothing.
+func TestAttackFoldPlanProbesIndexes(t *testing.T) {
+	pools := sqltest.MustOpenPostgresPools(t, 3)
+	seed, storeDB, reader := pools[0], pools[1], pools[2]
+	now := fixedNow.UnixMilli()
+	for _, q := range []string{
+		`INSERT INTO profiles (created_ms, updated_ms)
+			SELECT 1, 1 FROM generate_series(1, 50000)`,
+		`INSERT INTO identities (type, value, profile_id, first_seen_ms, last_seen_ms,
+			first_message_id, source)
+			SELECT 'anonymous_id', 's' || i, i, 1, 1, 'seed' || i, 'x'
+			FROM generate_series(1, 50000) AS i`,
+		`INSERT INTO identities (type, value, profile_id, first_seen_ms, last_seen_ms,
+			first_message_id, source)
+			SELECT 'xid', 's' || i, i, 1, 1, 'seed' || i, 'x'
+			FROM generate_series(1, 50000) AS i`,
+		`INSERT INTO traits (profile_id, key, value, ts_ms, message_id)
+			SELECT i, 'plan', '"p' || i || '"', 1, 'seed' || i
+			FROM generate_series(1, 50000) AS i`,
+		fmt.Sprintf(`INSERT INTO events (message_id, source, type, profile_id, ts_ms,
+			received_ms, raw)
+			SELECT 'seed' || i, 'x', 'track', i, 1, %d, '{}'
+			FROM generate_series(1, 50000) AS i`, now),
+	} {
+		if _, err := seed.Exec(q); err != nil {
+			t.Fatalf("seed: %v\n%s", err, q)
+		}
+	}
+	_ = seed.Close()
+	before := atkSeqScans(t, reader)
+
+	var raws []string
+	for i := 1; i <= 20; i++ { // fold s(2i) into s(2i-1), traits on both
+		a, b := fmt.Sprintf("s%d", 2*i-1), fmt.Sprintf("s%d", 2*i)
+		raws = append(raws,
+			atkIdentify(fmt.Sprintf("w%d", i), "", b, `{"plan":"w"}`, atkT1),
+			atkTrack(fmt.Sprintf("j%d", i), a, atkT2, "xid:"+b),
+			atkTrack(fmt.Sprintf("k%d", i), b, atkT2, "xid:new"+b))
+	}
+	// a chain across stored profiles: s100 <- s101 <- s102
+	raws = append(raws, atkTrack("c1", "s102", atkT3, "xid:s101"),
+		atkTrack("c2", "s101", atkT3, "xid:s100"))
+	store := resolver.NewStore(storeDB, resolver.DefaultRules(),
+		func() time.Time { return fixedNow }, nil)
+	ingestIn(t, store, raws, len(raws))
+	_ = storeDB.Close()
+	after := atkSeqScans(t, reader)
+
+	if len(before) < 4 { // profiles, identities, traits, an events partition
+		t.Fatalf("large tables: %v", before)
+	}
+	for table := range before {
+		if after[table] != before[table] {
+			t.Errorf("%s read whole %d times by one batch of merges",
+				table, after[table]-before[table])
+		}
+	}
+	var retired int
+	err := reader.Get(&retired, `SELECT COUNT(*) FROM profiles WHERE merged_into IS NOT NULL`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retired != 22 {
+		t.Errorf("%d profiles retired, want 22", retired)
+	}
+}
+
+// atkSeqScans reads the sequential scans of knit's tables of 10,000 rows
+// or more once the counts stop moving: a closed connection's
+// backend reports its counts as it exits.
+func atkSeqScans(t *testing.T, db *sqldb.DB) map[string]int64 {
+	t.Helper()
+	read := func() map[string]int64 {
+		if _, err := db.Exec(`SELECT pg_stat_clear_snapshot()`); err != nil {
+			t.Fatal(err)
+		}
+		var rows []struct {
+			Table string `db:"t"`
+			Scans int64  `db:"s"`
+		}
+		err := db.Select(&rows, `SELECT relname AS t, COALESCE(seq_scan, 0) AS s
+			FROM pg_stat_user_tables WHERE schemaname = current_schema()
+			AND n_live_tup >= 10000`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, r := range rows {
+			out[r.Table] = r.Scans
+		}
+		return out
+	}
+	last, same := read(), 0
+	for tries := 0; same < 4 && tries < 100; tries++ {
+		time.Sleep(250 * time.Millisecond)
+		now := read()
+		if reflect.DeepEqual(now, last) {
+			same++
+		} else {
+			same = 0
+		}
+		last = now
+	}
+	return last
+}
