@@ -222,11 +222,12 @@ func atkAcross(t *testing.T, rules resolver.Rules, prefix, raws []string, size i
 	if os.Getenv(sqltest.PostgresEnv) == "" {
 		return // nothing to compare SQLite with
 	}
-	clock := func() time.Time { return fixedNow }
 	var want map[string][]string
 	for _, db := range []*sqldb.DB{sqltest.MustOpenSQLite(t), sqltest.MustOpenPostgres(t)} {
-		store := resolver.NewStore(db, rules, clock, nil)
+		now := fixedNow // the batch an hour after the prefix, for the update times
+		store := resolver.NewStore(db, rules, func() time.Time { return now }, nil)
 		ingestIn(t, store, prefix, 1)
+		now = fixedNow.Add(time.Hour)
 		ingestIn(t, store, raws, size)
 		got := snapshot(t, db)
 		delete(got, "event_ids")
