@@ -25,7 +25,14 @@ type foldedMerges struct {
 	// a survivor's own value beats both, as merges one at a time do.
 	order map[int64][]int64
 	// records are the profile_merges rows, in the order of the merges.
-	records [][]any
+	records []mergeRecord
+}
+
+// mergeRecord is one merge as made: a profile_merges row.
+type mergeRecord struct {
+	survivor, merged int64
+	messageID        string
+	atMS             int64
 }
 
 func newFoldedMerges() *foldedMerges {
@@ -55,7 +62,7 @@ func (f *foldedMerges) add(survivor, merged int64, messageID string, atMS int64)
 	for _, profile := range theirs {
 		f.root[profile] = survivor
 	}
-	f.records = append(f.records, []any{survivor, merged, messageID, atMS})
+	f.records = append(f.records, mergeRecord{survivor, merged, messageID, atMS})
 }
 
 // involves says whether any of profiles takes part in a waiting merge.
@@ -134,23 +141,24 @@ SELECT 1`
 // foldsArgs are foldsSQL's arguments for the waiting merges, at nowMS.
 func (f *foldedMerges) foldsArgs(nowMS int64) []any {
 	profiles, survivors, ranks := f.foldRows()
-	var folded, all []int64
+	var folded []int64
 	for i, profile := range profiles {
-		all = append(all, profile)
 		if ranks[i] > 0 {
 			folded = append(folded, profile)
 		}
 	}
+
 	n := len(f.records)
 	recordSurvivors, merged := make([]int64, 0, n), make([]int64, 0, n)
 	messages, times := make([]string, 0, n), make([]int64, 0, n)
 	for _, r := range f.records {
-		recordSurvivors, merged = append(recordSurvivors, r[0].(int64)),
-			append(merged, r[1].(int64))
-		messages, times = append(messages, r[2].(string)), append(times, r[3].(int64))
+		recordSurvivors = append(recordSurvivors, r.survivor)
+		merged = append(merged, r.merged)
+		messages = append(messages, r.messageID)
+		times = append(times, r.atMS)
 	}
-	return []any{profiles, survivors, ranks, folded, folded, all, folded, folded, nowMS,
-		folded, recordSurvivors, merged, messages, times}
+	return []any{profiles, survivors, ranks, folded, folded, profiles, folded, folded,
+		nowMS, folded, recordSurvivors, merged, messages, times}
 }
 
 // defersMerges says whether the writer keeps merges for the end of the

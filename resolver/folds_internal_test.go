@@ -33,7 +33,7 @@ func TestFoldedMergesFollowChainsAndTieOrder(t *testing.T) {
 	if want := []int64{0, 1, 2, 3}; !reflect.DeepEqual(ranks, want) {
 		t.Errorf("ranks %v, want %v", ranks, want)
 	}
-	if len(f.records) != 3 || f.records[1][0] != int64(3) || f.records[1][1] != int64(2) {
+	if len(f.records) != 3 || f.records[1] != (mergeRecord{3, 2, "m-2", 11}) {
 		t.Errorf("records %v, want each merge as made", f.records)
 	}
 }
