@@ -105,49 +105,51 @@ func (f *foldedMerges) foldRows() (profiles, survivors, ranks []int64) {
 // live profile; of each trait field of the profiles folded together the
 // value with the latest time wins, a tie going to the earlier in the tie
 // order; the folded profiles point at the live one, as do the profiles
-// merged into them before; and each merge is recorded. Every step reads
-// the table it changes by an index on the array of profiles: with no
-// statistics a join alone may read whole tables.
+// merged into them before; and each merge is recorded. It runs under
+// foldsPlanSQL.
 const foldsSQL = `WITH fold AS (
 	SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BIGINT[]),
 		CAST(? AS BIGINT[])) AS f(profile, survivor, rank)),
 folded AS (SELECT profile, survivor FROM fold WHERE rank > 0),
 moved_identities AS (UPDATE identities SET profile_id = f.survivor FROM folded f
-	WHERE identities.profile_id = ANY(CAST(? AS BIGINT[]))
-	AND identities.profile_id = f.profile),
+	WHERE identities.profile_id = f.profile),
 moved_events AS (UPDATE events SET profile_id = f.survivor FROM folded f
-	WHERE events.profile_id = ANY(CAST(? AS BIGINT[])) AND events.profile_id = f.profile),
+	WHERE events.profile_id = f.profile),
 winners AS (SELECT DISTINCT ON (f.survivor, t.key)
 		f.survivor, f.rank, t.key, t.value, t.ts_ms, t.message_id
-	FROM traits t JOIN fold f ON t.profile_id = f.profile
-	WHERE t.profile_id = ANY(CAST(? AS BIGINT[]))
+	FROM fold f JOIN traits t ON t.profile_id = f.profile
 	ORDER BY f.survivor, t.key, t.ts_ms DESC, f.rank),
 moved_traits AS (INSERT INTO traits (profile_id, key, value, ts_ms, message_id)
 	SELECT survivor, key, value, ts_ms, message_id FROM winners WHERE rank > 0
 	ON CONFLICT (profile_id, key) DO UPDATE SET
 		value = excluded.value, ts_ms = excluded.ts_ms, message_id = excluded.message_id),
-dropped_traits AS (DELETE FROM traits USING folded f
-	WHERE traits.profile_id = ANY(CAST(? AS BIGINT[])) AND traits.profile_id = f.profile),
+dropped_traits AS (DELETE FROM traits USING folded f WHERE traits.profile_id = f.profile),
 repointed AS (UPDATE profiles SET merged_into = f.survivor FROM folded f
-	WHERE profiles.merged_into = ANY(CAST(? AS BIGINT[]))
-	AND profiles.merged_into = f.profile),
+	WHERE profiles.merged_into = f.profile),
 retired AS (UPDATE profiles SET merged_into = f.survivor, updated_ms = ? FROM folded f
-	WHERE profiles.id = ANY(CAST(? AS BIGINT[])) AND profiles.id = f.profile),
+	WHERE profiles.id = f.profile),
 recorded AS (INSERT INTO profile_merges (survivor, merged, message_id, at_ms)
 	SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[]),
 		CAST(? AS BIGINT[])))
 SELECT 1`
 
+// foldsPlanSQL makes the rest of the transaction join by nested loops over
+// indexes: each step of foldsSQL then probes its table's index once for
+// each folded profile. Without statistics (autovacuum is off on some
+// servers; a table may be new) the planner takes a profile id to match
+// 0.5 % of a table, so for a few hundred merges (a batch of an import)
+// it read whole tables of millions of rows, and did so for each batch.
+// foldsPlanResetSQL sets the three back.
+const (
+	foldsPlanSQL = `SELECT set_config('enable_seqscan', 'off', true),
+		set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
+	foldsPlanResetSQL = `SELECT set_config('enable_seqscan', 'on', true),
+		set_config('enable_hashjoin', 'on', true), set_config('enable_mergejoin', 'on', true)`
+)
+
 // foldsArgs are foldsSQL's arguments for the waiting merges, at nowMS.
 func (f *foldedMerges) foldsArgs(nowMS int64) []any {
 	profiles, survivors, ranks := f.foldRows()
-	var folded []int64
-	for i, profile := range profiles {
-		if ranks[i] > 0 {
-			folded = append(folded, profile)
-		}
-	}
-
 	n := len(f.records)
 	recordSurvivors, merged := make([]int64, 0, n), make([]int64, 0, n)
 	messages, times := make([]string, 0, n), make([]int64, 0, n)
@@ -157,8 +159,7 @@ func (f *foldedMerges) foldsArgs(nowMS int64) []any {
 		messages = append(messages, r.messageID)
 		times = append(times, r.atMS)
 	}
-	return []any{profiles, survivors, ranks, folded, folded, profiles, folded, folded,
-		nowMS, folded, recordSurvivors, merged, messages, times}
+	return []any{profiles, survivors, ranks, nowMS, recordSurvivors, merged, messages, times}
 }
 
 // defersMerges says whether the writer keeps merges for the end of the
@@ -178,8 +179,17 @@ func (w *writer) writeFolds(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := w.exec(ctx, foldsSQL, w.folds.foldsArgs(w.now.UnixMilli())...); err != nil {
-		return fmt.Errorf("merge %d profiles: %w", len(w.folds.records), err)
+	for _, step := range []struct {
+		query string
+		args  []any
+	}{
+		{foldsPlanSQL, nil},
+		{foldsSQL, w.folds.foldsArgs(w.now.UnixMilli())},
+		{foldsPlanResetSQL, nil},
+	} {
+		if err := w.exec(ctx, step.query, step.args...); err != nil {
+			return fmt.Errorf("merge %d profiles: %w", len(w.folds.records), err)
+		}
 	}
 	w.folds.clear()
 	return nil
