@@ -139,7 +139,8 @@ SELECT 1`
 // servers; a table may be new) the planner takes a profile id to match
 // 0.5 % of a table, so for a few hundred merges (a batch of an import)
 // it read whole tables of millions of rows, and did so for each batch.
-// foldsPlanResetSQL sets the three back.
+// foldsPlanResetSQL turns the three on again, PostgreSQL's defaults, for
+// what the transaction does next (a mid-batch erase reads on).
 const (
 	foldsPlanSQL = `SELECT set_config('enable_seqscan', 'off', true),
 		set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
