@@ -79,10 +79,11 @@ type IngestPhases struct {
 	// ReadAhead is reading what the messages' ids and identifiers already
 	// hold, in a few statements for all of them.
 	ReadAhead time.Duration
-	// Resolve is taking the messages in order: identity resolution,
-	// merges with the rows they move, and the rows kept for the end.
+	// Resolve is taking the messages in order: identity resolution and
+	// the rows kept for the end; on SQLite also each merge's statements.
 	Resolve time.Duration
-	// Write is writing the rows kept for the end.
+	// Write is writing the rows kept for the end; on PostgreSQL also the
+	// batch's merges (foldsSQL).
 	Write time.Duration
 	// Commit is committing: on SQLite, the write-ahead log's fsync.
 	Commit time.Duration
