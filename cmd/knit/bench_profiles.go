@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -49,7 +50,7 @@ type benchProfilesReport struct {
 	Concurrency       int                     `json:"concurrency"`
 	IDs               map[string]int          `json:"ids"` // by type
 	Window            float64                 `json:"window_seconds"`
-	Requests          int64                   `json:"requests"`
+	Requests          int64                   `json:"requests"` // answered 200 in the window
 	RequestsPerSecond float64                 `json:"requests_per_second"`
 	Latency           benchLatency            `json:"latency"`
 	ByEndpoint        map[string]benchLatency `json:"latency_by_endpoint"`
@@ -250,6 +251,9 @@ func (c *benchProfilesConfig) run(ctx context.Context,
 	if err := (&benchConfig{url: c.url}).checkServer(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.checkLookup(ctx, ids[0]); err != nil {
+		return nil, err
+	}
 	watch := &benchConfig{url: c.url, apiToken: c.apiToken, serverPID: c.serverPID}
 	memory, err := watch.watchMemory(ctx)
 	if err != nil {
@@ -284,12 +288,11 @@ func (c *benchProfilesConfig) worker(ctx context.Context, s *profileStats, rng *
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}}
 	defer client.CloseIdleConnections()
-	base := c.url + "/v1/spaces/" + url.PathEscape(c.space) + "/collections/users/profiles/"
 	buf := make([]byte, 32<<10)
 	for ctx.Err() == nil && time.Now().Before(end) {
 		id := ids[rng.IntN(len(ids))]
 		endpoint := c.endpoints[rng.IntN(len(c.endpoints))]
-		target := base + url.PathEscape(id.Type+":"+id.Value) + "/" + endpoint
+		target := c.profileURL(id, endpoint)
 		began := time.Now()
 		status, body, err := c.lookup(ctx, client, target, buf)
 		done := time.Now()
@@ -297,7 +300,8 @@ func (c *benchProfilesConfig) worker(ctx context.Context, s *profileStats, rng *
 			return // interrupted, not failed
 		}
 		s.total++
-		if !done.Before(warmupEnd) && !done.After(end) {
+		answered := err == nil && status == http.StatusOK
+		if answered && !done.Before(warmupEnd) && !done.After(end) {
 			s.requests++
 			s.hist.add(done.Sub(began))
 			if s.byEndpoint[endpoint] == nil {
@@ -321,6 +325,30 @@ func (s *profileStats) fail(key, message string) {
 	if s.firstError == "" {
 		s.firstError = message
 	}
+}
+
+// checkLookup asks for one profile's traits before the run, so that a
+// server that cannot answer (no web role, a wrong token or space) stops
+// the bench with its answer instead of a run of failures.
+func (c *benchProfilesConfig) checkLookup(ctx context.Context, id benchProfileID) error {
+	client := &http.Client{Timeout: c.timeout}
+	defer client.CloseIdleConnections()
+	target := c.profileURL(id, "traits")
+	status, body, err := c.lookup(ctx, client, target, make([]byte, 4<<10))
+	switch {
+	case err != nil:
+		return fmt.Errorf("profile lookup %s: %w", target, err)
+	case status != http.StatusOK:
+		return fmt.Errorf("profile lookup %s: HTTP %d: %s (the server needs the web "+
+			"role, --api-token its token, --space its space)", target, status, clip(body, 300))
+	}
+	return nil
+}
+
+// profileURL is the Profile API's address of endpoint for id.
+func (c *benchProfilesConfig) profileURL(id benchProfileID, endpoint string) string {
+	return c.url + "/v1/spaces/" + url.PathEscape(c.space) + "/collections/users/profiles/" +
+		url.PathEscape(id.Type+":"+id.Value) + "/" + endpoint
 }
 
 // lookup GETs target and reads the whole answer; body is its start.
@@ -383,6 +411,20 @@ func (c *benchProfilesConfig) report(stats []*profileStats, ids []benchProfileID
 	return r
 }
 
+// errorsText names the failures by status, in order, and the first one.
+func (r *benchProfilesReport) errorsText() string {
+	if r.Failed == 0 {
+		return "none"
+	}
+	statuses := slices.Sorted(maps.Keys(r.ErrorsByStatus))
+	parts := make([]string, len(statuses))
+	for i, status := range statuses {
+		parts[i] = fmt.Sprintf("%s: %d", status, r.ErrorsByStatus[status])
+	}
+	return fmt.Sprintf("%d failed requests (%s); first: %s", r.Failed,
+		strings.Join(parts, ", "), r.FirstError)
+}
+
 func (r *benchProfilesReport) writeText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "knit bench profiles: %s, connections: %d, ids: %d user_id, "+
@@ -394,20 +436,17 @@ func (r *benchProfilesReport) writeText(w io.Writer) error {
 		return fmt.Sprintf("p50 %.2f  p95 %.2f  p99 %.2f  max %.2f  (mean %.2f)",
 			l.P50, l.P95, l.P99, l.Max, l.Mean)
 	}
-	row("requests/s", "%.1f  (%d requests in %.1f s)", r.RequestsPerSecond, r.Requests,
-		r.Window)
+	row("requests/s", "%.1f  (%d answered 200 in %.1f s)", r.RequestsPerSecond,
+		r.Requests, r.Window)
 	row("latency ms", "%s", latency(r.Latency))
 	for _, e := range profileEndpoints {
 		if l, ok := r.ByEndpoint[e]; ok {
 			row("  "+e, "%s", latency(l))
 		}
 	}
-	errorsText := "none"
-	if r.Failed > 0 {
-		errorsText = fmt.Sprintf("%d of %d requests: %v; first: %s", r.Failed,
-			r.RequestsTotal, r.ErrorsByStatus, r.FirstError)
-	}
-	row("errors", "%s", errorsText)
+	row("whole run", "%d requests, %d failed (warm-up included)", r.RequestsTotal,
+		r.Failed)
+	row("errors", "%s", r.errorsText())
 	row("server memory", "%s", r.ServerMemory.text())
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
@@ -213,5 +214,60 @@ func TestBenchScaleCommandsHelpAndMistakes(t *testing.T) {
 		if !errors.Is(err, errUsage) {
 			t.Errorf("knit %s: %v, want a usage error", strings.Join(args, " "), err)
 		}
+	}
+}
+
+// TestBenchProfilesStopsWhenTheServerCannotAnswer serves a seeded
+// database without the web role: knit bench profiles must stop before its
+// run with the server's answer, not report a rate of failures.
+func TestBenchProfilesStopsWhenTheServerCannotAnswer(t *testing.T) {
+	dsn := sqltest.MustDSN(t, "ingest-only.db")
+	mustRun(t, "bench", "seed", "--db", dsn, "--profiles", "40", "--events", "400",
+		"--seed", "3", "--clock", seedClock)
+	s := mustServeWith(t, dsn, seedClock, "--roles", "ingest")
+
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "profiles", "--url", s.base,
+		"--api-token", testToken, "--db", dsn, "--duration", "5s"},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 404") ||
+		!strings.Contains(err.Error(), "web role") || stdout.Len() != 0 {
+		t.Fatalf("want a stop naming HTTP 404 and the web role, no report; got %v\n%s",
+			err, stdout.String())
+	}
+}
+
+// TestBenchProfilesReportCountsAnswersApart checks that the rate and the
+// latencies count answered lookups only and that failures are named by
+// status, in order.
+func TestBenchProfilesReportCountsAnswersApart(t *testing.T) {
+	c := &benchProfilesConfig{url: "http://k", concurrency: 2}
+	answered := &profileStats{byEndpoint: map[string]*latencyHist{},
+		byStatus: map[string]int64{}, requests: 4, total: 9}
+	for range 4 {
+		answered.hist.add(2 * time.Millisecond)
+	}
+	answered.fail("503", "HTTP 503 first")
+	failing := &profileStats{byEndpoint: map[string]*latencyHist{},
+		byStatus: map[string]int64{}, total: 5}
+	for range 3 {
+		failing.fail("404", "HTTP 404 later")
+	}
+	failing.fail("transport", "transport: reset")
+
+	r := c.report([]*profileStats{answered, failing}, nil, 2*time.Second)
+	if r.Requests != 4 || r.RequestsPerSecond != 2 || r.RequestsTotal != 14 ||
+		r.Failed != 5 {
+		t.Errorf("counts: %+v", r)
+	}
+	want := "5 failed requests (404: 3, 503: 1, transport: 1); first: HTTP 503 first"
+	if got := r.errorsText(); got != want {
+		t.Errorf("errors text\n got %q\nwant %q", got, want)
+	}
+	var text strings.Builder
+	if err := r.writeText(&text); err != nil ||
+		!strings.Contains(text.String(), "4 answered 200 in 2.0 s") ||
+		!strings.Contains(text.String(), "14 requests, 5 failed") {
+		t.Errorf("text (%v):\n%s", err, text.String())
 	}
 }
