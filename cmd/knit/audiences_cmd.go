@@ -68,8 +68,8 @@ func runAudiencesRun(ctx context.Context, args []string, getenv env,
 			failed = errors.Join(failed, err)
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: %d members (%d entered, %d exited), evaluated at %s in %s\n",
-			run.Audience, run.Size, run.Entered, run.Exited,
+		fmt.Fprintf(stdout, "%s: %s (%d entered, %d exited), evaluated at %s in %s\n",
+			run.Audience, countOf(run.Size, "member"), run.Entered, run.Exited,
 			audiences.FormatTime(run.EvaluatedAt),
 			run.FinishedAt.Sub(run.StartedAt).Round(time.Millisecond))
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 const benchSummary = `knit bench: load a running knit server, or seed a database, for
-benchmarks (issue #7).
+benchmarks (docs/benchmarks.md has the method and the figures).
 
 Usage:
   knit bench [run] [flags]   drive a running knit over HTTP with SegKicks and

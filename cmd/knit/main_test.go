@@ -157,3 +157,18 @@ func TestConfigCheckAndAudiencePreview(t *testing.T) {
 		t.Errorf("after a preview, export says %v; want nothing saved", err)
 	}
 }
+
+func TestAudiencesRunCountsMembersInWords(t *testing.T) {
+	db := sqltest.MustDSN(t, "words.db")
+	mustRun(t, "import", "--db", db, "../../testdata/seed-journey/messages.ndjson")
+
+	out := mustRun(t, "audiences", "run", "--db", db, "--clock", "2026-11-27T12:00:00Z")
+	if !strings.Contains(out, "cart_abandonment: 1 member (1 entered, 0 exited)") ||
+		!strings.Contains(out, "shoe_reorder: 1 member (") {
+		t.Errorf("audiences run said %q; want one member each, in words", out)
+	}
+	out = mustRun(t, "audiences", "run", "--db", db, "--clock", "2026-11-30T12:00:00Z")
+	if !strings.Contains(out, "shoe_reorder: 0 members (0 entered, 1 exited)") {
+		t.Errorf("audiences run said %q; want Jane to leave shoe_reorder", out)
+	}
+}
