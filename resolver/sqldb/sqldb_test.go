@@ -3,6 +3,8 @@ package sqldb_test
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -212,4 +214,51 @@ func TestWriteTransactionsPlanForTheTablesAsTheyAreOnPostgres(t *testing.T) {
 	if want := "auto jit " + server; inOther != want {
 		t.Errorf("another transaction runs with %q, want %q", inOther, want)
 	}
+}
+
+// knit's PostgreSQL sessions compile nothing to machine code unless the
+// URL asks for it: every connection of the pool, snapshots included.
+func TestPostgresSessionsRunWithoutJITUnlessTheURLSetsIt(t *testing.T) {
+	db := sqltest.MustOpenPostgres(t)
+	ctx := context.Background()
+
+	if jit := showJIT(ctx, t, db.DB); jit != "off" {
+		t.Errorf("a pool's session has jit %q, want off", jit)
+	}
+	err := db.Snapshot(ctx, func(tx *sqlx.Tx) error {
+		var jit string
+		if err := tx.GetContext(ctx, &jit, "SHOW jit"); err != nil {
+			return err
+		}
+		if jit != "off" {
+			t.Errorf("a snapshot has jit %q, want off", jit)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	server := os.Getenv(sqltest.PostgresEnv)
+	separator := "?"
+	if strings.Contains(server, "?") {
+		separator = "&"
+	}
+	asked, err := sqldb.OpenPostgres(ctx, server+separator+"jit=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asked.Close()
+	if jit := showJIT(ctx, t, asked.DB); jit != "on" {
+		t.Errorf("with jit=on in the URL the session has jit %q", jit)
+	}
+}
+
+func showJIT(ctx context.Context, t *testing.T, db *sqlx.DB) string {
+	t.Helper()
+	var jit string
+	if err := db.GetContext(ctx, &jit, "SHOW jit"); err != nil {
+		t.Fatal(err)
+	}
+	return jit
 }
