@@ -58,7 +58,7 @@ func (p *Profiles) EventPage(ctx context.Context, profile int64,
 		if err := tx.SelectContext(ctx, &events, tx.Rebind(query), args...); err != nil {
 			return fmt.Errorf("list events of profile %d: %w", profile, err)
 		}
-		return attachLinks(ctx, tx, events)
+		return attachLinks(ctx, tx, p.db.Dialect(), events)
 	})
 	return events, err
 }
@@ -98,7 +98,9 @@ func eventPageQuery(profile int64, q EventQuery) (string, []any, error) {
 	return query, args, nil
 }
 
-func attachLinks(ctx context.Context, tx *sqlx.Tx, events []ProfileEvent) error {
+// attachLinks fills in each event's identifiers from identity_links.
+func attachLinks(ctx context.Context, tx *sqlx.Tx, dialect sqldb.Dialect,
+	events []ProfileEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -108,14 +110,9 @@ func attachLinks(ctx context.Context, tx *sqlx.Tx, events []ProfileEvent) error 
 		ids[i] = events[i].ID
 		byEvent[events[i].ID] = &events[i]
 	}
-	query, args, err := sqlx.In(`SELECT event_id, type, value FROM identity_links
-		WHERE event_id IN (?) ORDER BY event_id, type, value`, ids)
+	links, err := messageLinks(ctx, tx, dialect, ids)
 	if err != nil {
-		return fmt.Errorf("build link query: %w", err)
-	}
-	var links []messageLink
-	if err := tx.SelectContext(ctx, &links, tx.Rebind(query), args...); err != nil {
-		return fmt.Errorf("read identity links: %w", err)
+		return err
 	}
 	for _, l := range links {
 		e := byEvent[l.EventID]
@@ -201,4 +198,25 @@ func (p *Profiles) Groups(ctx context.Context, profile int64) ([]string, error) 
 	}
 	sort.Strings(groups)
 	return groups, nil
+}
+
+// eventLinksQuery reads the identity links of the events ids, ordered by
+// event, type and value. On PostgreSQL each id is a probe of the primary
+// key whatever the statistics say: without them (autovacuum off, a bulk
+// load not yet analyzed) the planner took a page of 51 ids to match a
+// quarter of 29.5 million links and read the whole table, 1.7 s a page.
+func eventLinksQuery(dialect sqldb.Dialect, ids []int64) (string, []any, error) {
+	if dialect == sqldb.Postgres {
+		return `SELECT l.event_id, l.type, l.value
+			FROM unnest(CAST(? AS BIGINT[])) AS e(id)
+			CROSS JOIN LATERAL (SELECT event_id, type, value FROM identity_links
+				WHERE event_id = e.id OFFSET 0) AS l
+			ORDER BY l.event_id, l.type, l.value`, []any{ids}, nil
+	}
+	query, args, err := sqlx.In(`SELECT event_id, type, value FROM identity_links
+		WHERE event_id IN (?) ORDER BY event_id, type, value`, ids)
+	if err != nil {
+		return "", nil, fmt.Errorf("build link query: %w", err)
+	}
+	return query, args, nil
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // Sighting is one identifier of a profile with where and when it was first
@@ -37,7 +39,7 @@ func (p *Profiles) Sightings(ctx context.Context, profile int64) ([]Sighting, er
 		if err != nil {
 			return fmt.Errorf("list identifiers of profile %d: %w", profile, err)
 		}
-		last, err = lastSightings(ctx, tx, profile, sightings)
+		last, err = lastSightings(ctx, tx, p.db.Dialect(), profile, sightings)
 		return err
 	})
 	if err != nil {
@@ -80,7 +82,7 @@ func (e sightingEvent) device() string {
 // same millisecond, the latest stored. It reads the events at those times
 // by index, then their identifiers by event id: two index lookups whose
 // plans never depend on table statistics.
-func lastSightings(ctx context.Context, tx *sqlx.Tx, profile int64,
+func lastSightings(ctx context.Context, tx *sqlx.Tx, dialect sqldb.Dialect, profile int64,
 	sightings []Sighting) (map[Identifier]sightingEvent, error) {
 	events, err := eventsAtLastSightings(ctx, tx, profile, sightings)
 	if err != nil || len(events) == 0 {
@@ -91,7 +93,7 @@ func lastSightings(ctx context.Context, tx *sqlx.Tx, profile int64,
 	for i, e := range events {
 		order[e.ID], ids[i] = i, e.ID
 	}
-	links, err := messageLinks(ctx, tx, ids)
+	links, err := messageLinks(ctx, tx, dialect, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -146,12 +148,13 @@ type messageLink struct {
 	Value   string `db:"value"`
 }
 
-// messageLinks reads the identifiers the given events' messages carried.
-func messageLinks(ctx context.Context, tx *sqlx.Tx, events []int64) ([]messageLink, error) {
-	query, args, err := sqlx.In(`SELECT event_id, type, value FROM identity_links
-		WHERE event_id IN (?)`, events)
+// messageLinks reads the identifiers the given events' messages carried,
+// ordered by event, type and value.
+func messageLinks(ctx context.Context, tx *sqlx.Tx, dialect sqldb.Dialect,
+	events []int64) ([]messageLink, error) {
+	query, args, err := eventLinksQuery(dialect, events)
 	if err != nil {
-		return nil, fmt.Errorf("build link query: %w", err)
+		return nil, err
 	}
 	var links []messageLink
 	if err := tx.SelectContext(ctx, &links, tx.Rebind(query), args...); err != nil {
