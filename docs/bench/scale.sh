@@ -24,8 +24,10 @@ for i in 1 2 3; do
   echo "   knit bench export --url http://127.0.0.1:18400 --api-token tok --audience everyone --server-pid PID"
   $bin bench export --url http://127.0.0.1:18400 --api-token tok --audience everyone --server-pid $pid 2>&1 | sed 's/^/   /'
 done
-stamp "profile api"
-echo "   knit bench profiles --url http://127.0.0.1:18400 --api-token tok --db $db --duration 30s --concurrency 4 --server-pid PID"
-$bin bench profiles --url http://127.0.0.1:18400 --api-token tok --db "$db" --duration 30s --concurrency 4 --server-pid $pid 2>&1 | sed 's/^/   /'
+for i in 1 2 3; do
+  stamp "profile api #$i"
+  echo "   knit bench profiles --url http://127.0.0.1:18400 --api-token tok --db $db --duration 30s --concurrency 4 --server-pid PID"
+  $bin bench profiles --url http://127.0.0.1:18400 --api-token tok --db "$db" --duration 30s --concurrency 4 --server-pid $pid 2>&1 | sed 's/^/   /'
+done
 kill $pid; wait $pid 2>/dev/null
 stamp done

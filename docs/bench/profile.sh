@@ -1,0 +1,44 @@
+#!/bin/bash
+# Where a SQLite server's time and bytes go under the batch benchmark:
+# one 60 s run of 100-message batches from 8 connections on a fresh file,
+# with /metrics and /proc/PID/io read 40 s and 60 s into it (the last 20 s,
+# when the indexes are largest). Prints, a shared transaction, its
+# messages and the mean of each phase, and the bytes the server wrote an
+# event. Usage: docs/bench/profile.sh KNIT_BINARY > log
+set -u -o pipefail
+bin=$1; port=18450; dir=$(mktemp -d /tmp/knit-profile.XXXX)
+KNIT_WRITE_KEYS=wk KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
+  $bin serve --db $dir/knit.db --addr 127.0.0.1:$port --roles ingest \
+  >$dir/serve.log 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.1; done
+snapshot() { # name: the group-commit metrics and the bytes written so far
+  curl -sf -H 'Authorization: Bearer tok' http://127.0.0.1:$port/metrics |
+    grep -E '^knit_group_commit_(phase_seconds|messages)_(sum|count)' >$dir/$1.metrics
+  awk '/^write_bytes/ {print $2}' /proc/$pid/io >$dir/$1.bytes
+}
+$bin bench --url http://127.0.0.1:$port --write-key wk --mode batch --batch 100 \
+  --concurrency 8 --duration 60s --warmup 0s --server-pid $pid | sed 's/^/   /' &
+bench=$!
+sleep 40; snapshot early
+sleep 20; snapshot late
+wait $bench
+kill $pid; wait $pid 2>/dev/null
+join <(sort $dir/early.metrics) <(sort $dir/late.metrics) | awk -v b0="$(cat $dir/early.bytes)" \
+  -v b1="$(cat $dir/late.bytes)" '
+  { d[$1] = $3 - $2 }
+  END {
+    groups = d["knit_group_commit_messages_count"]
+    events = d["knit_group_commit_messages_sum"]
+    printf "last 20 s: %d shared transactions, %.0f messages each, %.0f events/s\n",
+      groups, events / groups, events / 20
+    split("wait read_ahead resolve write commit", phases, " ")
+    for (i = 1; i <= 5; i++) {
+      p = phases[i]
+      s = d["knit_group_commit_phase_seconds_sum{phase=\"" p "\"}"]
+      c = d["knit_group_commit_phase_seconds_count{phase=\"" p "\"}"]
+      printf "  %-10s %6.1f ms a transaction\n", p, 1000 * s / c
+    }
+    printf "written: %.1f KB an event (/proc/PID/io write_bytes)\n", (b1 - b0) / events / 1000
+  }'
+rm -rf $dir
