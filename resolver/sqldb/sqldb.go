@@ -212,21 +212,14 @@ func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 // the pgx driver. Snapshot reads run as repeatable-read transactions on
 // the same pool.
 //
-// Its sessions compile no query to machine code (jit off) unless url sets
-// jit itself. knit's reads are index probes and its audience runs were
-// measured faster without it, but a table without statistics (autovacuum
-// off, or a bulk load it has not caught up with) makes the planner
-// overrate a probe: at a million profiles the Profile API's 0.25 ms
-// lookup of an event page's identifiers took 99 ms, nearly all compiling.
+// Its sessions compile no query to machine code (jit off) where no one
+// chose a jit setting: see jitOffByDefault.
 func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 	config, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	if _, set := config.RuntimeParams["jit"]; !set {
-		config.RuntimeParams["jit"] = "off"
-	}
-	pool := stdlib.OpenDB(*config)
+	pool := stdlib.OpenDB(*config, stdlib.OptionAfterConnect(jitOffByDefault))
 	pool.SetMaxOpenConns(20)
 	pool.SetMaxIdleConns(10)
 	db := New(pool, "pgx", Postgres)
@@ -235,6 +228,28 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	return db, nil
+}
+
+// jitOffSQL turns jit off for the session when it still has PostgreSQL's
+// built-in default: a value from the URL (jit=on, or options=-c jit=on),
+// PGOPTIONS, ALTER ROLE or DATABASE ... SET, or the server's configuration
+// file stays as chosen.
+const jitOffSQL = `SELECT set_config(name, 'off', false)
+	FROM pg_settings WHERE name = 'jit' AND source = 'default'`
+
+// jitOffByDefault runs jitOffSQL on each new connection. knit's reads are
+// index probes and its audience runs measured faster without JIT, but a
+// table without statistics (autovacuum off, or a bulk load it has not
+// caught up with) makes the planner overrate a probe: at a million
+// profiles the Profile API's 0.25 ms lookup of an event page's
+// identifiers took 99 ms, nearly all compiling. A SET after connecting
+// rather than a startup parameter, which connection poolers such as
+// PgBouncer refuse by default.
+func jitOffByDefault(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, jitOffSQL); err != nil {
+		return fmt.Errorf("turn jit off: %w", err)
+	}
+	return nil
 }
 
 // audienceLockClass is the first key of the advisory locks WithNamedLock
