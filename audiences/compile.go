@@ -246,13 +246,21 @@ func (s scope) from() expr {
 // selects is the condition that an event is one of sel's: a track event
 // of a live profile with that name whose properties pass every filter.
 // Filters through the iterated array test its current element; filters
-// through another array hold when one element passes all of them.
+// through another array hold when one element passes all of them. Filters
+// on text first test the stored text (prefilter), so that most events
+// that cannot pass are never parsed.
 func (s scope) selects(sel Selector) expr {
 	a := s.alias
 	parts := []expr{
 		q(a+".type = 'track' AND "+a+".profile_id IS NOT NULL AND "+a+".event = %s",
 			val(sel.Event)),
 	}
+	for _, f := range sel.Where {
+		if cheap, ok := s.prefilter(f); ok {
+			parts = append(parts, cheap)
+		}
+	}
+
 	byArray := map[string][]Filter{}
 	var arrays []string
 	for _, f := range sel.Where {
