@@ -119,3 +119,22 @@ func TestPrefilterNeverDropsAMatch(t *testing.T) {
 		}
 	})
 }
+
+// TestIgnoreCaseFoldsOnlyAToZ pins the fold both engines share, whatever
+// PostgreSQL's locale: A-Z and nothing else, in filters and in the
+// stored-text test before them.
+func TestIgnoreCaseFoldsOnlyAToZ(t *testing.T) {
+	where := func(test string) string {
+		return "performed: {event: E, where: [{property: c, " + test + ", ignore_case: true}]}"
+	}
+	c := func(value string) []testEvent { return []testEvent{ev("E", ago(day), "c", value)} }
+	runMembership(t, []memberCase{
+		{"ASCII letters fold", where("equals: 'ÉCOLE IS'"), c("École is"), true},
+		{"accented capitals do not", where("equals: 'école'"), c("ÉCOLE"), false},
+		{"dotted capital I does not", where("equals: 'istanbul'"), c("İstanbul"), false},
+		{"capital I folds to i", where("equals: 'istanbul'"), c("Istanbul"), true},
+		{"sharp s stays", where("one_of: [strasse]"), c("STRAßE"), false},
+		{"contains through an accent", where("contains: 'ÉE'"), c("éÉe"), true},
+		{"starts_with across cases", where("starts_with: 'sIGMA Σ'"), c("Sigma Σ and"), true},
+	})
+}
