@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,14 +129,29 @@ func ceilingIdentifiers(m *resolver.Message) []resolver.Identifier {
 // ingestion path (identity resolution, decisions, traits) in batches of
 // 100 on a SQLite file, each batch its own transaction as /v1/batch does.
 // One op is one message.
-func BenchmarkIngestLikeCeiling(b *testing.B) {
+func BenchmarkIngestLikeCeiling(b *testing.B) { ingestInTransactionsOf(b, 100) }
+
+// BenchmarkIngestTransactionSize stores the ceiling's messages through
+// knit's ingestion path with that many messages a transaction: what
+// sharing index pages between more messages buys, as the indexes grow
+// with b.N. One op is one message.
+func BenchmarkIngestTransactionSize(b *testing.B) {
+	for _, size := range []int{400, 5000} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) { ingestInTransactionsOf(b, size) })
+	}
+}
+
+// ingestInTransactionsOf stores b.N of the ceiling's messages through
+// store.Ingest, size messages a call (a call is one transaction), on a
+// fresh SQLite file, and reports events/s.
+func ingestInTransactionsOf(b *testing.B, size int) {
 	db := sqltest.MustOpenSQLite(b)
 	store := resolver.NewStore(db, resolver.DefaultRules(), time.Now, nil)
 	messages := ceilingMessages(b, b.N)
 	b.ResetTimer()
 
-	for start := 0; start < len(messages); start += 100 {
-		batch := messages[start:min(start+100, len(messages))]
+	for start := 0; start < len(messages); start += size {
+		batch := messages[start:min(start+size, len(messages))]
 		if _, err := store.Ingest(context.Background(), batch); err != nil {
 			b.Fatal(err)
 		}
