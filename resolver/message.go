@@ -98,6 +98,12 @@ func ParseMessage(raw []byte, env Envelope) (*Message, error) {
 	if err := checkTimeRange(m.Timestamp); err != nil {
 		return nil, err
 	}
+	if err := checkNumbers("properties", m.Properties); err != nil {
+		return nil, err
+	}
+	if err := checkNumbers("traits", m.Traits); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

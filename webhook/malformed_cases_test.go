@@ -205,6 +205,15 @@ func numberCases() []malformed {
 				mustTraits(t, s, "trait-1e400", map[string]string{
 					"score": "1e400", "digits": strings.Repeat("9", 400)})
 			}},
+		{name: "a number wider than PostgreSQL's numeric is refused, the rest stored",
+			path: "/v1/batch",
+			body: in(track("wide-ok"), `{"type":"track","userId":"u","event":"E",`+
+				`"messageId":"wide-1e1000000","properties":{"n":1e1000000}}`),
+			status: http.StatusOK, code: isBad, part: "properties.n holds the number 1e1000000",
+			stored: []string{"wide-ok"}, refused: []int{1}},
+		{name: "a single message with a number too wide for traits", path: "/v1/identify",
+			body:   []byte(identifyWith("wide-trait", `,"traits":{"score":1e-20000}`)),
+			status: bad, code: isBad, part: "traits.score holds the number 1e-20000"},
 		{name: "a userId of 1e400 is its text", path: "/v1/batch",
 			body:   in(`{"type":"track","userId":1e400,"event":"E","messageId":"uid-1e400"}`),
 			status: http.StatusOK, stored: []string{"uid-1e400"},
