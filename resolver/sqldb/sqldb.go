@@ -215,7 +215,7 @@ func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 // Its sessions compile no query to machine code (jit off) where no one
 // chose a jit setting: see jitOffByDefault.
 func OpenPostgres(ctx context.Context, url string) (*DB, error) {
-	config, err := pgx.ParseConfig(url)
+	config, err := pgx.ParseConfig(lowerScheme(url))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -228,6 +228,17 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	return db, nil
+}
+
+// lowerScheme writes the scheme of a URL DialectFromDSN calls PostgreSQL
+// in lower case (POSTGRES://, as a user may type it), which is the only
+// case pgx reads as a URL rather than as a list of key=value settings.
+func lowerScheme(url string) string {
+	scheme, rest, found := strings.Cut(url, "://")
+	if !found || DialectFromDSN(url) != Postgres {
+		return url
+	}
+	return strings.ToLower(scheme) + "://" + rest
 }
 
 // jitOffSQL turns jit off for the session when it still has PostgreSQL's
