@@ -19,8 +19,12 @@ const (
 
 // numberFits reports whether the JSON number n, written out in full, has at
 // most maxWholeDigits significant digits before the point and at most
-// maxFractionDigits after it (trailing zeros count, as in PostgreSQL).
+// maxFractionDigits after it (trailing zeros count, as in PostgreSQL). It
+// allocates nothing: every message's numbers pass through it.
 func numberFits(n json.Number) bool {
+	if len(n) <= 300 && !strings.ContainsAny(string(n), "eE") {
+		return true // at most 300 digits either side of the point
+	}
 	mantissa, exponent := strings.TrimPrefix(string(n), "-"), 0
 	if i := strings.IndexAny(mantissa, "eE"); i >= 0 {
 		e, err := strconv.Atoi(mantissa[i+1:])
@@ -30,23 +34,55 @@ func numberFits(n json.Number) bool {
 		mantissa, exponent = mantissa[:i], e
 	}
 	whole, fraction, _ := strings.Cut(mantissa, ".")
-	digits := whole + fraction
+	digits := len(whole) + len(fraction)
 	point := len(whole) + exponent
-	if len(digits)-point > maxFractionDigits {
+	if digits-point > maxFractionDigits {
 		return false
 	}
 
-	significant := strings.TrimLeft(digits, "0")
-	if significant == "" {
-		return true
+	leadingZeros := len(whole) - len(strings.TrimLeft(whole, "0"))
+	if leadingZeros == len(whole) {
+		leadingZeros += len(fraction) - len(strings.TrimLeft(fraction, "0"))
 	}
-	leadingZeros := len(digits) - len(significant)
+	if leadingZeros == digits {
+		return true // zero
+	}
 	return point-leadingZeros <= maxWholeDigits
+}
+
+// anyTooWide reports whether a number under v fails numberFits, without
+// building the paths checkNumbers names.
+func anyTooWide(v any) bool {
+	switch v := v.(type) {
+	case json.Number:
+		return !numberFits(v)
+	case []any:
+		for _, item := range v {
+			if anyTooWide(item) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, item := range v {
+			if anyTooWide(item) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkNumbers returns an EInvalid error naming the first number under v,
 // in key order, that numberFits refuses; path names v in the message.
 func checkNumbers(path string, v any) error {
+	if !anyTooWide(v) {
+		return nil
+	}
+	return firstTooWide(path, v)
+}
+
+// firstTooWide is checkNumbers's walk in key order, building each path.
+func firstTooWide(path string, v any) error {
 	switch v := v.(type) {
 	case json.Number:
 		if !numberFits(v) {
@@ -56,7 +92,7 @@ func checkNumbers(path string, v any) error {
 		}
 	case []any:
 		for i, item := range v {
-			if err := checkNumbers(path+"["+strconv.Itoa(i)+"]", item); err != nil {
+			if err := firstTooWide(path+"["+strconv.Itoa(i)+"]", item); err != nil {
 				return err
 			}
 		}
@@ -67,7 +103,7 @@ func checkNumbers(path string, v any) error {
 		}
 		sort.Strings(keys)
 		for _, key := range keys {
-			if err := checkNumbers(path+"."+key, v[key]); err != nil {
+			if err := firstTooWide(path+"."+key, v[key]); err != nil {
 				return err
 			}
 		}

@@ -104,9 +104,8 @@ const importedTables = "events, profiles, identities, identity_links, traits"
 
 // analyzeImported gives PostgreSQL's planner statistics for what an import
 // stored, when it stored anything: autovacuum never analyzes the
-// partitioned events table, and until it reaches the others, audiences
-// and the Profile API were planned as if they were empty (a read of a
-// page of events took seconds at 10 million). SQLite plans without
+// partitioned events table, and until it reaches the others, audience
+// queries are planned as if the tables were empty. SQLite plans without
 // statistics and needs nothing.
 func (a *app) analyzeImported(ctx context.Context, stored int) error {
 	if stored == 0 || a.db.Dialect() != sqldb.Postgres {
