@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -91,7 +93,7 @@ func TestGroupCommitSharesTransactionsAndAnswersEachCaller(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(200 * time.Millisecond) // let the callers queue behind the lock
+	waitForCallersInIngest(t, callers) // queued behind the lock
 	release()
 	wg.Wait()
 
@@ -126,7 +128,7 @@ func TestGroupCommitFailsOnlyTheBadRequest(t *testing.T) {
 				[]*resolver.Message{groupMessage(t, id, i)})
 		})
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitForCallersInIngest(t, len(errs))
 	release()
 	wg.Wait()
 
@@ -197,6 +199,46 @@ func poisonEvents(t *testing.T, db *sqldb.DB, messageID string) {
 	}
 }
 
+// waitForCallersInIngest returns once n goroutines are blocked inside
+// GroupCommitter.Ingest: one waiting for its transaction, which waits for
+// the held lock, and the others queued behind it. A fixed sleep was not
+// enough on a loaded machine: callers not yet queued when the lock was
+// released arrived one at a time, each to an idle committer.
+func waitForCallersInIngest(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute) // a guard against hanging only
+	for time.Now().Before(deadline) {
+		if callersInIngest() >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("only %d of %d callers reached the committer", callersInIngest(), n)
+}
+
+// callersInIngest counts the goroutines blocked in a select inside
+// GroupCommitter.Ingest, from a dump of every goroutine's stack.
+func callersInIngest() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+
+	count := 0
+	for _, stack := range strings.Split(string(buf), "\n\n") {
+		blocked := strings.Contains(stack, " [select")
+		if blocked && strings.Contains(stack, "(*GroupCommitter).Ingest(") {
+			count++
+		}
+	}
+	return count
+}
+
 // countRows runs a COUNT query.
 func countRows(t *testing.T, db *sqldb.DB, query string) int {
 	t.Helper()
@@ -226,7 +268,7 @@ func TestGroupCommitAnswersUnavailableAtOnce(t *testing.T) {
 				[]*resolver.Message{groupMessage(t, fmt.Sprintf("full-%d", i), i)})
 		})
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitForCallersInIngest(t, len(errs))
 	release()
 	wg.Wait()
 

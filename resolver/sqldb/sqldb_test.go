@@ -140,26 +140,28 @@ func TestNamedLocksKeepOneNameFromOverlappingAcrossPools(t *testing.T) {
 	ctx := context.Background()
 
 	firstIn, firstDone := make(chan struct{}), make(chan struct{})
+	otherDone := make(chan struct{})
 	var firstFinished atomic.Bool
 	go func() {
 		defer close(firstDone)
 		_ = pools[0].WithNamedLock(ctx, "audience:carts", func() error {
 			close(firstIn)
-			time.Sleep(300 * time.Millisecond) // long enough for the others to queue
+			<-otherDone                        // held until another name has run
+			time.Sleep(300 * time.Millisecond) // long enough for the same name to queue
 			firstFinished.Store(true)
 			return nil
 		})
 	}()
 	<-firstIn
 
-	// Another name is not held up; the same name waits.
-	if err := pools[1].WithNamedLock(ctx, "audience:shoes", func() error {
-		if firstFinished.Load() {
-			t.Error("another name waited for the first lock")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	// Another name is not held up (the first lock is released only after
+	// it ran, so waiting would time out); the same name waits.
+	other, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err := pools[1].WithNamedLock(other, "audience:shoes", func() error { return nil })
+	close(otherDone)
+	if err != nil {
+		t.Fatalf("another name waited for the first lock: %v", err)
 	}
 	var sawFirstFinished bool
 	if err := pools[1].WithNamedLock(ctx, "audience:carts", func() error {
