@@ -42,24 +42,28 @@ func mustRetryAfter(t *testing.T, rec *httptest.ResponseRecorder, most int) {
 // other sources are not held back.
 func TestRateLimitCountsMessagesPerSource(t *testing.T) {
 	const keyA, keyB = "wk-a", "wk-b"
+	// One message every 100 s: the bucket refills by less than one message
+	// while the test runs, however slowly (at one a second, storing the
+	// full batch took over a second on a loaded machine, and the single
+	// message below was let through).
 	s := mustServer(t, webhook.Config{WriteKeys: []string{keyA, keyB},
-		Limits: webhook.Limits{Rate: 1, Burst: webhook.MaxBatchMessages}})
+		Limits: webhook.Limits{Rate: 0.01, Burst: webhook.MaxBatchMessages}})
 
 	full := batchBody(copies(webhook.MaxBatchMessages, "m-full")...)
 	mustSucceed(t, mustPost(t, s, call{path: "/v1/batch", user: keyA, body: full}))
 
-	// 100 more messages at one a second need about 100 s.
+	// 100 more messages at one every 100 s need about 10,000 s.
 	rec := mustPost(t, s, call{path: "/v1/batch", user: keyA,
 		body: batchBody(copies(100, "m-over")...)})
 	mustFail(t, rec, http.StatusTooManyRequests, resolver.ERateLimited,
 		webhook.WriteKeySource(keyA), "KNIT_RATE_LIMIT", "100 message(s)")
-	mustRetryAfter(t, rec, 100)
-	if wait, _ := strconv.Atoi(rec.Header().Get("Retry-After")); wait < 90 {
-		t.Errorf("Retry-After = %d for 100 messages at 1 a second", wait)
+	mustRetryAfter(t, rec, 10000)
+	if wait, _ := strconv.Atoi(rec.Header().Get("Retry-After")); wait < 9000 {
+		t.Errorf("Retry-After = %d for 100 messages at one every 100 s", wait)
 	}
 	rec = mustPost(t, s, call{path: "/v1/track", user: keyA, body: []byte(track("m-one"))})
 	mustFail(t, rec, http.StatusTooManyRequests, resolver.ERateLimited)
-	mustRetryAfter(t, rec, 1)
+	mustRetryAfter(t, rec, 100)
 
 	// Another write key and Segment's webhook each have a bucket of their own.
 	mustSucceed(t, mustPost(t, s, call{path: "/v1/batch", user: keyB,
