@@ -1,6 +1,8 @@
 package resolver_test
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"reflect"
 	"testing"
@@ -58,7 +60,7 @@ func atkFoldPlan(t *testing.T, merges int) {
 			t.Fatalf("seed: %v\n%s", err, q)
 		}
 	}
-	_ = seed.Close()
+	atkCloseAndWait(t, seed, reader)
 	before := atkSeqScans(t, reader)
 
 	var raws []string
@@ -77,7 +79,7 @@ func atkFoldPlan(t *testing.T, merges int) {
 	store := resolver.NewStore(storeDB, resolver.DefaultRules(),
 		func() time.Time { return fixedNow }, nil)
 	ingestIn(t, store, raws, len(raws))
-	_ = storeDB.Close()
+	atkCloseAndWait(t, storeDB, reader)
 	after := atkSeqScans(t, reader)
 
 	if len(before) < 4 { // profiles, identities, traits, an events partition
@@ -96,6 +98,55 @@ func atkFoldPlan(t *testing.T, merges int) {
 	}
 	if retired != merges+2 {
 		t.Errorf("%d profiles retired, want %d", retired, merges+2)
+	}
+}
+
+// atkCloseAndWait closes pool and returns once the server backends of its
+// connections have exited, as seen from reader: a backend reports its
+// counts before it leaves pg_stat_activity. Waiting for counts to stop
+// moving alone was not enough on a loaded machine, where a backend may
+// exit more than a second after its connection closed. The deadline only
+// guards against hanging.
+func atkCloseAndWait(t *testing.T, pool, reader *sqldb.DB) {
+	t.Helper()
+	ctx := context.Background()
+	var pids []int64
+	// The batch is done, so every connection is idle; each is held until
+	// all are seen, so that none is taken twice.
+	var held []*sql.Conn
+	for pool.Stats().Idle > 0 {
+		conn, err := pool.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, conn)
+		var pid int64
+		if err := conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	for _, conn := range held {
+		_ = conn.Close() // back to the pool, which closes it
+	}
+	if err := pool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		var alive int
+		err := reader.Get(&alive, `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE pid = ANY($1)`, pids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if alive == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the closed pool's %d backends still there after a minute",
+				alive, len(pids))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
