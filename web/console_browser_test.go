@@ -39,7 +39,7 @@ const (
 	// browserPassword is the admin password of the console under test.
 	browserPassword = "correct horse battery staple"
 	sessionCookie   = "knit_session"
-	browserTimeout  = 90 * time.Second
+	browserTimeout  = 5 * time.Minute // guards against a hung browser only
 )
 
 // seedEvaluatedAt is when the audiences are computed: Jane's cart holds
