@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -98,6 +99,152 @@ func (db *DB) Snapshot(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	return fn(tx)
+}
+
+// SharedSnapshot runs fn with up to n read-only transactions, each on a
+// connection of its own, that all see the database at one moment, so that
+// fn can read tables in parallel as if in one Snapshot transaction. fn
+// may read only tables (each locked in every transaction first). The
+// first transaction is begun as Snapshot begins one and waits for its
+// locks as any query would; each other one is taken only if the pool
+// gives a connection within wait and its locks are granted at once. So
+// no transaction of fn ever waits for a lock, or a connection, that
+// another of them is in the way of: fn may get fewer than n, and always
+// gets one. On SQLite fn always gets one.
+//
+// Why the locks: were a second transaction to wait for a table behind a
+// request for an exclusive lock (a new partition of events), which waits
+// for the first transaction, which fn keeps open until the second is
+// done, the three would wait for ever, and PostgreSQL would not see it.
+// pg_dump's parallel workers take their locks the same way.
+//
+// On PostgreSQL the first transaction exports its snapshot
+// (pg_export_snapshot) and the others import it (SET TRANSACTION
+// SNAPSHOT) before fn runs.
+func (db *DB) SharedSnapshot(ctx context.Context, n int, wait time.Duration,
+	tables []string, fn func(txs []*sqlx.Tx) error) error {
+	return db.Snapshot(ctx, func(first *sqlx.Tx) error {
+		if db.dialect != Postgres || n <= 1 {
+			return fn([]*sqlx.Tx{first})
+		}
+		lock, err := lockStatement(tables)
+		if err != nil {
+			return err
+		}
+		if _, err := first.ExecContext(ctx, lock); err != nil {
+			return fmt.Errorf("lock the tables read: %w", err)
+		}
+		id, err := exportSnapshot(ctx, first)
+		if err != nil {
+			return err
+		}
+
+		txs := []*sqlx.Tx{first}
+		for len(txs) < n {
+			tx, release, err := db.joinSnapshot(ctx, id, wait, lock+" NOWAIT")
+			if errors.Is(err, errPoolBusy) || errors.Is(err, errLockBusy) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			defer release()
+			txs = append(txs, tx)
+		}
+		return fn(txs)
+	})
+}
+
+// lockStatement locks tables for reading; each name must be a plain
+// lower-case identifier.
+func lockStatement(tables []string) (string, error) {
+	if len(tables) == 0 {
+		return "", errors.New("lock the tables read: no table named")
+	}
+	for _, name := range tables {
+		if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz_0123456789") != "" {
+			return "", fmt.Errorf("lock the tables read: %q is not a table name", name)
+		}
+	}
+	return "LOCK TABLE " + strings.Join(tables, ", ") + " IN ACCESS SHARE MODE", nil
+}
+
+// errLockBusy says a lock was not granted at once.
+var errLockBusy = errors.New("lock not granted at once")
+
+// errPoolBusy says the pool gave no connection within the wait.
+var errPoolBusy = errors.New("no connection free")
+
+// exportSnapshot names tx's snapshot for joinSnapshot.
+func exportSnapshot(ctx context.Context, tx *sqlx.Tx) (string, error) {
+	var id string
+	if err := tx.GetContext(ctx, &id, "SELECT pg_export_snapshot()"); err != nil {
+		return "", fmt.Errorf("export snapshot: %w", err)
+	}
+	if !isSnapshotName(id) {
+		return "", fmt.Errorf("export snapshot: unexpected snapshot name %q", id)
+	}
+	return id, nil
+}
+
+// isSnapshotName holds for text of the form of PostgreSQL's snapshot
+// names, hexadecimal numbers joined by dashes (00000003-0000001B-1): SET
+// TRANSACTION SNAPSHOT takes the name as a literal, not a parameter.
+func isSnapshotName(id string) bool {
+	if id == "" || id[0] == '-' || id[len(id)-1] == '-' {
+		return false
+	}
+	for _, r := range id {
+		hex := r >= '0' && r <= '9' || r >= 'A' && r <= 'F' || r >= 'a' && r <= 'f'
+		if !hex && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// joinSnapshot begins a read-only transaction that sees the snapshot id
+// and runs lock in it, on a connection the pool gives within wait
+// (errPoolBusy if it gives none; errLockBusy if lock, a NOWAIT lock, is
+// not granted). release ends the transaction and returns the connection.
+func (db *DB) joinSnapshot(ctx context.Context, id string, wait time.Duration,
+	lock string) (tx *sqlx.Tx, release func(), err error) {
+	if !isSnapshotName(id) {
+		return nil, nil, fmt.Errorf("join snapshot: %q is not a snapshot name", id)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	conn, err := db.Connx(waitCtx)
+	if err != nil {
+		if ctx.Err() == nil && waitCtx.Err() != nil {
+			return nil, nil, errPoolBusy
+		}
+		return nil, nil, fmt.Errorf("join snapshot: %w", err)
+	}
+
+	tx, err = conn.BeginTxx(ctx, &sql.TxOptions{
+		ReadOnly: true, Isolation: sql.LevelRepeatableRead,
+	})
+	if err != nil {
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("join snapshot: %w", err)
+	}
+	release = func() {
+		_ = tx.Rollback()
+		_ = conn.Close()
+	}
+	if _, err := tx.ExecContext(ctx, "SET TRANSACTION SNAPSHOT '"+id+"'"); err != nil {
+		release()
+		return nil, nil, fmt.Errorf("join snapshot %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, lock); err != nil {
+		release()
+		if isLockNotAvailable(err) {
+			return nil, nil, errLockBusy
+		}
+		return nil, nil, fmt.Errorf("join snapshot %s: lock the tables read: %w", id, err)
+	}
+	return tx, release, nil
 }
 
 // Dialect reports the engine behind db.

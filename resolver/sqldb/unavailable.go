@@ -81,3 +81,10 @@ func connectionLost(err error) bool {
 	var netErr *net.OpError
 	return errors.As(err, &netErr)
 }
+
+// isLockNotAvailable holds for PostgreSQL's refusal of a NOWAIT lock
+// that was not free at once (SQLSTATE 55P03).
+func isLockNotAvailable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
