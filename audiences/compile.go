@@ -52,20 +52,56 @@ type compiler struct {
 	depth   int
 	// pendingAnchor holds the anchor paths the leaf being compiled reads.
 	pendingAnchor []Path
+	// part, when it has more than one share, limits the query to one
+	// share of the profiles.
+	part share
+}
+
+// share is one of several disjoint parts of the profiles, by id: those
+// whose id leaves remainder index when divided by of. The zero share, and
+// any share of one, is every profile.
+type share struct {
+	index, of int
+}
+
+// tablesRead are the tables an audience's query, and the reading of its
+// members' identifiers, read: computing an audience in shares locks them
+// first (sqldb.SharedSnapshot). TestQueriesReadOnlyTheTablesTheyLock
+// checks the compiled queries.
+func tablesRead() []string {
+	return []string{"events", "profiles", "identities", "traits", "audience_members"}
+}
+
+// inShare holds when the profile id in column belongs to c's share; it is
+// empty (no condition) when the query covers every profile.
+func (c *compiler) inShare(column string) expr {
+	if c.part.of <= 1 {
+		return expr{}
+	}
+	return q(column+" %% %s = %s", val(c.part.of), val(c.part.index))
 }
 
 // compile writes def as SQL for dialect d, evaluated at now.
 func compile(def Definition, now time.Time, d dialect) (query, error) {
+	return compileShare(def, now, d, share{})
+}
+
+// compileShare writes def as SQL that returns only the members in part.
+// Every leaf is keyed by profile, so the shares' members together are the
+// whole query's; each leaf's table is limited to the share as well, so
+// that each share's query does its share of the work.
+func compileShare(def Definition, now time.Time, d dialect, part share) (query, error) {
 	if def.Condition == nil {
 		return query{}, fmt.Errorf("audience %s has no condition", def.Name)
 	}
-	c := &compiler{d: d, now: now.UnixMilli()}
+	c := &compiler{d: d, now: now.UnixMilli(), part: part}
 	predicate, err := c.condition(*def.Condition)
 	if err != nil {
 		return query{}, fmt.Errorf("audience %s: %w", def.Name, err)
 	}
 
-	conditions := []expr{raw("p.merged_into IS NULL AND p.retired_ms IS NULL"), predicate}
+	conditions := []expr{raw("p.merged_into IS NULL AND p.retired_ms IS NULL"),
+		c.inShare("p.id"), predicate}
 	// An email is one of the identifiers that make a person known, so a
 	// required email is the only check needed.
 	switch {

@@ -19,7 +19,8 @@ func (c *compiler) performed(name string, p *Performed,
 	}
 	c.addCTE(name, q("SELECT e.profile_id, COUNT(*) AS n, MIN(e.ts_ms) AS first_at, "+
 		"MAX(e.ts_ms) AS last_at FROM %s WHERE %s GROUP BY e.profile_id",
-		s.from(), and(s.selects(p.Selector), c.window("e.ts_ms", p.Window))))
+		s.from(), and(s.selects(p.Selector), c.window("e.ts_ms", p.Window),
+			c.inShare("e.profile_id"))))
 
 	n := raw("COALESCE(" + name + ".n, 0)")
 	var holds expr
@@ -56,7 +57,8 @@ func (c *compiler) thenNot(name string, seq *Sequence) (expr, map[string]output,
 	}
 	c.addCTE(name+"_first", q("SELECT e.profile_id, %s AS k, MAX(e.ts_ms) AS at "+
 		"FROM %s WHERE %s GROUP BY e.profile_id, k",
-		key, first.from(), and(first.selects(seq.First.Selector), c.window("e.ts_ms", Window{}))))
+		key, first.from(), and(first.selects(seq.First.Selector), c.window("e.ts_ms", Window{}),
+			c.inShare("e.profile_id"))))
 
 	kept := []expr{raw("a.k IS NOT NULL")}
 	if seq.Between != nil {
@@ -156,7 +158,8 @@ func (c *compiler) aggregate(name string, a *Aggregate) (expr, map[string]output
 
 	if a.SinceLatest == nil {
 		c.addCTE(name, q("SELECT e.profile_id, %s AS v FROM %s WHERE %s GROUP BY e.profile_id",
-			value, s.from(), and(s.selects(a.Selector), c.window("e.ts_ms", a.Window))))
+			value, s.from(), and(s.selects(a.Selector), c.window("e.ts_ms", a.Window),
+				c.inShare("e.profile_id"))))
 		return compare(c.valueOrZero(name, a.Function), a.Compare), outputs, nil
 	}
 
@@ -253,7 +256,8 @@ func (c *compiler) anchor(name string, sel *Selector) []capture {
 	selected = append(selected, raw("ROW_NUMBER() OVER (PARTITION BY e.profile_id "+
 		"ORDER BY e.ts_ms DESC, e.id DESC) AS rn"))
 	c.addCTE(name, q("SELECT * FROM (SELECT %s FROM %s WHERE %s) ranked WHERE rn = 1",
-		join(selected, ", "), s.from(), and(s.selects(*sel), q("e.ts_ms <= %s", val(c.now)))))
+		join(selected, ", "), s.from(), and(s.selects(*sel), q("e.ts_ms <= %s", val(c.now)),
+			c.inShare("e.profile_id"))))
 	return captures
 }
 
@@ -310,7 +314,8 @@ func (c *compiler) trait(name string, f *Filter) (expr, map[string]output) {
 	}
 	c.addCTE(name, q("SELECT t.profile_id, MAX(CASE WHEN t.key = %s THEN t.value END) AS v "+
 		"FROM traits t WHERE %s AND %s AND %s GROUP BY t.profile_id",
-		val(key), rows, c.traitVisible(), filterExpr(c.d, test, c.d.trait("t"))))
+		val(key), rows, c.traitVisible(), and(filterExpr(c.d, test, c.d.trait("t")),
+			c.inShare("t.profile_id"))))
 
 	holds := raw(name + ".profile_id IS NOT NULL")
 	if absent {
@@ -330,8 +335,8 @@ func (c *compiler) traitVisible() expr {
 
 // inAudience holds for members of the other audience's latest result.
 func (c *compiler) inAudience(name, audience string) (expr, map[string]output) {
-	c.addCTE(name, q("SELECT profile_id FROM audience_members WHERE audience = %s",
-		val(audience)))
+	c.addCTE(name, q("SELECT profile_id FROM audience_members WHERE %s",
+		and(q("audience = %s", val(audience)), c.inShare("profile_id"))))
 	return raw(name + ".profile_id IS NOT NULL"), nil
 }
 

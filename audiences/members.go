@@ -1,9 +1,13 @@
 package audiences
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -29,19 +33,25 @@ const timeLayout = "2006-01-02T15:04:05.000Z"
 // milliseconds, such as 2026-11-27T12:00:00.000Z.
 func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
+// shareWait is how long computing an audience waits for each connection
+// beyond its first; without one soon, it computes in fewer queries rather
+// than wait on other computations holding connections.
+const shareWait = 100 * time.Millisecond
+
 // members evaluates def for every profile with relevant events and attaches
 // identifiers to the members. Events and identifiers are read from one
 // snapshot, so a merge committed meanwhile cannot drop a member.
 func (r *Runner) members(ctx context.Context, def Definition, now time.Time) ([]Member, error) {
 	var members []Member
-	err := r.db.Snapshot(ctx, func(tx *sqlx.Tx) error {
-		found, err := r.evaluate(ctx, tx, def, now)
-		if err != nil {
+	err := r.db.SharedSnapshot(ctx, r.queries, shareWait, tablesRead(),
+		func(txs []*sqlx.Tx) error {
+			found, err := r.evaluateShares(ctx, txs, def, now)
+			if err != nil {
+				return err
+			}
+			members, err = r.withIdentifiers(ctx, txs[0], def, found)
 			return err
-		}
-		members, err = r.withIdentifiers(ctx, tx, def, found)
-		return err
-	})
+		})
 	return members, err
 }
 
@@ -66,11 +76,76 @@ func (r *Runner) tunePlanner(ctx context.Context, tx *sqlx.Tx) error {
 	return nil
 }
 
-// evaluate runs def's compiled query in the database and reads one member
-// per row; no event leaves the database.
-func (r *Runner) evaluate(ctx context.Context, tx *sqlx.Tx, def Definition,
+// evaluateShares evaluates def in the snapshot txs share. With more than
+// one transaction (PostgreSQL), each computes the members among its share
+// of the profiles, at once, so the server works on the audience in as many
+// processes; the members come back in profile order, as from one query.
+func (r *Runner) evaluateShares(ctx context.Context, txs []*sqlx.Tx, def Definition,
 	now time.Time) ([]Member, error) {
-	compiled, err := compile(def, now, dialectOf(r.db))
+	shares := len(txs)
+	if shares == 1 {
+		return r.evaluate(ctx, txs[0], def, now, share{})
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	found := make([][]Member, shares)
+	errs := make([]error, shares)
+	compute := func(i int) {
+		found[i], errs[i] = r.evaluate(ctx, txs[i], def, now, share{index: i, of: shares})
+		if errs[i] != nil {
+			cancel() // the others' work is wasted now
+		}
+	}
+	var wg sync.WaitGroup
+	for i := 1; i < shares; i++ {
+		wg.Go(func() { compute(i) })
+	}
+	compute(0)
+	wg.Wait()
+
+	if err := firstCause(errs); err != nil {
+		return nil, err
+	}
+	return inProfileOrder(found), nil
+}
+
+// firstCause returns the error that stopped a shared computation: the
+// first that is not the cancellation the others were stopped with.
+func firstCause(errs []error) error {
+	var canceled error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, context.Canceled) && canceled == nil:
+			canceled = err
+		case !errors.Is(err, context.Canceled):
+			return err
+		}
+	}
+	return canceled
+}
+
+// inProfileOrder joins the shares' members into one list sorted by
+// profile id.
+func inProfileOrder(shares [][]Member) []Member {
+	total := 0
+	for _, s := range shares {
+		total += len(s)
+	}
+	all := make([]Member, 0, total)
+	for _, s := range shares {
+		all = append(all, s...)
+	}
+	slices.SortFunc(all, func(a, b Member) int { return cmp.Compare(a.ProfileID, b.ProfileID) })
+	return all
+}
+
+// evaluate runs the query of def's members in part in the database and
+// reads one member per row; no event leaves the database.
+func (r *Runner) evaluate(ctx context.Context, tx *sqlx.Tx, def Definition,
+	now time.Time, part share) ([]Member, error) {
+	compiled, err := compileShare(def, now, dialectOf(r.db), part)
 	if err != nil {
 		return nil, err
 	}
@@ -135,14 +210,17 @@ func (r *Runner) withIdentifiers(ctx context.Context, tx *sqlx.Tx, def Definitio
 	return kept, nil
 }
 
+// identifiersQuery reads the identifiers of the profiles in a list.
+const identifiersQuery = `SELECT profile_id, type, value, first_seen_ms
+	FROM identities WHERE profile_id IN (?)`
+
 func identifiersOf(ctx context.Context, tx *sqlx.Tx,
 	batch []Member) (map[int64][]identityRow, error) {
 	profiles := make([]int64, len(batch))
 	for i, m := range batch {
 		profiles[i] = m.ProfileID
 	}
-	query, args, err := sqlx.In(`SELECT profile_id, type, value, first_seen_ms
-		FROM identities WHERE profile_id IN (?)`, profiles)
+	query, args, err := sqlx.In(identifiersQuery, profiles)
 	if err != nil {
 		return nil, fmt.Errorf("build identifier query: %w", err)
 	}

@@ -72,6 +72,9 @@ type Runner struct {
 	now    func() time.Time
 	log    *slog.Logger
 	locks  map[string]chan struct{}
+	// queries is how many queries compute one audience at once on
+	// PostgreSQL, each over its share of the profiles.
+	queries int
 
 	// stopping ends with Abort, and with it every run in progress, however
 	// it was started.
@@ -87,13 +90,27 @@ func NewRunner(db *sqldb.DB, defs []Definition, now func() time.Time,
 	r := &Runner{
 		db: db, defs: defs, now: now, log: log,
 		byName: map[string]Definition{}, locks: map[string]chan struct{}{},
-		stopping: stopping, abort: abort,
+		stopping: stopping, abort: abort, queries: DefaultQueriesPerAudience,
 	}
 	for _, d := range defs {
 		r.byName[d.Name] = d
 		r.locks[d.Name] = make(chan struct{}, 1)
 	}
 	return r
+}
+
+// DefaultQueriesPerAudience is how many queries compute one audience at
+// once on PostgreSQL unless SetQueriesPerAudience says otherwise: one for
+// each of the two cores knit's benchmarks ran on. A single query spends
+// most of its time in one server process.
+const DefaultQueriesPerAudience = 2
+
+// SetQueriesPerAudience sets how many queries compute one audience at once
+// on PostgreSQL, each over its share of the profiles on a connection of its
+// own, all reading the same snapshot; n below 2 computes each audience in
+// one query. SQLite always uses one. Call it before the first run.
+func (r *Runner) SetQueriesPerAudience(n int) {
+	r.queries = max(n, 1)
 }
 
 // Definitions returns the audiences the runner knows, sorted by name.

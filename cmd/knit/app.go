@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,10 @@ func openApp(ctx context.Context, flags commonFlags, getenv env, stderr io.Write
 	if err != nil {
 		return nil, err
 	}
+	queries, err := parseAudienceQueries(getenv("KNIT_AUDIENCE_QUERIES"))
+	if err != nil {
+		return nil, err
+	}
 	now, err := clock(flags.clock)
 	if err != nil {
 		return nil, err
@@ -65,7 +70,27 @@ func openApp(ctx context.Context, flags commonFlags, getenv env, stderr io.Write
 	a := &app{db: db, dsn: flags.db, settings: cfg, now: now, log: log}
 	a.store = resolver.NewStore(db, cfg.Rules, now, log.With("component", "resolver"))
 	a.runner = audiences.NewRunner(db, cfg.Audiences, now, log.With("component", "audiences"))
+	a.runner.SetQueriesPerAudience(queries)
 	return a, nil
+}
+
+// maxAudienceQueries bounds KNIT_AUDIENCE_QUERIES: each query of an
+// audience holds a connection of the 20 in knit's PostgreSQL pool.
+const maxAudienceQueries = 8
+
+// parseAudienceQueries reads KNIT_AUDIENCE_QUERIES, how many queries
+// compute one audience at once on PostgreSQL; unset is the runner's
+// default.
+func parseAudienceQueries(text string) (int, error) {
+	if strings.TrimSpace(text) == "" {
+		return audiences.DefaultQueriesPerAudience, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(text))
+	if err != nil || n < 1 || n > maxAudienceQueries {
+		return 0, fmt.Errorf("%w: KNIT_AUDIENCE_QUERIES %q: want a whole number from 1 "+
+			"(one query an audience) to %d", errUsage, text, maxAudienceQueries)
+	}
+	return n, nil
 }
 
 // openDB opens the database named by dsn (a SQLite file path or a
