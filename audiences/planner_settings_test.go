@@ -11,14 +11,15 @@ import (
 )
 
 // TestAudienceQueriesPlanWithoutMemoizeOrJIT checks that an audience's
-// transaction on PostgreSQL turns memoize and jit off for itself only, and
+// transaction on PostgreSQL turns memoize and jit off, and has the server
+// check every second that knit is still connected, for itself only, and
 // that on SQLite tunePlanner sends nothing (no PostgreSQL-only SQL).
 func TestAudienceQueriesPlanWithoutMemoizeOrJIT(t *testing.T) {
 	db := sqltest.MustOpen(t)
 	runner := NewRunner(db, nil, testNow, nil)
 	ctx := context.Background()
 
-	var inside [2]string
+	var inside [3]string
 	err := db.Snapshot(ctx, func(tx *sqlx.Tx) error {
 		if err := runner.tunePlanner(ctx, tx); err != nil {
 			return err
@@ -27,7 +28,8 @@ func TestAudienceQueriesPlanWithoutMemoizeOrJIT(t *testing.T) {
 			return nil
 		}
 		return tx.QueryRowContext(ctx, `SELECT current_setting('enable_memoize'),
-			current_setting('jit')`).Scan(&inside[0], &inside[1])
+			current_setting('jit'), current_setting('client_connection_check_interval')`).
+			Scan(&inside[0], &inside[1], &inside[2])
 	})
 	if err != nil {
 		t.Fatalf("tune planner: %v", err)
@@ -36,16 +38,18 @@ func TestAudienceQueriesPlanWithoutMemoizeOrJIT(t *testing.T) {
 		return
 	}
 
-	if inside != [2]string{"off", "off"} {
-		t.Errorf("inside the audience's transaction enable_memoize, jit = %v, want off, off",
-			inside)
+	if inside != [3]string{"off", "off", "1s"} {
+		t.Errorf("inside the audience's transaction enable_memoize, jit, "+
+			"client_connection_check_interval = %v, want off, off, 1s", inside)
 	}
-	var after string
-	if err := db.QueryRowContext(ctx, `SELECT current_setting('enable_memoize')`).
-		Scan(&after); err != nil {
+	var after [2]string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('enable_memoize'),
+		current_setting('client_connection_check_interval')`).
+		Scan(&after[0], &after[1]); err != nil {
 		t.Fatal(err)
 	}
-	if after != "on" {
-		t.Errorf("after the transaction enable_memoize = %q, want on (set locally)", after)
+	if after != [2]string{"on", "0"} {
+		t.Errorf("after the transaction enable_memoize, client_connection_check_interval "+
+			"= %v, want on, 0 (set locally)", after)
 	}
 }

@@ -75,6 +75,9 @@ type Runner struct {
 	// queries is how many queries compute one audience at once on
 	// PostgreSQL, each over its share of the profiles.
 	queries int
+	// computing holds a token for each audience being computed; see
+	// maxComputing.
+	computing chan struct{}
 
 	// stopping ends with Abort, and with it every run in progress, however
 	// it was started.
@@ -91,6 +94,7 @@ func NewRunner(db *sqldb.DB, defs []Definition, now func() time.Time,
 		db: db, defs: defs, now: now, log: log,
 		byName: map[string]Definition{}, locks: map[string]chan struct{}{},
 		stopping: stopping, abort: abort, queries: DefaultQueriesPerAudience,
+		computing: make(chan struct{}, maxComputing),
 	}
 	for _, d := range defs {
 		r.byName[d.Name] = d
@@ -98,6 +102,14 @@ func NewRunner(db *sqldb.DB, defs []Definition, now func() time.Time,
 	}
 	return r
 }
+
+// maxComputing is how many audiences one runner computes at once; the
+// others wait their turn. Each computation holds connections of the
+// database pool (20 on PostgreSQL) for its whole length, one for its lock
+// across processes and one or more for its queries, and needs another
+// now and then: twenty computations at once held every connection and
+// waited for ever for one more.
+const maxComputing = 4
 
 // DefaultQueriesPerAudience is how many queries compute one audience at
 // once on PostgreSQL unless SetQueriesPerAudience says otherwise: one for
@@ -111,6 +123,24 @@ const DefaultQueriesPerAudience = 2
 // one query. SQLite always uses one. Call it before the first run.
 func (r *Runner) SetQueriesPerAudience(n int) {
 	r.queries = max(n, 1)
+}
+
+// takeFirst puts a token in slots, waiting for room until ctx ends. Room
+// already free is taken even when ctx has ended (a select with both cases
+// ready picks one at random), so that a run whose ctx ended is still
+// recorded, as aborted.
+func takeFirst(ctx context.Context, slots chan struct{}) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Definitions returns the audiences the runner knows, sorted by name.
@@ -169,19 +199,15 @@ func (r *Runner) Run(ctx context.Context, name string) (Run, error) {
 	stop := context.AfterFunc(r.stopping, cancel)
 	defer stop()
 
-	// Take a free lock first: a select with both cases ready picks one at
-	// random, which would skip recording a run whose ctx already ended.
 	lock := r.locks[name]
-	select {
-	case lock <- struct{}{}:
-	default:
-		select {
-		case lock <- struct{}{}:
-		case <-ctx.Done():
-			return Run{}, fmt.Errorf("wait for running %s: %w", name, ctx.Err())
-		}
+	if err := takeFirst(ctx, lock); err != nil {
+		return Run{}, fmt.Errorf("wait for running %s: %w", name, err)
 	}
 	defer func() { <-lock }()
+	if err := takeFirst(ctx, r.computing); err != nil {
+		return Run{}, fmt.Errorf("wait for running %s: %w", name, err)
+	}
+	defer func() { <-r.computing }()
 
 	var run Run
 	// Other processes on the same PostgreSQL database wait their turn too.

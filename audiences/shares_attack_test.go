@@ -602,3 +602,32 @@ condition:
 		return true
 	})
 }
+
+// TestManyRunsAtOnceAllFinish starts 25 audiences' runs at once, more than
+// the PostgreSQL pool's 20 connections: each run held one for its lock
+// across processes and waited for another, so twenty of them waited for
+// ever. Now every run finishes.
+func TestManyRunsAtOnceAllFinish(t *testing.T) {
+	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		mustSeedAttack(t, db)
+		var defs []Definition
+		for i := range 25 {
+			defs = append(defs, mustDefinition(t, fmt.Sprintf(`name: many%d
+include_anonymous: true
+condition: {performed: {event: Workout Completed}}`, i)))
+		}
+		r := NewRunner(db, defs, testNow, nil)
+		// A guard against hanging only: the runs take well under a second.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var wg sync.WaitGroup
+		for _, def := range defs {
+			wg.Go(func() {
+				if run, err := r.Run(ctx, def.Name); err != nil || run.Status != StatusOK {
+					t.Errorf("run %s: %+v, %v", def.Name, run, err)
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
