@@ -3,9 +3,6 @@ package sqldb
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
@@ -42,9 +39,9 @@ func TestLockStatementTakesOnlyTableNames(t *testing.T) {
 // would queue behind that request while the first waits for the joiner.
 // The joiner asks without waiting and is given up (errLockBusy).
 func TestJoiningBehindAQueuedExclusiveLockGivesUp(t *testing.T) {
-	db := mustOpenLockSchema(t)
+	db := openAttackPostgres(t)
 	ctx := context.Background()
-	lock, err := lockStatement([]string{"profiles"})
+	lock, err := lockStatement([]string{"rows"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +58,7 @@ func TestJoiningBehindAQueuedExclusiveLockGivesUp(t *testing.T) {
 		go func() { // outside the snapshot, as partition maintenance would
 
 			exclusive <- db.WithTx(ctx, func(tx *sqlx.Tx) error {
-				_, err := tx.ExecContext(ctx, `LOCK TABLE profiles IN ACCESS EXCLUSIVE MODE`)
+				_, err := tx.ExecContext(ctx, `LOCK TABLE rows IN ACCESS EXCLUSIVE MODE`)
 				return err
 			})
 		}()
@@ -91,7 +88,7 @@ func waitForWaitingLock(t *testing.T, db *DB) {
 		if err := db.Get(&waiting, `SELECT COUNT(*) FROM pg_locks l
 			JOIN pg_stat_activity a ON a.pid = l.pid
 			WHERE NOT l.granted AND a.datname = current_database()
-			AND l.relation = 'profiles'::regclass`); err != nil {
+			AND l.relation = 'rows'::regclass`); err != nil {
 			t.Fatal(err)
 		}
 		if waiting > 0 {
@@ -100,44 +97,4 @@ func waitForWaitingLock(t *testing.T, db *DB) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatal("the exclusive lock request never queued")
-}
-
-// mustOpenLockSchema opens the test server (KNIT_TEST_POSTGRES; the test
-// is skipped without it) in a fresh schema holding one empty profiles
-// table, dropped when the test ends. (sqltest cannot be used from inside
-// the package it imports.)
-func mustOpenLockSchema(t *testing.T) *DB {
-	t.Helper()
-	server := os.Getenv("KNIT_TEST_POSTGRES")
-	if server == "" {
-		t.Skip("KNIT_TEST_POSTGRES is not set: no PostgreSQL to test on")
-	}
-	ctx := context.Background()
-	admin, err := OpenPostgres(ctx, server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	schema := fmt.Sprintf("knit_lock_test_%d", time.Now().UnixNano())
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-
-	withSchema, err := url.Parse(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	query := withSchema.Query()
-	query.Set("search_path", schema)
-	withSchema.RawQuery = query.Encode()
-	db, err := OpenPostgres(ctx, withSchema.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.Exec(`CREATE TABLE profiles (id bigint)`); err != nil {
-		t.Fatal(err)
-	}
-	return db
 }
