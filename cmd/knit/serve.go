@@ -37,7 +37,7 @@ Environment (secrets are never flags):
   KNIT_SPACE_ID        the only Profile API space_id accepted (any when unset)
   KNIT_LOG_LEVEL       debug, info (default), warn or error
   KNIT_EVENT_RETENTION_MONTHS  PostgreSQL: whole months of events kept beyond
-                       the current one (older months are dropped daily); 0 keeps all` +
+                       the current one (older months are dropped within the hour); 0 keeps all` +
 	limitsHelp
 
 func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -258,7 +258,7 @@ func (a *app) serveUntilDone(ctx context.Context, server *http.Server,
 }
 
 // startBackground starts the scheduler, the outbox delivery loop and the
-// daily upkeep of event partitions of a process with the scheduler role,
+// hourly upkeep of the events table of a process with the scheduler role,
 // and returns what stops them all.
 func (a *app) startBackground(scheduler *audiences.Scheduler) (stop func()) {
 	if scheduler == nil {
@@ -272,7 +272,7 @@ func (a *app) startBackground(scheduler *audiences.Scheduler) (stop func()) {
 	})
 	loops.Go(func() {
 		maintainUntilDone(loopsCtx, a.db, a.now, a.retentionMonths,
-			a.log.With("component", "retention"))
+			a.log.With("component", "upkeep"))
 	})
 	return func() {
 		scheduler.Stop()
