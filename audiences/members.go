@@ -97,9 +97,12 @@ func (r *Runner) evaluateShares(ctx context.Context, txs []*sqlx.Tx, def Definit
 	found := make([][]Member, shares)
 	errs := make([]error, shares)
 	// TODO(audiences): a cancel that reaches PostgreSQL before the query
-	// it cancels is lost, and that query then runs to its end (2 of 30
-	// runs whose other share failed within milliseconds, helper-39); an
-	// abort has the same exposure. Ending such backends needs their pids.
+	// it cancels is lost (2 of 30 runs whose other share failed within
+	// milliseconds, helper-39); an abort has the same exposure. pgx then
+	// drains that connection for up to 15 s before closing it, so the
+	// query runs on until it ends or, 15 s on, the connection check stops
+	// it. Ending it at once needs the backends' pids, swept once every
+	// share's connection is idle or closed.
 	compute := func(i int) {
 		found[i], errs[i] = r.evaluate(ctx, txs[i], def, now, share{index: i, of: shares})
 		if errs[i] != nil {
