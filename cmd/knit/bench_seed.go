@@ -160,10 +160,13 @@ func runBenchSeed(ctx context.Context, args []string, getenv env, stdout,
 	}
 	result, err := a.seed(ctx, plan, *batch, stderr)
 	fmt.Fprintf(stdout, "seeded %d profiles, %d messages: stored %d, duplicates %d, "+
-		"in %.1f s (%.0f events/s)\n", *profiles, result.messages, result.stored,
+		"in %.1f s (%.0f messages/s)\n", *profiles, result.messages, result.stored,
 		result.duplicates, result.took.Seconds(),
 		float64(result.messages)/max(result.took.Seconds(), 1e-9))
-	return err
+	if err != nil {
+		return err
+	}
+	return a.analyzeImported(ctx, int(result.stored))
 }
 
 // seed stores the plan's messages through the store, parsing the next

@@ -103,7 +103,7 @@ func runImport(ctx context.Context, args []string, getenv env, stdout, stderr io
 const importedTables = "events, profiles, identities, identity_links, traits"
 
 // analyzeImported gives PostgreSQL's planner statistics for what an import
-// stored, when it stored anything: autovacuum never analyzes the
+// or a seed stored, when it stored anything: autovacuum never analyzes the
 // partitioned events table, and until it reaches the others, audience
 // queries are planned as if the tables were empty. SQLite plans without
 // statistics and needs nothing.
@@ -112,7 +112,7 @@ func (a *app) analyzeImported(ctx context.Context, stored int) error {
 		return nil
 	}
 	if _, err := a.db.ExecContext(ctx, "ANALYZE "+importedTables); err != nil {
-		return fmt.Errorf("analyze %s after the import: %w", importedTables, err)
+		return fmt.Errorf("analyze %s: %w", importedTables, err)
 	}
 	return nil
 }

@@ -36,6 +36,27 @@ func TestImportAnalyzesWhatItStoredOnPostgres(t *testing.T) {
 		t.Fatalf("import: %v\n%s", err, stderr.String())
 	}
 
+	mustHaveStatistics(t, dsn)
+}
+
+// TestBenchSeedAnalyzesWhatItStoredOnPostgres checks the same of a seed,
+// which benchmarks of audiences read next.
+func TestBenchSeedAnalyzesWhatItStoredOnPostgres(t *testing.T) {
+	if os.Getenv(sqltest.PostgresEnv) == "" {
+		t.Skipf("%s is not set: statistics are PostgreSQL's", sqltest.PostgresEnv)
+	}
+	dsn := sqltest.MustDSN(t, "seed.db")
+
+	mustRun(t, "bench", "seed", "--db", dsn, "--profiles", "20", "--events", "200",
+		"--clock", seedClock)
+
+	mustHaveStatistics(t, dsn)
+}
+
+// mustHaveStatistics fails the test unless each table an import or a seed
+// writes, the partitioned events table included, has planner statistics.
+func mustHaveStatistics(t *testing.T, dsn string) {
+	t.Helper()
 	db, err := sqldb.OpenPostgres(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +65,6 @@ func TestImportAnalyzesWhatItStoredOnPostgres(t *testing.T) {
 	var unanalyzed []string
 	err = db.Select(&unanalyzed, `SELECT c.relname FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace
-		LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
 		AND c.relname IN ('events', 'profiles', 'identities', 'identity_links', 'traits')
 		AND NOT EXISTS (SELECT 1 FROM pg_statistic st WHERE st.starelid = c.oid)
@@ -53,6 +73,6 @@ func TestImportAnalyzesWhatItStoredOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(unanalyzed) > 0 {
-		t.Errorf("tables without statistics after the import: %v", unanalyzed)
+		t.Errorf("tables without statistics: %v", unanalyzed)
 	}
 }
