@@ -7,19 +7,25 @@
 # With AB_POSTGRES=SCHEMA the server uses a fresh schema of that name on the
 # local PostgreSQL (dropped, created and checkpointed first) instead.
 set -u -o pipefail
+. "$(dirname "$0")/common.sh"
+if [ $# -lt 4 ]; then
+  echo "usage: $0 SERVER_BINARY BENCH_BINARY LABEL BENCH_ARGS..." >&2
+  exit 2
+fi
 server=$1; bench=$2; label=$3; shift 3
 port=$((18900 + RANDOM % 90))
 d=$(mktemp -d /tmp/knit-ab.XXXX)
 db=$d/knit.db
 if [ -n "${AB_POSTGRES:-}" ]; then
-  psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $AB_POSTGRES CASCADE;
-    CREATE SCHEMA $AB_POSTGRES; CHECKPOINT" 2>/dev/null
+  psql -h 127.0.0.1 -U postgres -d test -qc "SET client_min_messages = warning;
+    DROP SCHEMA IF EXISTS $AB_POSTGRES CASCADE; CREATE SCHEMA $AB_POSTGRES; CHECKPOINT" ||
+    exit 1
   db="postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$AB_POSTGRES"
 fi
 KNIT_WRITE_KEYS=wk KNIT_WEBHOOK_SECRET=ws KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
   $server serve --db "$db" --addr 127.0.0.1:$port --roles ingest >$d/serve.log 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.1; done
+waitReady $port $pid $d/serve.log
 echo "== $label $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
 $bench bench --url http://127.0.0.1:$port --server-pid $pid "$@" 2>&1 | sed 's/^/   /'
 status=$?
@@ -28,4 +34,8 @@ if [ $status -ne 0 ]; then
   echo "   the end of the server's log:"; tail -n 20 $d/serve.log | sed 's/^/   /'
 fi
 rm -rf $d
+if [ -n "${AB_POSTGRES:-}" ]; then
+  psql -h 127.0.0.1 -U postgres -d test -qc "SET client_min_messages = warning;
+    DROP SCHEMA $AB_POSTGRES CASCADE"
+fi
 exit $status

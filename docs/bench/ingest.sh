@@ -1,15 +1,21 @@
 #!/bin/bash
 # Issue #7 ingestion targets, three runs each, a fresh database per run.
 # Usage: docs/bench/ingest.sh KNIT_BINARY > log (from the repository root;
-# scratch databases go to /tmp, PostgreSQL schemas knit_ing_N are made and dropped)
+# scratch databases go to /tmp, PostgreSQL schemas knit_ing_N are made and dropped;
+# servers listen from port KNIT_BENCH_PORT, 18300 by default, one port a run)
 set -u -o pipefail
+if [ $# -ne 1 ]; then
+  echo "usage: $0 KNIT_BINARY > log" >&2
+  exit 2
+fi
 bin=$1
-port=18300
+port=${KNIT_BENCH_PORT:-18300}
+. "$(dirname "$0")/common.sh"
 serve() { # serve DB -> sets pid
   KNIT_WRITE_KEYS=wk KNIT_WEBHOOK_SECRET=ws KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
     $bin serve --db "$1" --addr 127.0.0.1:$port --roles ingest >/tmp/knit-serve-$port.log 2>&1 &
   pid=$!
-  for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.1; done
+  waitReady $port $pid /tmp/knit-serve-$port.log
 }
 stop() { kill $pid; wait $pid 2>/dev/null; port=$((port+1)); }
 run() { # label, bench args...
@@ -36,16 +42,18 @@ postgres_runs() { # label, bench args...: three runs, each on a fresh schema
   local label=$1 i schema; shift
   for i in 1 2 3; do
     schema=knit_ing_$i
-    psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema; CHECKPOINT" 2>/dev/null
+    psql -h 127.0.0.1 -U postgres -d test -qc "SET client_min_messages = warning;
+      DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema; CHECKPOINT" || exit 1
     serve "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$schema"
     run "postgres $label #$i" "$@"
     stop
-    psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null
+    psql -h 127.0.0.1 -U postgres -d test -qc "SET client_min_messages = warning;
+      DROP SCHEMA $schema CASCADE"
   done
 }
 # autovacuum is off on this server and the test suites make and drop many
 # schemas: clean the catalogs first, as autovacuum would.
-psql -h 127.0.0.1 -U postgres -d test -qc "VACUUM" 2>/dev/null
+psql -h 127.0.0.1 -U postgres -d test -qc "VACUUM" || exit 1
 postgres_runs "batch100 c8 60s" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
 postgres_runs "batch100 c32 60s" --write-key wk --mode batch --batch 100 --concurrency 32 --duration 60s --warmup 5s
 echo "== ceiling $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,34 +4,43 @@
 # with /metrics and /proc/PID/io read 40 s and 60 s into it (the last 20 s,
 # when the indexes are largest). Prints, a shared transaction, its
 # messages and the mean of each phase, and the bytes the server wrote an
-# event. Usage: docs/bench/profile.sh KNIT_BINARY > log
+# event. Usage: docs/bench/profile.sh KNIT_BINARY [SECONDS] > log: SECONDS
+# (60 by default) is the run's length, read at two thirds and at the end;
+# the server listens on KNIT_BENCH_PORT (18450 by default).
 set -u -o pipefail
-bin=$1; port=18450; dir=$(mktemp -d /tmp/knit-profile.XXXX)
+if [ $# -lt 1 ]; then
+  echo "usage: $0 KNIT_BINARY [SECONDS] > log" >&2
+  exit 2
+fi
+bin=$1; seconds=${2:-60}; port=${KNIT_BENCH_PORT:-18450}
+early=$((seconds * 2 / 3)); late=$((seconds - early))
+dir=$(mktemp -d /tmp/knit-profile.XXXX)
+. "$(dirname "$0")/common.sh"
 KNIT_WRITE_KEYS=wk KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
   $bin serve --db $dir/knit.db --addr 127.0.0.1:$port --roles ingest \
   >$dir/serve.log 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 0.1; done
+waitReady $port $pid $dir/serve.log
 snapshot() { # name: the group-commit metrics and the bytes written so far
   curl -sf -H 'Authorization: Bearer tok' http://127.0.0.1:$port/metrics |
     grep -E '^knit_group_commit_(phase_seconds|messages)_(sum|count)' >$dir/$1.metrics
   awk '/^write_bytes/ {print $2}' /proc/$pid/io >$dir/$1.bytes
 }
 $bin bench --url http://127.0.0.1:$port --write-key wk --mode batch --batch 100 \
-  --concurrency 8 --duration 60s --warmup 0s --server-pid $pid | sed 's/^/   /' &
+  --concurrency 8 --duration ${seconds}s --warmup 0s --server-pid $pid | sed 's/^/   /' &
 bench=$!
-sleep 40; snapshot early
-sleep 20; snapshot late
+sleep $early; snapshot early
+sleep $late; snapshot late
 wait $bench
 kill $pid; wait $pid 2>/dev/null
 join <(sort $dir/early.metrics) <(sort $dir/late.metrics) | awk -v b0="$(cat $dir/early.bytes)" \
-  -v b1="$(cat $dir/late.bytes)" '
+  -v b1="$(cat $dir/late.bytes)" -v span=$late '
   { d[$1] = $3 - $2 }
   END {
     groups = d["knit_group_commit_messages_count"]
     events = d["knit_group_commit_messages_sum"]
-    printf "last 20 s: %d shared transactions, %.0f messages each, %.0f events/s\n",
-      groups, events / groups, events / 20
+    printf "last %d s: %d shared transactions, %.0f messages each, %.0f events/s\n",
+      span, groups, events / groups, events / span
     split("wait read_ahead resolve write commit", phases, " ")
     for (i = 1; i <= 5; i++) {
       p = phases[i]
