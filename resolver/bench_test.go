@@ -30,7 +30,8 @@ func BenchmarkParseMessage(b *testing.B) {
 }
 
 // BenchmarkIngestBatch100 stores batches of 100 messages, identity
-// resolution included, into a real SQLite file; ns/op is per batch.
+// resolution included, into a real SQLite file, or into PostgreSQL when
+// KNIT_TEST_POSTGRES is set; ns/op is per batch.
 func BenchmarkIngestBatch100(b *testing.B) {
 	store := mustStore(b, sqltest.MustOpen(b))
 	env := resolver.Envelope{Source: "bench", ReceivedAt: fixedNow}

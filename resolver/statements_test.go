@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/knit-cdp/knit/resolver/sqldb"
 	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
@@ -62,5 +63,30 @@ func TestStatementsAreKeptOnAOneConnectionPool(t *testing.T) {
 	}
 	if got, want := store.statements.size(), len(keptStatements()); got != want {
 		t.Errorf("kept %d statements, want the %d of keptStatements", got, want)
+	}
+}
+
+// On SQLite the writer prepares only the kept statements itself and hands
+// every other query to the driver, whose own cache keeps it prepared; on
+// PostgreSQL every query goes to the driver.
+func TestOnlyKeptStatementsArePreparedByTheWriter(t *testing.T) {
+	db := sqltest.MustOpenSQLite(t)
+	store := NewStore(db, DefaultRules(), time.Now, nil)
+	store.statements.warm(context.Background())
+	kept := keptStatements()[0]
+	lookup := `SELECT profile_id FROM identities WHERE type = ? AND value = ?`
+
+	sqlite := &writer{dialect: db.Dialect(), shared: store.statements}
+	if sqlite.direct(kept) || !sqlite.direct(lookup) {
+		t.Errorf("SQLite: kept statement direct %v, lookup direct %v; want false, true",
+			sqlite.direct(kept), sqlite.direct(lookup))
+	}
+	unshared := &writer{dialect: db.Dialect()}
+	if !unshared.direct(kept) {
+		t.Errorf("SQLite without kept statements: want every query direct")
+	}
+	postgres := &writer{dialect: sqldb.Postgres, shared: store.statements}
+	if !postgres.direct(kept) || !postgres.direct(lookup) {
+		t.Errorf("PostgreSQL: want every query direct")
 	}
 }
