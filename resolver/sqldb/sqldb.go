@@ -49,8 +49,9 @@ func New(db *sql.DB, driverName string, dialect Dialect) *DB {
 // transaction runs a few dozen distinct statements, more when the lengths
 // of its IN lists vary; preparing them again in each transaction took 7 %
 // of the server's CPU under single-message webhooks, and keeping them made
-// the ingestion path 10 to 15 % faster (docs/benchmarks.md, fourteenth
-// session).
+// the ingestion path 10 to 15 % faster in-process; over HTTP, where the
+// disk sets the pace, no change stood out of the noise (docs/benchmarks.md,
+// fourteenth session).
 const stmtCacheSize = 256
 
 // OpenSQLite opens the SQLite file at path with the settings of SQLiteDSN,
