@@ -85,14 +85,14 @@ func (c *statementCache) size() int {
 	return len(c.stmts)
 }
 
-// stmt returns the transaction's prepared statement for query, preparing it
-// the first time: a batch of messages runs the same few statements many
-// times, and preparing them anew each time was most of the cost.
+// stmt returns the transaction's copy of a kept statement, binding it the
+// first time: a batch of messages runs the same few statements many times.
+// Only kept statements come here (see direct).
 func (w *writer) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	if s, ok := w.stmts[query]; ok {
 		return s, nil
 	}
-	s, err := w.prepare(ctx, query)
+	s, err := w.shared.forTx(ctx, w.tx, query)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
@@ -101,15 +101,6 @@ func (w *writer) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	}
 	w.stmts[query] = s
 	return s, nil
-}
-
-// prepare prepares query for the transaction, through the Store's cache
-// when the writer has one.
-func (w *writer) prepare(ctx context.Context, query string) (*sqlx.Stmt, error) {
-	if w.shared != nil {
-		return w.shared.forTx(ctx, w.tx, query)
-	}
-	return w.tx.PreparexContext(ctx, w.tx.Rebind(query))
 }
 
 // direct reports whether query goes to the driver as it stands rather
