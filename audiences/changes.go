@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // Change kinds in the membership history.
@@ -77,13 +78,20 @@ type changeRow struct {
 
 // Changes returns up to limit entries and exits of the audience after the
 // cursor since ("" or "0" for the beginning), oldest first. Cursors grow
-// with every run and stay valid for good.
+// with every run and stay valid for good: no id is handed out twice, even
+// after an erasure deleted the newest changes. A cursor past every id this
+// database ever handed out is refused (EInvalid): it comes from another
+// database, or from before a restore of an older backup, and polling with
+// it would skip changes without a word.
 func (r *Runner) Changes(ctx context.Context, name, since string, limit int) (ChangePage, error) {
 	if _, err := r.Definition(name); err != nil {
 		return ChangePage{}, err
 	}
 	after, err := parseChangeCursor(since)
 	if err != nil {
+		return ChangePage{}, err
+	}
+	if err := r.refuseUnissuedCursor(ctx, after); err != nil {
 		return ChangePage{}, err
 	}
 
@@ -109,10 +117,8 @@ func (r *Runner) Changes(ctx context.Context, name, since string, limit int) (Ch
 	return page, nil
 }
 
-// TODO(feed): a cursor beyond every recorded change is taken as it is, and
-// on SQLite an erase that deletes the newest changes lets their ids be
-// reused; a reader holding such a cursor would skip the changes up to it.
-// An AUTOINCREMENT id (never reused) would let the feed refuse them.
+// parseChangeCursor reads since as a cursor: "" for the beginning, else a
+// change's id.
 func parseChangeCursor(since string) (int64, error) {
 	if since == "" {
 		return 0, nil
@@ -123,4 +129,34 @@ func parseChangeCursor(since string) (int64, error) {
 			"since %q is not a cursor from this feed", since)
 	}
 	return after, nil
+}
+
+// highestChangeIDQuery selects the highest change id the database ever
+// handed out, 0 before the first: SQLite's AUTOINCREMENT counter, or the
+// PostgreSQL identity column's sequence.
+var highestChangeIDQuery = map[sqldb.Dialect]string{
+	sqldb.SQLite: `SELECT COALESCE((SELECT seq FROM sqlite_sequence
+		WHERE name = 'audience_changes'), 0)`,
+	sqldb.Postgres: `SELECT COALESCE(pg_sequence_last_value(
+		pg_get_serial_sequence('audience_changes', 'id')), 0)`,
+}
+
+// refuseUnissuedCursor returns an EInvalid error when after is past every
+// change id handed out, naming where the feed ends.
+func (r *Runner) refuseUnissuedCursor(ctx context.Context, after int64) error {
+	if after == 0 {
+		return nil
+	}
+	var highest int64
+	err := r.db.GetContext(ctx, &highest, highestChangeIDQuery[r.db.Dialect()])
+	if err != nil {
+		return fmt.Errorf("read the last change id: %w", err)
+	}
+	if after <= highest {
+		return nil
+	}
+	return resolver.Errorf(resolver.EInvalid, "since %d is past this feed's last "+
+		"change (%d): the cursor is from another database, or from before this one "+
+		"was restored from a backup; poll with since=%d to go on from here, or "+
+		"without since to read the feed again", after, highest, highest)
 }

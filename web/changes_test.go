@@ -86,6 +86,9 @@ func TestChangesFeedTellsWhoEnteredAndWhoLeft(t *testing.T) {
 	if status, _, _ := get("?since=garbage", ""); status != http.StatusBadRequest {
 		t.Errorf("a made-up cursor: %d, want 400", status)
 	}
+	if status, _, _ := get("?since=999999", ""); status != http.StatusBadRequest {
+		t.Errorf("a cursor past the feed's end: %d, want 400", status)
+	}
 
 	// The members' page answers 304 too while the result is unchanged.
 	members := func(etag string) (int, string) {
