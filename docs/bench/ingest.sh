@@ -1,14 +1,18 @@
 #!/bin/bash
 # Issue #7 ingestion targets, three runs each, a fresh database per run.
-# Usage: docs/bench/ingest.sh KNIT_BINARY > log (from the repository root;
-# scratch databases go to /tmp, PostgreSQL schemas knit_ing_N are made and dropped;
-# servers listen from port KNIT_BENCH_PORT, 18300 by default, one port a run)
+# Usage: docs/bench/ingest.sh KNIT_BINARY [ROWS] > log (from the repository
+# root; scratch databases go to /tmp, PostgreSQL schemas knit_ing_N are made
+# and dropped; servers listen from port KNIT_BENCH_PORT, 18300 by default,
+# one port a run). ROWS, an extended regular expression, keeps the rows
+# whose label it matches ("sqlite webhook c32 30s", "postgres batch100 c8
+# 60s", "ceiling", ...); every row runs without it.
 set -u -o pipefail
-if [ $# -ne 1 ]; then
-  echo "usage: $0 KNIT_BINARY > log" >&2
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+  echo "usage: $0 KNIT_BINARY [ROWS] > log" >&2
   exit 2
 fi
-bin=$1
+bin=$1; rows=${2:-.}
+wanted() { echo "$1" | grep -Eq -- "$rows"; }
 port=${KNIT_BENCH_PORT:-18300}
 . "$(dirname "$0")/common.sh"
 serve() { # serve DB -> sets pid
@@ -26,6 +30,7 @@ run() { # label, bench args...
 }
 sqlite_runs() { # label, bench args...: three runs, each on a fresh file
   local label=$1 i d; shift
+  wanted "sqlite $label" || return 0
   for i in 1 2 3; do
     d=$(mktemp -d /tmp/knit-ingest.XXXX)
     serve $d/knit.db
@@ -40,6 +45,7 @@ sqlite_runs "webhook c32 30s" --webhook-secret ws --mode webhook --concurrency 3
 sqlite_runs "batch100 rate5000 30s" --write-key wk --mode batch --batch 100 --concurrency 16 --rate 5000 --duration 30s --warmup 3s
 postgres_runs() { # label, bench args...: three runs, each on a fresh schema
   local label=$1 i schema; shift
+  wanted "postgres $label" || return 0
   for i in 1 2 3; do
     schema=knit_ing_$i
     psql -h 127.0.0.1 -U postgres -d test -qc "SET client_min_messages = warning;
@@ -53,9 +59,13 @@ postgres_runs() { # label, bench args...: three runs, each on a fresh schema
 }
 # autovacuum is off on this server and the test suites make and drop many
 # schemas: clean the catalogs first, as autovacuum would.
-psql -h 127.0.0.1 -U postgres -d test -qc "VACUUM" || exit 1
+if wanted postgres; then psql -h 127.0.0.1 -U postgres -d test -qc "VACUUM" || exit 1; fi
 postgres_runs "batch100 c8 60s" --write-key wk --mode batch --batch 100 --concurrency 8 --duration 60s --warmup 5s
 postgres_runs "batch100 c32 60s" --write-key wk --mode batch --batch 100 --concurrency 32 --duration 60s --warmup 5s
-echo "== ceiling $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
-cd "$(dirname "$0")/../.." && PATH=$PATH:/usr/local/go/bin go test -run X -bench 'SQLiteCeiling|IngestLikeCeiling' -benchtime 100000x -count 3 ./cmd/knit/ 2>&1 | grep Bench
+if wanted ceiling; then
+  echo "== ceiling $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
+  cd "$(dirname "$0")/../.." && PATH=$PATH:/usr/local/go/bin go test -run X \
+    -bench 'SQLiteCeiling|IngestLikeCeiling' -benchtime 100000x -count 3 ./cmd/knit/ 2>&1 |
+    grep Bench
+fi
 echo "== done $(date -u +%H:%M:%S)"
