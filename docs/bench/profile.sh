@@ -4,19 +4,26 @@
 # with /metrics and /proc/PID/io read 40 s and 60 s into it (the last 20 s,
 # when the indexes are largest). Prints, a shared transaction, its
 # messages and the mean of each phase, and the bytes the server wrote an
-# event. Usage: docs/bench/profile.sh KNIT_BINARY [SECONDS] > log: SECONDS
-# (60 by default) is the run's length, read at two thirds and at the end;
-# the server listens on KNIT_BENCH_PORT (18450 by default).
+# event. Usage: docs/bench/profile.sh KNIT_BINARY [SECONDS [MODE]] > log:
+# SECONDS (60 by default) is the run's length, read at two thirds and at
+# the end; MODE is batch (the default) or webhook (single messages from
+# 32 connections, as the webhook target); the server listens on
+# KNIT_BENCH_PORT (18450 by default).
 set -u -o pipefail
-if [ $# -lt 1 ]; then
-  echo "usage: $0 KNIT_BINARY [SECONDS] > log" >&2
+if [ $# -lt 1 ] || [ $# -gt 3 ]; then
+  echo "usage: $0 KNIT_BINARY [SECONDS [batch|webhook]] > log" >&2
   exit 2
 fi
-bin=$1; seconds=${2:-60}; port=${KNIT_BENCH_PORT:-18450}
+bin=$1; seconds=${2:-60}; mode=${3:-batch}; port=${KNIT_BENCH_PORT:-18450}
+case $mode in
+  batch) load="--write-key wk --mode batch --batch 100 --concurrency 8" ;;
+  webhook) load="--webhook-secret ws --mode webhook --concurrency 32" ;;
+  *) echo "MODE is batch or webhook, not $mode" >&2; exit 2 ;;
+esac
 early=$((seconds * 2 / 3)); late=$((seconds - early))
 dir=$(mktemp -d /tmp/knit-profile.XXXX)
 . "$(dirname "$0")/common.sh"
-KNIT_WRITE_KEYS=wk KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
+KNIT_WRITE_KEYS=wk KNIT_WEBHOOK_SECRET=ws KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
   $bin serve --db $dir/knit.db --addr 127.0.0.1:$port --roles ingest \
   >$dir/serve.log 2>&1 &
 pid=$!
@@ -26,8 +33,8 @@ snapshot() { # name: the group-commit metrics and the bytes written so far
     grep -E '^knit_group_commit_(phase_seconds|messages)_(sum|count)' >$dir/$1.metrics
   awk '/^write_bytes/ {print $2}' /proc/$pid/io >$dir/$1.bytes
 }
-$bin bench --url http://127.0.0.1:$port --write-key wk --mode batch --batch 100 \
-  --concurrency 8 --duration ${seconds}s --warmup 0s --server-pid $pid | sed 's/^/   /' &
+$bin bench --url http://127.0.0.1:$port $load --duration ${seconds}s --warmup 0s \
+  --server-pid $pid | sed 's/^/   /' &
 bench=$!
 sleep $early; snapshot early
 sleep $late; snapshot late
