@@ -132,13 +132,15 @@ func parseChangeCursor(since string) (int64, error) {
 }
 
 // highestChangeIDQuery selects the highest change id the database ever
-// handed out, 0 before the first: SQLite's AUTOINCREMENT counter, or the
-// PostgreSQL identity column's sequence.
-var highestChangeIDQuery = map[sqldb.Dialect]string{
-	sqldb.SQLite: `SELECT COALESCE((SELECT seq FROM sqlite_sequence
-		WHERE name = 'audience_changes'), 0)`,
-	sqldb.Postgres: `SELECT COALESCE(pg_sequence_last_value(
-		pg_get_serial_sequence('audience_changes', 'id')), 0)`,
+// handed out, 0 before the first: the PostgreSQL identity column's
+// sequence, or SQLite's AUTOINCREMENT counter.
+func highestChangeIDQuery(dialect sqldb.Dialect) string {
+	if dialect == sqldb.Postgres {
+		return `SELECT COALESCE(pg_sequence_last_value(
+			pg_get_serial_sequence('audience_changes', 'id')), 0)`
+	}
+	return `SELECT COALESCE((SELECT seq FROM sqlite_sequence
+		WHERE name = 'audience_changes'), 0)`
 }
 
 // refuseUnissuedCursor returns an EInvalid error when after is past every
@@ -148,7 +150,7 @@ func (r *Runner) refuseUnissuedCursor(ctx context.Context, after int64) error {
 		return nil
 	}
 	var highest int64
-	err := r.db.GetContext(ctx, &highest, highestChangeIDQuery[r.db.Dialect()])
+	err := r.db.GetContext(ctx, &highest, highestChangeIDQuery(r.db.Dialect()))
 	if err != nil {
 		return fmt.Errorf("read the last change id: %w", err)
 	}
