@@ -34,7 +34,7 @@ func (s *Store) Delete(ctx context.Context, id Identifier,
 	id.Value = s.rules.normalise(id.Type, id.Value)
 
 	var result DeleteResult
-	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.withWriteTx(ctx, func(tx *sqlx.Tx) error {
 		w := &writer{tx: tx, rules: s.rules, now: s.now(), dialect: s.db.Dialect()}
 		var err error
 		if result, err = w.erase(ctx, id, requestedBy); err != nil {

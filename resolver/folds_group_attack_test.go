@@ -12,6 +12,22 @@ import (
 	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
 
+// atkSamePeople fails t where got's people, their identifiers, events or
+// traits differ from want's (stored one message an Ingest).
+func atkSamePeople(t *testing.T, want, got atkState) {
+	t.Helper()
+	for name, pair := range map[string][2]any{
+		"profiles": {want.Profiles, got.Profiles},
+		"owners":   {want.Owners, got.Owners},
+		"events":   {want.Events, got.Events},
+		"traits":   {want.Traits, got.Traits},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			t.Errorf("%s differ:\none by one: %v\ngrouped:    %v", name, pair[0], pair[1])
+		}
+	}
+}
+
 // Many concurrent GroupCommitter callers whose messages merge each
 // other's profiles: their shared transactions fold merges made by several
 // callers. With limits out of reach and every message at its own time the
@@ -93,16 +109,7 @@ func TestAttackFoldGroupCommitterCallersMergeEachOther(t *testing.T) {
 	ingestIn(t, one, serial, 1)
 
 	want, got := atkRead(t, oneDB, nil), atkRead(t, groupDB, nil)
-	for name, pair := range map[string][2]any{
-		"profiles": {want.Profiles, got.Profiles},
-		"owners":   {want.Owners, got.Owners},
-		"events":   {want.Events, got.Events},
-		"traits":   {want.Traits, got.Traits},
-	} {
-		if !reflect.DeepEqual(pair[0], pair[1]) {
-			t.Errorf("%s differ:\none by one: %v\ngrouped:    %v", name, pair[0], pair[1])
-		}
-	}
+	atkSamePeople(t, want, got)
 	if len(got.Profiles) != groups {
 		t.Errorf("want %d people, got %d: %v", groups, len(got.Profiles), got.Profiles)
 	}

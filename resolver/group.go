@@ -26,6 +26,9 @@ type GroupStats struct {
 	Requests int  // Ingest calls it answered
 	Messages int  // messages it held
 	Retried  bool // it failed and its requests were committed one by one
+	// ReadAhead says it took what was read for it while the group before
+	// it committed, rather than reading it all under the write lock.
+	ReadAhead bool
 	// Phases is where the shared transaction spent its time; zero when
 	// it failed.
 	Phases IngestPhases
@@ -46,6 +49,9 @@ type GroupCommitter struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
+	// readAheadStarted, when set (by tests), is called with each
+	// read-ahead once started, before the group under way goes on.
+	readAheadStarted func(*readAhead)
 }
 
 type groupRequest struct {
@@ -111,14 +117,28 @@ func (g *GroupCommitter) Close() {
 
 func (g *GroupCommitter) run() {
 	defer close(g.stopped)
+	var next *pendingGroup
+	var prev *groupTrace
 	for {
-		select {
-		case first := <-g.queue:
-			g.commit(g.gather(first))
-		case <-g.stop:
-			return
+		if next == nil {
+			select {
+			case first := <-g.queue:
+				next = &pendingGroup{requests: g.gather(first)}
+			case <-g.stop:
+				return
+			}
 		}
+		// A group gathered during the last commit is stored even after
+		// Close: its callers are waiting.
+		next, prev = g.commit(next, prev)
 	}
+}
+
+// pendingGroup is a group of requests gathered for one transaction, and
+// what was read ahead for them, if anything.
+type pendingGroup struct {
+	requests []*groupRequest
+	ahead    *readAhead
 }
 
 // gather takes first and whatever other requests are already waiting, up
@@ -138,40 +158,71 @@ func (g *GroupCommitter) gather(first *groupRequest) []*groupRequest {
 	return group
 }
 
-// commit stores the group's messages in one transaction and answers each
-// request with its own outcomes; when that fails, it stores each request
-// in a transaction of its own.
-func (g *GroupCommitter) commit(group []*groupRequest) {
-	group = answerAbandoned(group)
-	if len(group) == 0 {
-		return
+// gatherWaiting gathers the requests already waiting, if any, and starts
+// reading ahead for them; it returns nil when none waits.
+func (g *GroupCommitter) gatherWaiting() *pendingGroup {
+	select {
+	case first := <-g.queue:
+		requests := g.gather(first)
+		ahead := g.store.startReadAhead(messagesOf(requests))
+		if g.readAheadStarted != nil {
+			g.readAheadStarted(ahead)
+		}
+		return &pendingGroup{requests: requests, ahead: ahead}
+	default:
+		return nil
 	}
+}
 
+func messagesOf(requests []*groupRequest) []*Message {
 	var all []*Message
-	for _, r := range group {
+	for _, r := range requests {
 		all = append(all, r.messages...)
 	}
-	// Not any one caller's context: the work is all of theirs, and it
-	// finishes even if a caller goes away.
-	outcomes, phases, err := g.store.ingestTimed(context.Background(), all)
-	// A database that cannot work now fails each request alone too, and
-	// each would wait its own busy timeout first: answer them all at once.
-	if err == nil || len(group) == 1 || ErrorCode(err) == EUnavailable {
-		g.answer(group, outcomes, err)
-		stats := GroupStats{Requests: len(group), Messages: len(all)}
-		if err == nil {
-			stats.Phases = phases
-		}
-		g.observe(stats)
-		return
+	return all
+}
+
+// commit stores the group's messages in one transaction and answers each
+// request with its own outcomes; when that fails, it stores each request
+// in a transaction of its own. While the transaction holds the write lock
+// (from when depends on the engine: Store.startsNext), the requests
+// waiting by then are gathered as the next group, and what they will
+// read is read meanwhile (readAhead);
+// commit returns that group, or nil, and what its own transaction
+// touched, or nil when it failed.
+func (g *GroupCommitter) commit(group *pendingGroup,
+	prev *groupTrace) (*pendingGroup, *groupTrace) {
+	requests := answerAbandoned(group.requests)
+	if len(requests) == 0 {
+		return nil, prev
 	}
 
-	g.store.logGroupRetry(len(group), len(all), err)
-	for _, r := range group {
+	all := messagesOf(requests)
+	var next *pendingGroup
+	step := pipelineStep{ahead: group.ahead, prev: prev,
+		startNext: func() { next = g.gatherWaiting() }}
+	// Not any one caller's context: the work is all of theirs, and it
+	// finishes even if a caller goes away.
+	done, err := g.store.ingestStep(context.Background(), all, step)
+	// A database that cannot work now fails each request alone too, and
+	// each would wait its own busy timeout first: answer them all at once.
+	if err == nil || len(requests) == 1 || ErrorCode(err) == EUnavailable {
+		g.answer(requests, done.outcomes, err)
+		stats := GroupStats{Requests: len(requests), Messages: len(all)}
+		if err == nil {
+			stats.Phases, stats.ReadAhead = done.phases, done.readAheadUsed
+		}
+		g.observe(stats)
+		return next, done.trace
+	}
+
+	g.store.logGroupRetry(len(requests), len(all), err)
+	for _, r := range requests {
 		outcomes, err := g.store.Ingest(context.WithoutCancel(r.ctx), r.messages)
 		r.reply <- groupReply{outcomes: outcomes, err: err}
 	}
-	g.observe(GroupStats{Requests: len(group), Messages: len(all), Retried: true})
+	g.observe(GroupStats{Requests: len(requests), Messages: len(all), Retried: true})
+	return next, nil
 }
 
 // answerAbandoned answers the requests whose callers stopped waiting

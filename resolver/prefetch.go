@@ -12,8 +12,46 @@ import (
 // prefetch reads, before a batch is resolved, what its messages will ask
 // about: which of their message ids are stored or erased already, who holds
 // their identifiers and every identifier of those holders. A batch then
-// costs a few reads in all instead of several a message.
-func (w *writer) prefetch(ctx context.Context, messages []*Message) error {
+// costs a few reads in all instead of several a message. What ahead read
+// for the batch while prev was committing is taken instead where it still
+// holds (readAhead), so only the rest is read here.
+func (w *writer) prefetch(ctx context.Context, messages []*Message,
+	ahead *readAhead, prev *groupTrace) error {
+	ids, identifiers := w.batchKeys(messages)
+
+	if err := w.readStart(ctx); err != nil {
+		return err
+	}
+	w.readAheadUsed = w.useReadAhead(ahead, prev)
+	if !w.readAheadUsed {
+		if err := w.readKnownMessages(ctx, ids); err != nil {
+			return err
+		}
+	}
+	owners, err := w.owners(ctx, identifiers)
+	if err != nil {
+		return err
+	}
+	_, err = w.identifiersOf(ctx, distinctProfiles(owners))
+	return err
+}
+
+// useReadAhead seeds the transaction with ahead, when ahead was read in
+// full and no other writer committed since prev, and says whether it did.
+func (w *writer) useReadAhead(ahead *readAhead, prev *groupTrace) bool {
+	if ahead == nil || !prev.trusts(w) {
+		return false
+	}
+	<-ahead.done
+	if ahead.err != nil {
+		return false
+	}
+	w.seed(ahead, prev)
+	return true
+}
+
+// batchKeys returns the messages' ids, and their identifiers once each.
+func (w *writer) batchKeys(messages []*Message) ([]string, []Identifier) {
 	ids := make([]string, 0, len(messages))
 	var identifiers []Identifier
 	seen := map[Identifier]bool{}
@@ -27,33 +65,24 @@ func (w *writer) prefetch(ctx context.Context, messages []*Message) error {
 			}
 		}
 	}
-
-	if err := w.readStart(ctx); err != nil {
-		return err
-	}
-	if err := w.readKnownMessages(ctx, ids); err != nil {
-		return err
-	}
-	owners, err := w.owners(ctx, identifiers)
-	if err != nil {
-		return err
-	}
-	_, err = w.identifiersOf(ctx, distinctProfiles(owners))
-	return err
+	return ids, identifiers
 }
 
 // readStart reads in one statement what a batch's first messages would
 // each read alone: the highest profile and event ids, and whether any
-// identifier is unlinked. Three round trips a transaction were a tenth of
-// a batch's on PostgreSQL.
+// identifier is unlinked; and the write generation, for useReadAhead.
+// Three round trips a transaction were a tenth of a batch's on
+// PostgreSQL.
 func (w *writer) readStart(ctx context.Context) error {
 	var start struct {
-		Profiles int64 `db:"profiles"`
-		Events   int64 `db:"events"`
-		Blocks   int64 `db:"blocks"`
+		Profiles   int64 `db:"profiles"`
+		Events     int64 `db:"events"`
+		Blocks     int64 `db:"blocks"`
+		Generation int64 `db:"generation"`
 	}
 	query := "SELECT (" + profileRows.highest + ") AS profiles, (" +
-		eventRows.highest + ") AS events, (" + anyBlocksQuery + ") AS blocks"
+		eventRows.highest + ") AS events, (" + anyBlocksQuery + ") AS blocks, (" +
+		generationSQL + ") AS generation"
 	if err := w.tx.GetContext(ctx, &start, query); err != nil {
 		return fmt.Errorf("read the highest ids and unlinked identifiers: %w", err)
 	}
@@ -65,6 +94,7 @@ func (w *writer) readStart(ctx context.Context) error {
 	w.profileIDs.written, w.eventIDs.written = w.profileIDs.last, w.eventIDs.last
 	blocks := start.Blocks > 0
 	w.anyBlocks = &blocks
+	w.generation = start.Generation
 	return nil
 }
 

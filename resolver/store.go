@@ -89,12 +89,59 @@ type IngestPhases struct {
 	Commit time.Duration
 }
 
+// pipelineStep links one ingest transaction to its neighbours in a
+// GroupCommitter: what was read ahead for its messages, what the
+// transaction before it touched, and what to call, while it holds the
+// write lock, to gather the next group and start reading ahead for it
+// (see startsNext). The zero step stands alone.
+type pipelineStep struct {
+	ahead     *readAhead
+	prev      *groupTrace
+	startNext func()
+}
+
+// The points of a transaction where startNext may be called.
+const (
+	afterReads  = iota // its own reads are done
+	afterWrites        // everything is written; only the commit is left
+)
+
+// startsNext says when a transaction starts the next group's read-ahead.
+// On PostgreSQL, once its own reads are done: its writes are round trips
+// to the server, and the next group's reads fill the wait. On SQLite only
+// once it is about to commit: its writes keep a core busy in-process, and
+// a next group gathered sooner misses the requests that arrive meanwhile
+// (smaller groups cost more an event than the reads saved;
+// docs/benchmarks.md, sixteenth session).
+func (s *Store) startsNext() int {
+	if s.db.Dialect() == sqldb.Postgres {
+		return afterReads
+	}
+	return afterWrites
+}
+
+// ingested is what one ingest transaction produced: each message's
+// outcome, where its time went, and what it touched (for the next step).
+type ingested struct {
+	outcomes      []Outcome
+	phases        IngestPhases
+	trace         *groupTrace
+	readAheadUsed bool
+}
+
 // ingestTimed is Ingest, also telling how long each phase took; the
 // phases of a call that failed are as far as it got.
-func (s *Store) ingestTimed(ctx context.Context,
-	messages []*Message) ([]Outcome, IngestPhases, error) {
+func (s *Store) ingestTimed(ctx context.Context, messages []*Message) ([]Outcome,
+	IngestPhases, error) {
+	done, err := s.ingestStep(ctx, messages, pipelineStep{})
+	return done.outcomes, done.phases, err
+}
+
+// ingestStep is ingestTimed as one step of a pipeline.
+func (s *Store) ingestStep(ctx context.Context, messages []*Message,
+	step pipelineStep) (ingested, error) {
 	s.prepare(messages) // before the lock: no other writer waits for it
-	var phases IngestPhases
+	done := ingested{outcomes: make([]Outcome, len(messages))}
 	clock := newLapClock()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -102,36 +149,57 @@ func (s *Store) ingestTimed(ctx context.Context,
 	if s.statements != nil {
 		s.statements.warm(ctx)
 	}
-	outcomes := make([]Outcome, len(messages))
-	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
-		phases.Wait = clock.lap()
-		w := &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows(),
+	var w *writer
+	err := s.withWriteTx(ctx, func(tx *sqlx.Tx) error {
+		done.phases.Wait = clock.lap()
+		w = &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows(),
 			cache: newIdentityCache(), dialect: s.db.Dialect(), shared: s.statements}
 		if w.dialect == sqldb.Postgres {
 			w.folds = newFoldedMerges()
 		}
-		err := w.prefetch(ctx, messages)
-		if phases.ReadAhead = clock.lap(); err != nil {
+		err := w.prefetch(ctx, messages, step.ahead, step.prev)
+		if done.phases.ReadAhead = clock.lap(); err != nil {
 			return err
 		}
-		for i, m := range messages {
-			outcome, err := w.ingest(ctx, m)
-			if err != nil {
-				return fmt.Errorf("store message %q: %w", m.ID, err)
-			}
-			outcomes[i] = outcome
+		step.startAt(afterReads, s.startsNext())
+		err = w.ingestAll(ctx, messages, done.outcomes, &done.phases, clock)
+		if err == nil {
+			step.startAt(afterWrites, s.startsNext())
 		}
-		phases.Resolve = clock.lap()
-		err = w.flush(ctx)
-		phases.Write = clock.lap()
 		return err
 	})
 	if err != nil {
-		return nil, phases, fmt.Errorf("resolver.Ingest: %w", err)
+		return done, fmt.Errorf("resolver.Ingest: %w", err)
 	}
-	phases.Commit = clock.lap()
-	s.logOutcomes(ctx, outcomes)
-	return outcomes, phases, nil
+	done.phases.Commit = clock.lap()
+	done.trace, done.readAheadUsed = traceOf(w), w.readAheadUsed
+	s.logOutcomes(ctx, done.outcomes)
+	return done, nil
+}
+
+// startAt calls startNext, if any, when point is the one chosen.
+func (step pipelineStep) startAt(point, chosen int) {
+	if step.startNext != nil && point == chosen {
+		step.startNext()
+	}
+}
+
+// ingestAll stores messages in order into outcomes, then writes the rows
+// kept for the end, timing both phases.
+func (w *writer) ingestAll(ctx context.Context, messages []*Message, outcomes []Outcome,
+	phases *IngestPhases, clock *lapClock) error {
+	for i, m := range messages {
+		outcome, err := w.ingest(ctx, m)
+		if err != nil {
+			return fmt.Errorf("store message %q: %w", m.ID, err)
+		}
+		outcomes[i] = outcome
+	}
+	phases.Resolve = clock.lap()
+
+	err := w.flush(ctx)
+	phases.Write = clock.lap()
+	return err
 }
 
 // lapClock measures consecutive phases on the monotonic clock.
@@ -193,6 +261,11 @@ type writer struct {
 	// folds holds the batch's merges for its end (PostgreSQL); nil writes
 	// each merge at once.
 	folds *foldedMerges
+	// generation is the write generation of the transaction (readStart).
+	generation int64
+	// readAheadUsed says the prefetch took a read-ahead; erased, that the
+	// transaction erased someone (no read-ahead may outlive that).
+	readAheadUsed, erased bool
 }
 
 func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
@@ -220,6 +293,7 @@ func (w *writer) ingest(ctx context.Context, m *Message) (Outcome, error) {
 			w.cache = newIdentityCache()
 		}
 		w.known = nil
+		w.erased = true
 		w.eventIDs.last = 0
 		return outcome, err
 	}

@@ -82,7 +82,7 @@ func (s *Store) Unlink(ctx context.Context, id Identifier, reason string) (Unlin
 	id.Value = s.rules.normalise(id.Type, id.Value)
 
 	var result UnlinkResult
-	err := s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.withWriteTx(ctx, func(tx *sqlx.Tx) error {
 		w := &writer{tx: tx, rules: s.rules, now: s.now(), dialect: s.db.Dialect()}
 		var err error
 		if result, err = w.unlink(ctx, id, reason); err != nil {

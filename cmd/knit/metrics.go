@@ -30,7 +30,7 @@ type metrics struct {
 // groupMetrics describe the shared ingestion transactions.
 type groupMetrics struct {
 	requests, messages prometheus.Histogram
-	retried            prometheus.Counter
+	retried, readAhead prometheus.Counter
 	phases             *prometheus.HistogramVec
 }
 
@@ -50,6 +50,11 @@ func newGroupMetrics() groupMetrics {
 			Name: "knit_group_commit_retried_total",
 			Help: "Shared transactions that failed and were retried request by request.",
 		}),
+		readAhead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "knit_group_commit_read_ahead_total",
+			Help: "Shared transactions that took what was read for them while the " +
+				"one before committed.",
+		}),
 		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "knit_group_commit_phase_seconds",
 			Help: "Time a committed shared transaction spent in each phase: " +
@@ -65,6 +70,9 @@ func (m *metrics) observeGroup(stats resolver.GroupStats) {
 	m.groups.messages.Observe(float64(stats.Messages))
 	if stats.Retried {
 		m.groups.retried.Inc()
+	}
+	if stats.ReadAhead {
+		m.groups.readAhead.Inc()
 	}
 	if stats.Phases == (resolver.IngestPhases{}) {
 		return // failed: its phases say nothing of a commit
@@ -103,7 +111,8 @@ func newMetrics(runner *audiences.Runner) *metrics {
 	})
 	m.groups = newGroupMetrics()
 	m.registry.MustRegister(m.messages, m.batches, m.requests, m.latencies, m.inFlight,
-		m.groups.requests, m.groups.messages, m.groups.retried, m.groups.phases,
+		m.groups.requests, m.groups.messages, m.groups.retried, m.groups.readAhead,
+		m.groups.phases,
 		newAudienceCollector(runner),
 		// process_resident_memory_bytes (on Linux), which `knit bench`
 		// samples for the server's peak memory, and the Go runtime's own.

@@ -1,0 +1,10 @@
+package resolver
+
+// WaitForReadAheads makes g wait, each time it starts reading ahead for
+// the next group, until that read is done: the read then shows the
+// database as it was before the group under way wrote anything, the case
+// where what that group touches must be left out. Call it before the
+// first Ingest.
+func WaitForReadAheads(g *GroupCommitter) {
+	g.readAheadStarted = func(ahead *readAhead) { <-ahead.done }
+}
