@@ -8,3 +8,9 @@ package resolver
 func WaitForReadAheads(g *GroupCommitter) {
 	g.readAheadStarted = func(ahead *readAhead) { <-ahead.done }
 }
+
+// ReadAheadOnEveryEngine makes g read the next group ahead on SQLite too,
+// where it does not by default. Call it before the first Ingest.
+func ReadAheadOnEveryEngine(g *GroupCommitter) {
+	g.readAhead = true
+}

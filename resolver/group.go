@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 // DefaultGroupMessages is how many messages one shared transaction takes at
@@ -49,6 +51,13 @@ type GroupCommitter struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
+	// readAhead says whether the next group is read while one commits:
+	// on PostgreSQL, where the writer waits for the server's round trips.
+	// On SQLite, where the writer keeps a core busy and single-message
+	// webhooks keep the other one busy too, it cost single-message
+	// webhooks 13 to 20 % (docs/benchmarks.md, sixteenth session); tests
+	// turn it on there to check it all the same.
+	readAhead bool
 	// readAheadStarted, when set (by tests), is called with each
 	// read-ahead once started, before the group under way goes on.
 	readAheadStarted func(*readAhead)
@@ -71,11 +80,12 @@ func NewGroupCommitter(store *Store, opts GroupOptions) *GroupCommitter {
 		opts.MaxMessages = DefaultGroupMessages
 	}
 	g := &GroupCommitter{
-		store:   store,
-		opts:    opts,
-		queue:   make(chan *groupRequest),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		store:     store,
+		opts:      opts,
+		queue:     make(chan *groupRequest),
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		readAhead: store.db.Dialect() == sqldb.Postgres,
 	}
 	go g.run()
 	return g
@@ -199,8 +209,10 @@ func (g *GroupCommitter) commit(group *pendingGroup,
 
 	all := messagesOf(requests)
 	var next *pendingGroup
-	step := pipelineStep{ahead: group.ahead, prev: prev,
-		startNext: func() { next = g.gatherWaiting() }}
+	step := pipelineStep{ahead: group.ahead, prev: prev}
+	if g.readAhead {
+		step.startNext = func() { next = g.gatherWaiting() }
+	}
 	// Not any one caller's context: the work is all of theirs, and it
 	// finishes even if a caller goes away.
 	done, err := g.store.ingestStep(context.Background(), all, step)

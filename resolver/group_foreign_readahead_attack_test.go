@@ -41,6 +41,7 @@ func TestAttackReadAheadWithAnotherStoreWritingBetweenGroups(t *testing.T) {
 						retried.Add(1)
 					}
 				}})
+			resolver.ReadAheadOnEveryEngine(committer)
 			if wait {
 				resolver.WaitForReadAheads(committer)
 			}

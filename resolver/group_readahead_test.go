@@ -45,9 +45,32 @@ func raPeopleStream(callers, requests, size, people int) [][][]string {
 	return stream
 }
 
+// raSend sends each caller's requests of stream from a goroutine of its
+// own, one after the other, then closes committer.
+func raSend(t *testing.T, committer *resolver.GroupCommitter, stream [][][]string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, mine := range stream {
+		wg.Go(func() {
+			for _, request := range mine {
+				var messages []*resolver.Message
+				for _, raw := range request {
+					messages = append(messages, mustParseMessage(t, raw))
+				}
+				if _, err := committer.Ingest(context.Background(), messages); err != nil {
+					t.Errorf("group ingest: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	committer.Close()
+}
+
 // Requests that do not fit one shared transaction wait while it commits;
 // the next transaction takes what was read ahead for them meanwhile, minus
-// what the one before touched. The people, events and traits must be
+// what the one before touched (on every engine here, though SQLite does
+// not read ahead by default). The people, events and traits must be
 // those of one message an Ingest, and many transactions must have taken
 // a read-ahead (or this test would not test it). Each read-ahead is made
 // before the transaction under way writes (WaitForReadAheads), so each is
@@ -73,23 +96,9 @@ func TestGroupCommitReadAheadKeepsPeopleAsOneAtATime(t *testing.T) {
 				retried.Add(1)
 			}
 		}})
+	resolver.ReadAheadOnEveryEngine(committer)
 	resolver.WaitForReadAheads(committer)
-	var wg sync.WaitGroup
-	for _, mine := range stream {
-		wg.Go(func() {
-			for _, request := range mine {
-				var messages []*resolver.Message
-				for _, raw := range request {
-					messages = append(messages, mustParseMessage(t, raw))
-				}
-				if _, err := committer.Ingest(context.Background(), messages); err != nil {
-					t.Errorf("group ingest: %v", err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	committer.Close()
+	raSend(t, committer, stream)
 	t.Logf("%d transactions, %d took a read-ahead", groups.Load(), readAhead.Load())
 	if readAhead.Load() == 0 {
 		t.Fatal("no transaction took a read-ahead")
@@ -119,4 +128,23 @@ func raSameAsOneAtATime(t *testing.T, rules resolver.Rules, stream [][][]string,
 	ingestIn(t, resolver.NewStore(oneDB, rules, clock, nil), serial, 1)
 	atkSamePeople(t, atkRead(t, oneDB, nil), atkRead(t, groupDB, nil))
 	checkIdentityInvariants(t, groupDB)
+}
+
+// By default the committer reads ahead on PostgreSQL and never on SQLite.
+func TestGroupCommitReadsAheadOnPostgreSQLOnly(t *testing.T) {
+	const callers, requests, size = 8, 15, 5
+	db, store := mustResolverStore(t)
+	var readAhead atomic.Int64
+	committer := resolver.NewGroupCommitter(store, resolver.GroupOptions{
+		MaxMessages: 4 * size, Observe: func(s resolver.GroupStats) {
+			if s.ReadAhead {
+				readAhead.Add(1)
+			}
+		}})
+	raSend(t, committer, raPeopleStream(callers, requests, size, 7))
+
+	postgres := db.Dialect() == sqldb.Postgres
+	if got := readAhead.Load(); postgres != (got > 0) {
+		t.Errorf("%d transactions took a read-ahead on %s", got, db.Dialect())
+	}
 }

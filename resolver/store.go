@@ -108,11 +108,12 @@ const (
 
 // startsNext says when a transaction starts the next group's read-ahead.
 // On PostgreSQL, once its own reads are done: its writes are round trips
-// to the server, and the next group's reads fill the wait. On SQLite only
-// once it is about to commit: its writes keep a core busy in-process, and
-// a next group gathered sooner misses the requests that arrive meanwhile
-// (smaller groups cost more an event than the reads saved;
-// docs/benchmarks.md, sixteenth session).
+// to the server, and the next group's reads fill the wait. On SQLite
+// (where the committer reads ahead only in tests) once it is about to
+// commit: its writes keep a core busy in-process, and a next group
+// gathered sooner missed the requests that arrived meanwhile (smaller
+// groups cost more an event than the reads saved; docs/benchmarks.md,
+// sixteenth session).
 func (s *Store) startsNext() int {
 	if s.db.Dialect() == sqldb.Postgres {
 		return afterReads
