@@ -173,7 +173,10 @@ func (s *Store) ingestStep(ctx context.Context, messages []*Message,
 		return done, fmt.Errorf("resolver.Ingest: %w", err)
 	}
 	done.phases.Commit = clock.lap()
-	done.trace, done.readAheadUsed = traceOf(w), w.readAheadUsed
+	done.readAheadUsed = w.readAheadUsed
+	if step.startNext != nil { // a next group may check its read-ahead against it
+		done.trace = traceOf(w)
+	}
 	s.logOutcomes(ctx, done.outcomes)
 	return done, nil
 }
