@@ -8,7 +8,10 @@
 # SECONDS (60 by default) is the run's length, read at two thirds and at
 # the end; MODE is batch (the default) or webhook (single messages from
 # 32 connections, as the webhook target); the server listens on
-# KNIT_BENCH_PORT (18450 by default).
+# KNIT_BENCH_PORT (18450 by default). With PROFILE_POSTGRES=SCHEMA the
+# server uses a fresh schema of that name on the local PostgreSQL instead
+# (dropped at the end); the bytes written are then knit's alone, not the
+# database server's. Also prints how many transactions took a read-ahead.
 set -u -o pipefail
 if [ $# -lt 1 ] || [ $# -gt 3 ]; then
   echo "usage: $0 KNIT_BINARY [SECONDS [batch|webhook]] > log" >&2
@@ -23,14 +26,22 @@ esac
 early=$((seconds * 2 / 3)); late=$((seconds - early))
 dir=$(mktemp -d /tmp/knit-profile.XXXX)
 . "$(dirname "$0")/common.sh"
+db=$dir/knit.db
+pgsql() { psql -h 127.0.0.1 -U postgres -d test -qc "SET client_min_messages = warning; $1"; }
+if [ -n "${PROFILE_POSTGRES:-}" ]; then
+  pgsql "DROP SCHEMA IF EXISTS $PROFILE_POSTGRES CASCADE; CREATE SCHEMA $PROFILE_POSTGRES;
+    CHECKPOINT" || exit 1
+  db="postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$PROFILE_POSTGRES"
+fi
 KNIT_WRITE_KEYS=wk KNIT_WEBHOOK_SECRET=ws KNIT_API_TOKEN=tok KNIT_LOG_LEVEL=warn \
-  $bin serve --db $dir/knit.db --addr 127.0.0.1:$port --roles ingest \
+  $bin serve --db "$db" --addr 127.0.0.1:$port --roles ingest \
   >$dir/serve.log 2>&1 &
 pid=$!
 waitReady $port $pid $dir/serve.log
 snapshot() { # name: the group-commit metrics and the bytes written so far
   curl -sf -H 'Authorization: Bearer tok' http://127.0.0.1:$port/metrics |
-    grep -E '^knit_group_commit_(phase_seconds|messages)_(sum|count)' >$dir/$1.metrics
+    grep -E '^knit_group_commit_((phase_seconds|messages)_(sum|count)|read_ahead_total)' \
+    >$dir/$1.metrics
   awk '/^write_bytes/ {print $2}' /proc/$pid/io >$dir/$1.bytes
 }
 $bin bench --url http://127.0.0.1:$port $load --duration ${seconds}s --warmup 0s \
@@ -48,6 +59,7 @@ join <(sort $dir/early.metrics) <(sort $dir/late.metrics) | awk -v b0="$(cat $di
     events = d["knit_group_commit_messages_sum"]
     printf "last %d s: %d shared transactions, %.0f messages each, %.0f events/s\n",
       span, groups, events / groups, events / span
+    printf "  %d of them took a read-ahead\n", d["knit_group_commit_read_ahead_total"]
     split("wait read_ahead resolve write commit", phases, " ")
     for (i = 1; i <= 5; i++) {
       p = phases[i]
@@ -58,3 +70,4 @@ join <(sort $dir/early.metrics) <(sort $dir/late.metrics) | awk -v b0="$(cat $di
     printf "written: %.1f KB an event (/proc/PID/io write_bytes)\n", (b1 - b0) / events / 1000
   }'
 rm -rf $dir
+[ -z "${PROFILE_POSTGRES:-}" ] || pgsql "DROP SCHEMA $PROFILE_POSTGRES CASCADE"
