@@ -194,12 +194,12 @@ func messagesOf(requests []*groupRequest) []*Message {
 
 // commit stores the group's messages in one transaction and answers each
 // request with its own outcomes; when that fails, it stores each request
-// in a transaction of its own. While the transaction holds the write lock
-// (from when depends on the engine: Store.startsNext), the requests
-// waiting by then are gathered as the next group, and what they will
-// read is read meanwhile (readAhead);
+// in a transaction of its own. Where the committer reads ahead, the
+// requests waiting while the transaction holds the write lock (from a
+// point that depends on the engine: Store.startsNext) are gathered as the
+// next group, and what they will ask is read meanwhile (readAhead).
 // commit returns that group, or nil, and what its own transaction
-// touched, or nil when it failed.
+// touched, or nil when it failed or nothing may read ahead against it.
 func (g *GroupCommitter) commit(group *pendingGroup,
 	prev *groupTrace) (*pendingGroup, *groupTrace) {
 	requests := answerAbandoned(group.requests)
