@@ -122,7 +122,8 @@ func (s *Store) startsNext() int {
 }
 
 // ingested is what one ingest transaction produced: each message's
-// outcome, where its time went, and what it touched (for the next step).
+// outcome, where its time went, and what it touched (nil unless a next
+// step may read ahead against it).
 type ingested struct {
 	outcomes      []Outcome
 	phases        IngestPhases
