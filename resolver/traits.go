@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // Traits are stored one row per leaf: a nested object is flattened into
@@ -99,6 +101,55 @@ func (p *Profiles) Traits(ctx context.Context, profile int64) ([]Trait, error) {
 		return nil, fmt.Errorf("list traits of profile %d: %w", profile, err)
 	}
 	return assembleTraits(visibleRows(rows))
+}
+
+// TraitsIn returns the traits of each of profiles that has any, as Traits
+// gives them but without their sources (every Source is ""), read by one
+// query through snapshot, a transaction the caller holds. Keep profiles to
+// a page (a thousand or so): each is a parameter of the query.
+func TraitsIn(ctx context.Context, snapshot *sqlx.Tx,
+	profiles []int64) (map[int64][]Trait, error) {
+	out := make(map[int64][]Trait, len(profiles))
+	if len(profiles) == 0 {
+		return out, nil
+	}
+	query, args, err := sqlx.In(`SELECT profile_id, key, value, ts_ms, message_id
+		FROM traits WHERE profile_id IN (?) ORDER BY profile_id, key`, profiles)
+	if err != nil {
+		return nil, fmt.Errorf("build traits query: %w", err)
+	}
+	var rows []profileTraitRow
+	err = snapshot.SelectContext(ctx, &rows, snapshot.Rebind(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list traits of %d profiles: %w", len(profiles), err)
+	}
+
+	for len(rows) > 0 {
+		profile, end := rows[0].ProfileID, 1
+		for end < len(rows) && rows[end].ProfileID == profile {
+			end++
+		}
+		traits, err := assembleTraits(visibleRows(traitRowsOf(rows[:end])))
+		if err != nil {
+			return nil, fmt.Errorf("traits of profile %d: %w", profile, err)
+		}
+		out[profile], rows = traits, rows[end:]
+	}
+	return out, nil
+}
+
+// profileTraitRow is a stored trait leaf with its profile.
+type profileTraitRow struct {
+	ProfileID int64 `db:"profile_id"`
+	traitRow
+}
+
+func traitRowsOf(rows []profileTraitRow) []traitRow {
+	out := make([]traitRow, len(rows))
+	for i, r := range rows {
+		out[i] = r.traitRow
+	}
+	return out
 }
 
 // visibleRows keeps the rows no newer write above or below them replaced:

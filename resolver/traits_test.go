@@ -2,10 +2,16 @@ package resolver_test
 
 import (
 	"context"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/knit-cdp/knit/resolver"
+	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
 func TestTraitsMergeFieldByFieldByEventTime(t *testing.T) {
@@ -87,6 +93,33 @@ func TestTraitsMergeFieldByFieldByEventTime(t *testing.T) {
 			if strings.Join(got, " ") != tc.want {
 				t.Errorf("traits %s\nwant   %s", strings.Join(got, " "), tc.want)
 			}
+			checkTraitsInAgrees(t, db, profile, traits)
 		})
+	}
+}
+
+// checkTraitsInAgrees wants TraitsIn, read in a snapshot, to give the
+// profile's traits as Traits gave them (want), without their sources, and
+// nothing for a profile that does not exist.
+func checkTraitsInAgrees(t *testing.T, db *sqldb.DB, profile int64, want []resolver.Trait) {
+	t.Helper()
+	missing := profile + 1000
+	var got map[int64][]resolver.Trait
+	err := db.Snapshot(context.Background(), func(tx *sqlx.Tx) (err error) {
+		got, err = resolver.TraitsIn(context.Background(), tx, []int64{profile, missing})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got[missing]; ok || len(got) != 1 {
+		t.Errorf("TraitsIn gave profiles %v, want only %d", slices.Collect(maps.Keys(got)),
+			profile)
+	}
+	for i := range want {
+		want[i].Source = ""
+	}
+	if !reflect.DeepEqual(got[profile], want) {
+		t.Errorf("TraitsIn gave %+v\nTraits gave  %+v", got[profile], want)
 	}
 }
