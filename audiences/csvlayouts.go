@@ -9,30 +9,35 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/knit-cdp/knit/resolver"
 )
 
 // csvLayout is the header of an export and how to make a row of it.
 type csvLayout struct {
 	header []string
-	record func(ctx context.Context, m Member) ([]string, error)
+	// page, when set, is called with each page of members before their
+	// records are made, to read what the records need beyond the members.
+	page   func(ctx context.Context, members []Member) error
+	record func(m Member) []string
 }
 
-func (r *Runner) csvLayout(ctx context.Context, def Definition, opts CSVOptions,
-	each func(func(Run, Member) error) error) (csvLayout, error) {
+// csvLayoutOf returns the layout opts ask for. eachPage reads the members
+// a page at a time through snapshot, in which a layout may read more.
+func csvLayoutOf(snapshot *sqlx.Tx, def Definition, opts CSVOptions,
+	eachPage func(func([]Member) error) error) (csvLayout, error) {
 	attrs := def.Attributes()
 	switch opts.Layout {
 	case "", "default":
 		return csvLayout{
 			header: append([]string{"profile_id", "email", "user_id"}, attrs...),
-			record: func(_ context.Context, m Member) ([]string, error) {
-				return csvRecord(m, attrs), nil
-			},
+			record: func(m Member) []string { return csvRecord(m, attrs) },
 		}, nil
 	case "columns":
-		return columnsLayout(each, attrs)
+		return columnsLayout(eachPage, attrs)
 	case "json":
-		return r.jsonLayout(attrs, opts.HashEmail), nil
+		return jsonLayout(snapshot, attrs, opts.HashEmail), nil
 	}
 	return csvLayout{}, resolver.Errorf(resolver.EInvalid,
 		"layout %q is not one of default, columns, json", opts.Layout)
@@ -41,12 +46,14 @@ func (r *Runner) csvLayout(ctx context.Context, def Definition, opts CSVOptions,
 // columnsLayout gives each identifier type its columns, as many as the
 // member with the most values of it needs: email, email_1, email_2. It
 // reads the result once to size the columns.
-func columnsLayout(each func(func(Run, Member) error) error,
+func columnsLayout(eachPage func(func([]Member) error) error,
 	attrs []string) (csvLayout, error) {
 	widths := map[string]int{}
-	err := each(func(_ Run, m Member) error {
-		for kind, values := range m.Identifiers {
-			widths[kind] = max(widths[kind], len(values))
+	err := eachPage(func(members []Member) error {
+		for _, m := range members {
+			for kind, values := range m.Identifiers {
+				widths[kind] = max(widths[kind], len(values))
+			}
 		}
 		return nil
 	})
@@ -74,7 +81,7 @@ func columnsLayout(each func(func(Run, Member) error) error,
 		}
 	}
 	header = append(header, attrs...)
-	return csvLayout{header: header, record: func(_ context.Context, m Member) ([]string, error) {
+	return csvLayout{header: header, record: func(m Member) []string {
 		row := []string{strconv.FormatInt(m.ProfileID, 10)}
 		for _, kind := range kinds {
 			for i := range widths[kind] {
@@ -88,7 +95,7 @@ func columnsLayout(each func(func(Run, Member) error) error,
 		for _, key := range attrs {
 			row = append(row, SafeCell(cellText(m.Attributes[key])))
 		}
-		return row, nil
+		return row
 	}}, nil
 }
 
@@ -100,36 +107,48 @@ func repeatName(kind string, i int) string {
 }
 
 // jsonLayout writes the identifiers, the profile's traits and the
-// attributes as JSON columns.
-func (r *Runner) jsonLayout(attrs []string, hashEmails bool) csvLayout {
-	profiles := resolver.NewProfiles(r.db)
+// attributes as JSON columns. It reads the traits of a page of members
+// through snapshot in one query, so they are as the snapshot sees them.
+func jsonLayout(snapshot *sqlx.Tx, attrs []string, hashEmails bool) csvLayout {
+	var traits map[int64][]resolver.Trait
 	return csvLayout{
 		header: []string{"profile_id", "external_ids", "traits", "attributes"},
-		record: func(ctx context.Context, m Member) ([]string, error) {
+		page: func(ctx context.Context, members []Member) error {
+			profiles := make([]int64, len(members))
+			for i, m := range members {
+				profiles[i] = m.ProfileID
+			}
+			var err error
+			traits, err = resolver.TraitsIn(ctx, snapshot, profiles)
+			return err
+		},
+		record: func(m Member) []string {
 			ids, _ := json.Marshal(m.Identifiers)
-			traits, err := profiles.Traits(ctx, m.ProfileID)
-			if err != nil {
-				return nil, err
-			}
-			object := map[string]json.RawMessage{}
-			for _, t := range traits {
-				object[t.Key] = t.Value
-				var email string
-				if hashEmails && json.Unmarshal(t.Value, &email) == nil &&
-					strings.Contains(email, "@") {
-					object[t.Key], _ = json.Marshal(hashEmail(email))
-				}
-			}
-			traitsJSON, _ := json.Marshal(object)
+			traitsJSON, _ := json.Marshal(traitObject(traits[m.ProfileID], hashEmails))
 			chosen := map[string]any{}
 			for _, key := range attrs {
 				chosen[key] = m.Attributes[key]
 			}
 			attrsJSON, _ := json.Marshal(chosen)
 			return []string{strconv.FormatInt(m.ProfileID, 10), SafeCell(string(ids)),
-				SafeCell(string(traitsJSON)), SafeCell(string(attrsJSON))}, nil
+				SafeCell(string(traitsJSON)), SafeCell(string(attrsJSON))}
 		},
 	}
+}
+
+// traitObject is a profile's traits as one JSON object, each email among
+// them hashed when hashEmails is set.
+func traitObject(traits []resolver.Trait, hashEmails bool) map[string]json.RawMessage {
+	object := make(map[string]json.RawMessage, len(traits))
+	for _, t := range traits {
+		object[t.Key] = t.Value
+		var email string
+		if hashEmails && json.Unmarshal(t.Value, &email) == nil &&
+			strings.Contains(email, "@") {
+			object[t.Key], _ = json.Marshal(hashEmail(email))
+		}
+	}
+	return object
 }
 
 // pickColumns maps the chosen column names to their places in header.

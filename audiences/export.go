@@ -53,24 +53,32 @@ func (r *Runner) WriteCSVWith(ctx context.Context, w io.Writer, name string,
 	// member, so it leaves them unread.
 	identifiers := opts.Layout != "" && opts.Layout != "default"
 	return r.db.Snapshot(ctx, func(tx *sqlx.Tx) error {
-		each := func(fn func(Run, Member) error) error {
-			return r.eachMemberIn(ctx, tx, name, identifiers, fn)
+		streamPages := func(fn func([]Member) error) error {
+			return r.streamMemberPagesIn(ctx, tx, name, identifiers, exportPageSize, fn)
 		}
 		// Fail before writing anything when there is no result to export.
 		if _, err := r.oneRunIn(ctx, tx, currentRunQuery, name); err != nil {
 			return err
 		}
-		layout, err := r.csvLayout(ctx, def, opts, each)
+		layout, err := csvLayoutOf(tx, def, opts, streamPages)
 		if err != nil {
 			return err
 		}
-		return writeRecords(ctx, w, layout, opts, each)
+		if layout.page == nil {
+			return writeRecords(ctx, w, layout, opts, streamPages)
+		}
+		// The layout queries for each page, which PostgreSQL cannot do on a
+		// connection while another query's rows are still being read.
+		return writeRecords(ctx, w, layout, opts, func(fn func([]Member) error) error {
+			return r.eachMemberPageIn(ctx, tx, name, identifiers, exportPageSize, fn)
+		})
 	})
 }
 
-// writeRecords writes the header and one record per member.
+// writeRecords writes the header and one record per member, a page of
+// members at a time.
 func writeRecords(ctx context.Context, w io.Writer, layout csvLayout, opts CSVOptions,
-	each func(func(Run, Member) error) error) error {
+	eachPage func(func([]Member) error) error) error {
 	pick, err := pickColumns(layout.header, opts.Columns)
 	if err != nil {
 		return err
@@ -86,22 +94,21 @@ func writeRecords(ctx context.Context, w io.Writer, layout csvLayout, opts CSVOp
 		return fmt.Errorf("write csv header: %w", err)
 	}
 
-	rows := 0
-	err = each(func(_ Run, m Member) error {
-		if opts.HashEmail {
-			m.Email, m.Identifiers = hashEmail(m.Email), hashEmails(m.Identifiers)
+	err = eachPage(func(members []Member) error {
+		if layout.page != nil {
+			if err := layout.page(ctx, members); err != nil {
+				return err
+			}
 		}
-		record, err := layout.record(ctx, m)
-		if err != nil {
-			return err
+		for _, m := range members {
+			if opts.HashEmail {
+				m.Email, m.Identifiers = hashEmail(m.Email), hashEmails(m.Identifiers)
+			}
+			if err := out.Write(picked(layout.record(m), pick)); err != nil {
+				return fmt.Errorf("write csv row: %w", err)
+			}
 		}
-		if err := out.Write(picked(record, pick)); err != nil {
-			return fmt.Errorf("write csv row: %w", err)
-		}
-		if rows++; rows%1000 == 0 {
-			return flush(out, buffered)
-		}
-		return nil
+		return flush(out, buffered)
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -401,6 +402,90 @@ func (r *Runner) eachMemberIn(ctx context.Context, q sqlx.QueryerContext, name s
 		return fmt.Errorf("read members of %s: %w", name, err)
 	}
 	return nil
+}
+
+// exportPageSize is how many members an export handles at a time: a
+// layout that reads more for its rows reads it once a page, and writes
+// are flushed once a page.
+const exportPageSize = 1000
+
+// streamMemberPagesIn calls fn with the audience's current members in
+// profile order, up to size at a time, read by one query through q that
+// is still open while fn runs. fn must not keep the slice it is given: the
+// next page reuses it. Without identifiers, Identifiers is nil.
+func (r *Runner) streamMemberPagesIn(ctx context.Context, q sqlx.QueryerContext,
+	name string, identifiers bool, size int, fn func([]Member) error) error {
+	page := make([]Member, 0, size)
+	err := r.eachMemberIn(ctx, q, name, identifiers, func(_ Run, m Member) error {
+		if page = append(page, m); len(page) < size {
+			return nil
+		}
+		err := fn(page)
+		page = page[:0]
+		return err
+	})
+	if err != nil || len(page) == 0 {
+		return err
+	}
+	return fn(page)
+}
+
+// eachMemberPageIn calls fn with the audience's current members in profile
+// order, up to size at a time: each page is read by a query of its own
+// through snapshot, done before fn is called, so fn may query snapshot
+// too. Without identifiers, each member's Identifiers is nil.
+func (r *Runner) eachMemberPageIn(ctx context.Context, snapshot *sqlx.Tx, name string,
+	identifiers bool, size int, fn func([]Member) error) error {
+	decode, idColumn := memberRow.member, "identifiers"
+	if !identifiers {
+		decode, idColumn = memberRow.memberWithout, "''"
+	}
+	query := snapshot.Rebind(`SELECT profile_id, run_id, user_id, email,
+		` + idColumn + ` AS identifiers, attributes FROM audience_members
+		WHERE audience = ? AND profile_id > ? ORDER BY profile_id LIMIT ?`)
+
+	after := int64(math.MinInt64)
+	for {
+		members, err := readMemberPage(ctx, snapshot, query, name, after, size, decode)
+		if err != nil || len(members) == 0 {
+			return err
+		}
+		if err := fn(members); err != nil {
+			return err
+		}
+		if len(members) < size {
+			return nil
+		}
+		after = members[len(members)-1].ProfileID
+	}
+}
+
+// readMemberPage reads the page of members query selects after a profile.
+func readMemberPage(ctx context.Context, snapshot *sqlx.Tx, query, name string,
+	after int64, size int, decode func(memberRow) (Member, error)) ([]Member, error) {
+	rows, err := snapshot.QueryContext(ctx, query, name, after, size)
+	if err != nil {
+		return nil, fmt.Errorf("read members of %s: %w", name, err)
+	}
+	defer rows.Close()
+
+	members := make([]Member, 0, size)
+	for rows.Next() {
+		var row memberRow
+		if err := rows.Scan(&row.ProfileID, &row.RunID, &row.UserID, &row.Email,
+			&row.Identifiers, &row.Attributes); err != nil {
+			return nil, fmt.Errorf("scan member of %s: %w", name, err)
+		}
+		m, err := decode(row)
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read members of %s: %w", name, err)
+	}
+	return members, nil
 }
 
 func (r *Runner) runByID(ctx context.Context, q sqlx.QueryerContext, id int64) (Run, error) {

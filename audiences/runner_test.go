@@ -41,20 +41,28 @@ func mustFixture(t testing.TB) fixture {
 // mustIngest stores messages one by one, as Segment delivers them.
 func (f fixture) mustIngest(t testing.TB, messages ...map[string]any) {
 	t.Helper()
-	env := resolver.Envelope{Source: "test", ReceivedAt: runnerNow()}
 	for _, fields := range messages {
-		raw, err := json.Marshal(fields)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := resolver.ParseMessage(raw, env)
-		if err != nil {
-			t.Fatalf("parse %s: %v", raw, err)
-		}
+		m := mustParseFields(t, fields)
 		if _, err := f.store.Ingest(context.Background(), []*resolver.Message{m}); err != nil {
-			t.Fatalf("ingest %s: %v", raw, err)
+			t.Fatalf("ingest %s: %v", m.Raw, err)
 		}
 	}
+}
+
+// mustParseFields parses a message given as fields, received from source
+// "test" at runnerNow.
+func mustParseFields(t testing.TB, fields map[string]any) *resolver.Message {
+	t.Helper()
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := resolver.Envelope{Source: "test", ReceivedAt: runnerNow()}
+	m, err := resolver.ParseMessage(raw, env)
+	if err != nil {
+		t.Fatalf("parse %s: %v", raw, err)
+	}
+	return m
 }
 
 func (f fixture) mustRun(t testing.TB, name string) audiences.Run {
