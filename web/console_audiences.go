@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -439,18 +440,29 @@ type sizeChart struct {
 	ID    string
 	Label string
 	Spec  chartSpec
-	// Drawable is true from two runs on; before, the summary says it all.
+	// Drawable is true once runs span two different times; before, the
+	// summary says it all.
 	Drawable bool
 }
 
-// newSizeChart draws runs, oldest first, as a line of members over time.
+// newSizeChart draws runs, oldest first, as a line of members over the
+// times they were evaluated at, in time order: a run evaluated at a clock
+// someone chose (--clock) can come before the run made ahead of it, and the
+// chart library draws a line only over rising times, and an axis only
+// between two different ones.
 func newSizeChart(id string, runs []audiences.Run, height int) sizeChart {
-	spec := chartSpec{X: make([]int64, len(runs)), Height: height,
-		Series: []chartSeries{{Label: "Members", Values: make([]int64, len(runs))}}}
-	for i, run := range runs {
+	points := slices.Clone(runs)
+	slices.SortStableFunc(points, func(a, b audiences.Run) int {
+		return a.EvaluatedAt.Compare(b.EvaluatedAt)
+	})
+
+	spec := chartSpec{X: make([]int64, len(points)), Height: height,
+		Series: []chartSeries{{Label: "Members", Values: make([]int64, len(points))}}}
+	for i, run := range points {
 		spec.X[i], spec.Series[0].Values[i] = run.EvaluatedAt.Unix(), int64(run.Size)
 	}
-	return sizeChart{ID: id, Label: sizeSummary(runs), Spec: spec, Drawable: len(runs) > 1}
+	drawable := len(spec.X) > 1 && spec.X[0] != spec.X[len(spec.X)-1]
+	return sizeChart{ID: id, Label: sizeSummary(runs), Spec: spec, Drawable: drawable}
 }
 
 // sizeSummary says in words what the size chart shows.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,28 @@ func TestSizeChartSummary(t *testing.T) {
 	if chart := newSizeChart("size-a", nil, 120); chart.Drawable ||
 		!strings.HasPrefix(chart.Label, "No size history yet") {
 		t.Errorf("no runs: %+v", chart)
+	}
+}
+
+// TestSizeChartPointsRiseInTime: runs evaluated at clocks chosen out of
+// order (knit audiences run --clock) are drawn in time order, and runs all
+// evaluated at one time are not drawn at all (no axis to draw them on).
+func TestSizeChartPointsRiseInTime(t *testing.T) {
+	at := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	later := at.Add(72 * time.Hour)
+	runs := []audiences.Run{{EvaluatedAt: at, Size: 1}, {EvaluatedAt: later, Size: 0},
+		{EvaluatedAt: at, Size: 2}, {EvaluatedAt: at, Size: 3}}
+	chart := newSizeChart("size-a", runs, 120)
+	wantX := []int64{at.Unix(), at.Unix(), at.Unix(), later.Unix()}
+	if !slices.Equal(chart.Spec.X, wantX) ||
+		!slices.Equal(chart.Spec.Series[0].Values, []int64{1, 2, 3, 0}) || !chart.Drawable {
+		t.Errorf("chart = %+v, want x %v and sizes 1, 2, 3, 0", chart, wantX)
+	}
+	if !strings.Contains(chart.Label, "from 1 to 3") {
+		t.Errorf("summary %q should follow the runs' order", chart.Label)
+	}
+	if chart := newSizeChart("size-a", runs[2:], 120); chart.Drawable {
+		t.Errorf("runs at one time drawn: %+v", chart)
 	}
 }
 
