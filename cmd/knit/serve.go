@@ -37,7 +37,9 @@ Environment (secrets are never flags):
   KNIT_SPACE_ID        the only Profile API space_id accepted (any when unset)
   KNIT_LOG_LEVEL       debug, info (default), warn or error
   KNIT_EVENT_RETENTION_MONTHS  PostgreSQL: whole months of events kept beyond
-                       the current one (older months are dropped within the hour); 0 keeps all` +
+                       the current one (older months are dropped within the hour); 0 keeps all
+  KNIT_AUDIENCE_QUERIES  PostgreSQL: queries computing one audience at once, each
+                       over a share of the profiles (default 2, 1 to 8)` +
 	limitsHelp
 
 func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
