@@ -48,6 +48,9 @@ type ingestionView struct {
 	RetentionDays  int
 	WebhookURL     string
 	TrackingURL    string
+	// WriteKeys is how many write keys the tracking API takes; with none it
+	// refuses every request, which the empty page then says.
+	WriteKeys int
 }
 
 // rateChart is the chart of events a minute, with its summary in words.
@@ -103,6 +106,7 @@ func (c *console) ingestionView(ctx *gin.Context) (ingestionView, error) {
 	}
 	base := externalBase(ctx.Request)
 	view.WebhookURL, view.TrackingURL = base+"/webhook", base+"/v1/batch"
+	view.WriteKeys = c.server.settings.WriteKeys
 	return view, nil
 }
 
