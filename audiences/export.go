@@ -48,7 +48,7 @@ func (r *Runner) WriteCSVWith(ctx context.Context, w io.Writer, name string,
 		return err
 	}
 	// One snapshot for every read, so a run that commits meanwhile never
-	// mixes into the file (the columns layout reads the result twice).
+	// mixes into the file (the columns layout sizes its columns first).
 	// The default layout writes no identifiers: they are most of a stored
 	// member, so it leaves them unread.
 	identifiers := opts.Layout != "" && opts.Layout != "default"
@@ -60,7 +60,7 @@ func (r *Runner) WriteCSVWith(ctx context.Context, w io.Writer, name string,
 		if _, err := r.oneRunIn(ctx, tx, currentRunQuery, name); err != nil {
 			return err
 		}
-		layout, err := csvLayoutOf(tx, def, opts, streamPages)
+		layout, err := csvLayoutOf(ctx, tx, r.db.Dialect(), def, opts)
 		if err != nil {
 			return err
 		}
