@@ -104,17 +104,21 @@ func (p *Profiles) Traits(ctx context.Context, profile int64) ([]Trait, error) {
 }
 
 // TraitsIn returns the traits of each of profiles that has any, as Traits
-// gives them but without their sources (every Source is ""), read by one
-// query through snapshot, a transaction the caller holds. Keep profiles to
-// a page (a thousand or so): each is a parameter of the query.
+// gives them but without their sources (every Source is ""): for a
+// profile merged into another, those of the profile it was merged into,
+// which holds them now. It reads them by one query through snapshot, a
+// transaction the caller holds; keep profiles to a page (a thousand or
+// so), since each is a parameter of the query.
 func TraitsIn(ctx context.Context, snapshot *sqlx.Tx,
 	profiles []int64) (map[int64][]Trait, error) {
 	out := make(map[int64][]Trait, len(profiles))
 	if len(profiles) == 0 {
 		return out, nil
 	}
-	query, args, err := sqlx.In(`SELECT profile_id, key, value, ts_ms, message_id
-		FROM traits WHERE profile_id IN (?) ORDER BY profile_id, key`, profiles)
+	query, args, err := sqlx.In(`SELECT p.id AS profile_id, t.key, t.value, t.ts_ms,
+		t.message_id FROM profiles p
+		JOIN traits t ON t.profile_id = COALESCE(p.merged_into, p.id)
+		WHERE p.id IN (?) ORDER BY p.id, t.key`, profiles)
 	if err != nil {
 		return nil, fmt.Errorf("build traits query: %w", err)
 	}
@@ -155,11 +159,14 @@ func traitRowsOf(rows []profileTraitRow) []traitRow {
 // visibleRows keeps the rows no newer write above or below them replaced:
 // a field under an older parent value shows (the parent became an object),
 // a parent value older than some field under it does not.
+// Times before 1970 are negative, so a missing entry is never taken for 0.
 func visibleRows(rows []traitRow) []traitRow {
 	newestBelow := map[string]int64{}
 	for _, r := range rows {
 		for _, ancestor := range ancestors(r.Path) {
-			newestBelow[ancestor] = max(newestBelow[ancestor], r.UpdatedMS)
+			if at, seen := newestBelow[ancestor]; !seen || r.UpdatedMS > at {
+				newestBelow[ancestor] = r.UpdatedMS
+			}
 		}
 	}
 	stamp := map[string]int64{}
@@ -169,7 +176,8 @@ func visibleRows(rows []traitRow) []traitRow {
 
 	var visible []traitRow
 	for _, r := range rows {
-		hidden := newestBelow[r.Path] > r.UpdatedMS
+		below, anyBelow := newestBelow[r.Path]
+		hidden := anyBelow && below > r.UpdatedMS
 		for _, ancestor := range ancestors(r.Path) {
 			if at, set := stamp[ancestor]; set && at > r.UpdatedMS {
 				hidden = true
@@ -208,7 +216,7 @@ func assembleTraits(rows []traitRow) ([]Trait, error) {
 		}
 		placeLeaf(root, strings.Split(r.Path, traitPathSep), value)
 		top, _, _ := strings.Cut(r.Path, traitPathSep)
-		if r.UpdatedMS >= newest[top].UpdatedMS {
+		if n, seen := newest[top]; !seen || r.UpdatedMS >= n.UpdatedMS {
 			newest[top] = r
 		}
 	}
