@@ -1,6 +1,7 @@
 package audiences
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -158,19 +159,52 @@ func jsonLayout(snapshot *sqlx.Tx, attrs []string, hashEmails bool) csvLayout {
 	}
 }
 
-// traitObject is a profile's traits as one JSON object, each email among
-// them hashed when hashEmails is set.
+// traitObject is a profile's traits as one JSON object; when hashEmails
+// is set, every text in them that holds an "@", at any depth, is hashed
+// as an email.
 func traitObject(traits []resolver.Trait, hashEmails bool) map[string]json.RawMessage {
 	object := make(map[string]json.RawMessage, len(traits))
 	for _, t := range traits {
 		object[t.Key] = t.Value
-		var email string
-		if hashEmails && json.Unmarshal(t.Value, &email) == nil &&
-			strings.Contains(email, "@") {
-			object[t.Key], _ = json.Marshal(hashEmail(email))
+		if hashEmails && bytes.Contains(t.Value, []byte("@")) {
+			object[t.Key] = hashEmailsInJSON(t.Value)
 		}
 	}
 	return object
+}
+
+// hashEmailsInJSON returns value, a JSON value, with every string in it
+// that holds an "@" hashed as hashEmail does. Numbers keep their digits.
+func hashEmailsInJSON(value json.RawMessage) json.RawMessage {
+	decoder := json.NewDecoder(bytes.NewReader(value))
+	decoder.UseNumber()
+	var decoded any
+	if err := decoder.Decode(&decoded); err != nil {
+		return value // stored traits are valid JSON; nothing to hash otherwise
+	}
+	hashed, err := json.Marshal(hashEmailStrings(decoded))
+	if err != nil {
+		return value
+	}
+	return hashed
+}
+
+func hashEmailStrings(value any) any {
+	switch v := value.(type) {
+	case string:
+		if strings.Contains(v, "@") {
+			return hashEmail(v)
+		}
+	case map[string]any:
+		for key, child := range v {
+			v[key] = hashEmailStrings(child)
+		}
+	case []any:
+		for i, child := range v {
+			v[i] = hashEmailStrings(child)
+		}
+	}
+	return value
 }
 
 // pickColumns maps the chosen column names to their places in header.

@@ -23,7 +23,7 @@ const pagedPeople = 2345
 // order.
 func TestCSVLayoutsAcrossPages(t *testing.T) {
 	f := mustFixture(t)
-	f.mustIngestInBatches(t, pagedPeopleMessages())
+	f.mustIngestInBatches(t, peopleMessages(pagedPeople))
 	f.mustRun(t, cartAudience)
 
 	jsonRows := mustExportRows(t, f.runner, audiences.CSVOptions{Layout: "json",
@@ -47,12 +47,12 @@ func TestCSVLayoutsAcrossPages(t *testing.T) {
 	}
 }
 
-// pagedPeopleMessages is, for each of pagedPeople people, an identify with
-// an email and a nested trait that name the person, and a product added
-// two days ago that puts them in cart_abandonment.
-func pagedPeopleMessages() []map[string]any {
+// peopleMessages is, for each of n people, an identify with an email and
+// a nested trait that name the person, and a product added two days ago
+// that puts them in cart_abandonment.
+func peopleMessages(n int) []map[string]any {
 	var messages []map[string]any
-	for i := range pagedPeople {
+	for i := range n {
 		user := fmt.Sprintf("u%d", i)
 		messages = append(messages, map[string]any{"type": "identify",
 			"messageId": "id-" + user, "userId": user,
