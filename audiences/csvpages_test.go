@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +141,38 @@ func (f fixture) mustIngestInBatches(t testing.TB, messages []map[string]any) {
 			}
 			batch = batch[:0]
 		}
+	}
+}
+
+// TestCSVOnRunNamesTheRunTheFileHolds: a run that commits once the export
+// has begun changes neither the file nor the run OnRun names.
+func TestCSVOnRunNamesTheRunTheFileHolds(t *testing.T) {
+	f := mustFixture(t)
+	f.mustIngest(t, identify("u1", "u1@x.test"), productAdded("u1", "p1", 48*time.Hour))
+	first := f.mustRun(t, cartAudience)
+
+	var held audiences.Run
+	calls := 0
+	var out bytes.Buffer
+	err := f.runner.WriteCSVWith(context.Background(), &out, cartAudience,
+		audiences.CSVOptions{OnRun: func(run audiences.Run) {
+			held, calls = run, calls+1
+			if out.Len() > 0 {
+				t.Error("OnRun was called after the export began writing")
+			}
+			f.mustIngest(t, orderCompleted("u1", "p1", time.Hour))
+			if next := f.mustRun(t, cartAudience); next.ID == first.ID || next.Size != 0 {
+				t.Errorf("the run in between is %+v", next)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || held.ID != first.ID {
+		t.Errorf("OnRun called %d times with run %d, want once with %d", calls, held.ID,
+			first.ID)
+	}
+	if !strings.Contains(out.String(), "\n1,u1@x.test,u1,") {
+		t.Errorf("the file lost the member of the run it holds:\n%s", out.String())
 	}
 }

@@ -27,6 +27,11 @@ type CSVOptions struct {
 	// HashEmail writes every email as the hex SHA-256 of its normalised
 	// form, as ad platforms take it.
 	HashEmail bool
+	// OnRun, when set, is called once before anything is written with the
+	// run whose result the export holds, read in the export's snapshot
+	// (a file name, say, then names that run even if another commits
+	// meanwhile).
+	OnRun func(Run)
 }
 
 // WriteCSV streams the audience's current members as CSV to w in the
@@ -57,12 +62,16 @@ func (r *Runner) WriteCSVWith(ctx context.Context, w io.Writer, name string,
 			return r.streamMemberPagesIn(ctx, tx, name, identifiers, exportPageSize, fn)
 		}
 		// Fail before writing anything when there is no result to export.
-		if _, err := r.oneRunIn(ctx, tx, currentRunQuery, name); err != nil {
+		run, err := r.oneRunIn(ctx, tx, currentRunQuery, name)
+		if err != nil {
 			return err
 		}
 		layout, err := csvLayoutOf(ctx, tx, r.db.Dialect(), def, opts)
 		if err != nil {
 			return err
+		}
+		if opts.OnRun != nil {
+			opts.OnRun(run)
 		}
 		if layout.page == nil {
 			return writeRecords(ctx, w, layout, opts, streamPages)

@@ -145,13 +145,14 @@ func (s *Server) downloadCSV(c *gin.Context, name string) {
 		return
 	}
 
-	filename := fmt.Sprintf("%s-%s.csv", name, run.EvaluatedAt.Format("20060102-150405"))
 	opts, err := csvOptions(c)
 	if err != nil {
 		httpx.Error(c, s.log, err)
 		return
 	}
-	out := &download{c: c, filename: filename}
+	out := &download{c: c, filename: csvFilename(name, run)}
+	// The run the file holds, which a run committed since may have replaced.
+	opts.OnRun = func(held audiences.Run) { out.filename = csvFilename(name, held) }
 	err = s.runner.WriteCSVWith(ctx, out, name, opts)
 	switch {
 	case err != nil && !out.started:
@@ -182,6 +183,11 @@ func csvOptions(c *gin.Context) (audiences.CSVOptions, error) {
 		}
 	}
 	return opts, nil
+}
+
+// csvFilename names the download of an audience's result of run.
+func csvFilename(name string, run audiences.Run) string {
+	return fmt.Sprintf("%s-%s.csv", name, run.EvaluatedAt.Format("20060102-150405"))
 }
 
 // download sends the attachment headers with its first byte, so that an
