@@ -1,6 +1,7 @@
 package audiences
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -17,22 +18,27 @@ func dialectOf(db *sqldb.DB) dialect {
 	return sqliteDialect{}
 }
 
-// readMember reads one row of a compiled query: the profile id, then the
-// attribute columns.
-func readMember(columns []column, values []any) (Member, error) {
+// readMemberRow reads one row of a compiled query, the profile id and then
+// the attribute columns, into a member whose attributes are encoded as
+// they are stored.
+func readMemberRow(columns []column, values []any) (memberRow, error) {
 	id, ok := asInt(*values[0].(*any))
 	if !ok {
-		return Member{}, fmt.Errorf("profile id %v is not a number", *values[0].(*any))
+		return memberRow{}, fmt.Errorf("profile id %v is not a number", *values[0].(*any))
 	}
-	m := Member{ProfileID: id, Attributes: map[string]any{}}
+	attributes := make(map[string]any, len(columns))
 	for i, col := range columns {
 		value, err := attributeValue(col, *values[i+1].(*any))
 		if err != nil {
-			return Member{}, fmt.Errorf("attribute %s: %w", col.name, err)
+			return memberRow{}, fmt.Errorf("attribute %s: %w", col.name, err)
 		}
-		m.Attributes[col.name] = value
+		attributes[col.name] = value
 	}
-	return m, nil
+	encoded, err := json.Marshal(attributes)
+	if err != nil {
+		return memberRow{}, fmt.Errorf("encode attributes of %d: %w", id, err)
+	}
+	return memberRow{ProfileID: id, Attributes: string(encoded)}, nil
 }
 
 // attributeValue turns a column's database value into what exports carry:

@@ -226,15 +226,23 @@ func mustSaveMembers(b testing.TB, r *Runner, name string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	members := make([]Member, n)
+	members := make([]memberRow, n)
 	for i := range members {
 		user, email := fmt.Sprintf("user-%d", i), fmt.Sprintf("person-%d@example.com", i)
-		members[i] = Member{ProfileID: int64(i + 1), UserID: user, Email: email,
-			Identifiers: map[string][]string{"user_id": {user}, "email": {email},
-				"anonymous_id": {fmt.Sprintf("anon-%d-a", i), fmt.Sprintf("anon-%d-b", i)},
-				"ios.id":       {fmt.Sprintf("ios-%d", i)}},
-			Attributes: map[string]any{"abandoned_products": []string{"shoe-a", "sock-1"},
-				"added_at": FormatTime(benchNow().Add(-time.Duration(i) * time.Second))}}
+		ids, err := json.Marshal(map[string][]string{"user_id": {user}, "email": {email},
+			"anonymous_id": {fmt.Sprintf("anon-%d-a", i), fmt.Sprintf("anon-%d-b", i)},
+			"ios.id":       {fmt.Sprintf("ios-%d", i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		attrs, err := json.Marshal(map[string]any{
+			"abandoned_products": []string{"shoe-a", "sock-1"},
+			"added_at":           FormatTime(benchNow().Add(-time.Duration(i) * time.Second))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		members[i] = memberRow{ProfileID: int64(i + 1), UserID: user, Email: email,
+			Identifiers: string(ids), Attributes: string(attrs)}
 	}
 	run, err := r.start(ctx, name)
 	if err != nil {

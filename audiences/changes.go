@@ -2,7 +2,6 @@ package audiences
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -32,22 +31,17 @@ type Change struct {
 // recordChanges writes a run's entries and exits, in the transaction that
 // saves the run's result.
 func (r *Runner) recordChanges(ctx context.Context, tx *sqlx.Tx, audience string,
-	run Run, entered, exited []Member) error {
+	run Run, entered, exited []memberRow) error {
 	insert := newBatchInsert(tx, "audience_changes", []string{"audience", "run_id",
 		"change", "profile_id", "user_id", "email", "identifiers", "attributes", "at_ms"}, "")
 
 	for _, batch := range []struct {
 		kind    string
-		members []Member
+		members []memberRow
 	}{{Exited, exited}, {Entered, entered}} {
 		for _, m := range batch.members {
-			ids, _ := json.Marshal(m.Identifiers)
-			attrs, err := json.Marshal(m.Attributes)
-			if err != nil {
-				return fmt.Errorf("encode attributes of %d: %w", m.ProfileID, err)
-			}
-			err = insert.add(ctx, audience, run.ID, batch.kind, m.ProfileID,
-				m.UserID, m.Email, string(ids), string(attrs), run.EvaluatedAt.UnixMilli())
+			err := insert.add(ctx, audience, run.ID, batch.kind, m.ProfileID,
+				m.UserID, m.Email, m.Identifiers, m.Attributes, run.EvaluatedAt.UnixMilli())
 			if err != nil {
 				return fmt.Errorf("record changes: %w", err)
 			}

@@ -125,3 +125,74 @@ func mustMembers(t testing.TB, db *sqldb.DB, def Definition) map[int64]map[strin
 	}
 	return out
 }
+
+// members evaluates def as a run does and decodes every member, each
+// attribute as the Go type its column's kind reads to (typedAttributes).
+func (r *Runner) members(ctx context.Context, def Definition, now time.Time) ([]Member, error) {
+	compiled, err := compileShare(def, now, dialectOf(r.db), share{})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.memberRows(ctx, def, now)
+	if err != nil {
+		return nil, err
+	}
+	members, err := decodeMembers(rows)
+	if err != nil {
+		return nil, err
+	}
+	for i, row := range rows {
+		members[i].Attributes, err = typedAttributes(compiled.columns, row.Attributes)
+		if err != nil {
+			return nil, fmt.Errorf("member %d: %w", row.ProfileID, err)
+		}
+	}
+	return members, nil
+}
+
+// typedAttributes decodes a member's stored attributes by their columns'
+// kinds: times and text as strings, counts as int64, numbers as float64,
+// keys as []string, JSON values with json.Number, and null as nil.
+func typedAttributes(columns []column, text string) (map[string]any, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &raw); err != nil {
+		return nil, err
+	}
+	attributes := make(map[string]any, len(columns))
+	for _, col := range columns {
+		value, err := typedValue(col.kind, raw[col.name])
+		if err != nil {
+			return nil, fmt.Errorf("attribute %s: %w", col.name, err)
+		}
+		attributes[col.name] = value
+	}
+	return attributes, nil
+}
+
+func typedValue(kind columnKind, raw json.RawMessage) (any, error) {
+	if raw == nil || string(raw) == "null" {
+		return nil, nil
+	}
+	var err error
+	switch kind {
+	case kindInt:
+		var n int64
+		err = json.Unmarshal(raw, &n)
+		return n, err
+	case kindNumber:
+		var f float64
+		err = json.Unmarshal(raw, &f)
+		return f, err
+	case kindKeys:
+		var keys []string
+		err = json.Unmarshal(raw, &keys)
+		return keys, err
+	case kindJSON:
+		var v any
+		err = decodeJSON(string(raw), &v)
+		return v, err
+	}
+	var text string
+	err = json.Unmarshal(raw, &text)
+	return text, err
+}

@@ -3,6 +3,7 @@ package audiences
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,11 +39,28 @@ func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 // than wait on other computations holding connections.
 const shareWait = 100 * time.Millisecond
 
-// members evaluates def for every profile with relevant events and attaches
-// identifiers to the members. Events and identifiers are read from one
-// snapshot, so a merge committed meanwhile cannot drop a member.
-func (r *Runner) members(ctx context.Context, def Definition, now time.Time) ([]Member, error) {
-	var members []Member
+// decodeMembers turns stored-form rows into members.
+func decodeMembers(rows []memberRow) ([]Member, error) {
+	members := make([]Member, len(rows))
+	for i, row := range rows {
+		m, err := row.member()
+		if err != nil {
+			return nil, err
+		}
+		members[i] = m
+	}
+	return members, nil
+}
+
+// memberRows evaluates def for every profile with relevant events and
+// attaches identifiers to the members, in profile order. Events and
+// identifiers are read from one snapshot, so a merge committed meanwhile
+// cannot drop a member. Each member is held as it will be stored, its
+// identifiers and attributes encoded: a run holds every member at once,
+// and the encoded text takes a fraction of the memory of decoded maps.
+func (r *Runner) memberRows(ctx context.Context, def Definition,
+	now time.Time) ([]memberRow, error) {
+	var members []memberRow
 	err := r.db.SharedSnapshot(ctx, r.queries, shareWait, tablesRead(),
 		func(txs []*sqlx.Tx) error {
 			found, err := r.evaluateShares(ctx, txs, def, now)
@@ -86,7 +104,7 @@ func (r *Runner) tunePlanner(ctx context.Context, tx *sqlx.Tx) error {
 // of the profiles, at once, so the server works on the audience in as many
 // processes; the members come back in profile order, as from one query.
 func (r *Runner) evaluateShares(ctx context.Context, txs []*sqlx.Tx, def Definition,
-	now time.Time) ([]Member, error) {
+	now time.Time) ([]memberRow, error) {
 	shares := len(txs)
 	if shares == 1 {
 		return r.evaluate(ctx, txs[0], def, now, share{})
@@ -94,7 +112,7 @@ func (r *Runner) evaluateShares(ctx context.Context, txs []*sqlx.Tx, def Definit
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	found := make([][]Member, shares)
+	found := make([][]memberRow, shares)
 	errs := make([]error, shares)
 	// TODO(audiences): a cancel that reaches PostgreSQL before the query
 	// it cancels is lost (2 of 30 runs whose other share failed within
@@ -140,23 +158,33 @@ func firstCause(errs []error) error {
 
 // inProfileOrder joins the shares' members into one list sorted by
 // profile id.
-func inProfileOrder(shares [][]Member) []Member {
+func inProfileOrder(shares [][]memberRow) []memberRow {
 	total := 0
 	for _, s := range shares {
 		total += len(s)
 	}
-	all := make([]Member, 0, total)
+	all := make([]memberRow, 0, total)
 	for _, s := range shares {
 		all = append(all, s...)
 	}
-	slices.SortFunc(all, func(a, b Member) int { return cmp.Compare(a.ProfileID, b.ProfileID) })
+	sortByProfile(all)
 	return all
 }
 
+// sortByProfile puts rows in profile order, as the diff with the previous
+// result reads them.
+func sortByProfile(rows []memberRow) {
+	byProfile := func(a, b memberRow) int { return cmp.Compare(a.ProfileID, b.ProfileID) }
+	if !slices.IsSortedFunc(rows, byProfile) {
+		slices.SortFunc(rows, byProfile)
+	}
+}
+
 // evaluate runs the query of def's members in part in the database and
-// reads one member per row; no event leaves the database.
+// reads one member per row, its attributes encoded; no event leaves the
+// database.
 func (r *Runner) evaluate(ctx context.Context, tx *sqlx.Tx, def Definition,
-	now time.Time, part share) ([]Member, error) {
+	now time.Time, part share) ([]memberRow, error) {
 	compiled, err := compileShare(def, now, dialectOf(r.db), part)
 	if err != nil {
 		return nil, err
@@ -170,7 +198,7 @@ func (r *Runner) evaluate(ctx context.Context, tx *sqlx.Tx, def Definition,
 	}
 	defer rows.Close()
 
-	var found []Member
+	var found []memberRow
 	values := make([]any, len(compiled.columns)+1)
 	for i := range values {
 		values[i] = new(any)
@@ -179,11 +207,11 @@ func (r *Runner) evaluate(ctx context.Context, tx *sqlx.Tx, def Definition,
 		if err := rows.Scan(values...); err != nil {
 			return nil, fmt.Errorf("read member of %s: %w", def.Name, err)
 		}
-		m, err := readMember(compiled.columns, values)
+		row, err := readMemberRow(compiled.columns, values)
 		if err != nil {
 			return nil, fmt.Errorf("read member of %s: %w", def.Name, err)
 		}
-		found = append(found, m)
+		found = append(found, row)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("compute audience %s: %w", def.Name, err)
@@ -200,10 +228,12 @@ type identityRow struct {
 }
 
 // withIdentifiers fills in each member's identifiers, user_id and email, and
-// drops members without an email when the audience needs one.
+// drops members without an email when the audience needs one. It returns
+// the members in profile order, as save needs them.
 func (r *Runner) withIdentifiers(ctx context.Context, tx *sqlx.Tx, def Definition,
-	found []Member) ([]Member, error) {
+	found []memberRow) ([]memberRow, error) {
 	const chunk = 500
+	sortByProfile(found)
 	kept := found[:0]
 	for start := 0; start < len(found); start += chunk {
 		batch := found[start:min(start+chunk, len(found))]
@@ -212,7 +242,9 @@ func (r *Runner) withIdentifiers(ctx context.Context, tx *sqlx.Tx, def Definitio
 			return nil, err
 		}
 		for _, m := range batch {
-			describe(&m, ids[m.ProfileID])
+			if err := describe(&m, ids[m.ProfileID]); err != nil {
+				return nil, err
+			}
 			if def.NeedsEmail() && m.Email == "" {
 				continue
 			}
@@ -227,7 +259,7 @@ const identifiersQuery = `SELECT profile_id, type, value, first_seen_ms
 	FROM identities WHERE profile_id IN (?)`
 
 func identifiersOf(ctx context.Context, tx *sqlx.Tx,
-	batch []Member) (map[int64][]identityRow, error) {
+	batch []memberRow) (map[int64][]identityRow, error) {
 	profiles := make([]int64, len(batch))
 	for i, m := range batch {
 		profiles[i] = m.ProfileID
@@ -248,9 +280,9 @@ func identifiersOf(ctx context.Context, tx *sqlx.Tx,
 	return byProfile, nil
 }
 
-// describe sets a member's identifiers, and as its user_id and email the
-// most recently first-seen value of each type.
-func describe(m *Member, rows []identityRow) {
+// describe sets a member's identifiers, encoded, and as its user_id and
+// email the most recently first-seen value of each type.
+func describe(m *memberRow, rows []identityRow) error {
 	sort.Slice(rows, func(i, j int) bool {
 		if rows[i].Type != rows[j].Type {
 			return rows[i].Type < rows[j].Type
@@ -258,14 +290,21 @@ func describe(m *Member, rows []identityRow) {
 		return rows[i].Value < rows[j].Value
 	})
 
-	m.Identifiers = map[string][]string{}
+	identifiers := map[string][]string{}
 	newest := map[string]identityRow{}
 	for _, row := range rows {
-		m.Identifiers[row.Type] = append(m.Identifiers[row.Type], row.Value)
+		identifiers[row.Type] = append(identifiers[row.Type], row.Value)
 		if seen, ok := newest[row.Type]; !ok || row.FirstSeenMS > seen.FirstSeenMS {
 			newest[row.Type] = row
 		}
 	}
 	m.UserID = newest[resolver.TypeUserID].Value
 	m.Email = newest[resolver.TypeEmail].Value
+
+	encoded, err := json.Marshal(identifiers)
+	if err != nil {
+		return fmt.Errorf("encode identifiers of %d: %w", m.ProfileID, err)
+	}
+	m.Identifiers = string(encoded)
+	return nil
 }

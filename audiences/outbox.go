@@ -61,17 +61,21 @@ type Sender interface {
 // enqueue writes one outbox message per destination and change, in the
 // transaction that saves the run.
 func (r *Runner) enqueue(ctx context.Context, tx *sqlx.Tx, def Definition, run Run,
-	entered, exited []Member) error {
+	entered, exited []memberRow) error {
 	insert := newBatchInsert(tx, "outbox", []string{"audience", "destination",
 		"message_id", "body", "created_ms", "next_attempt_ms"},
 		"ON CONFLICT (message_id) DO NOTHING")
 	for _, dest := range def.Destinations {
 		for _, change := range []struct {
 			kind    string
-			members []Member
+			members []memberRow
 		}{{Exited, exited}, {Entered, entered}} {
-			for _, m := range change.members {
-				err := r.enqueueOne(ctx, insert, def.Name, dest, run, change.kind, m)
+			for _, row := range change.members {
+				m, err := row.member()
+				if err != nil {
+					return err
+				}
+				err = r.enqueueOne(ctx, insert, def.Name, dest, run, change.kind, m)
 				if err != nil {
 					return err
 				}

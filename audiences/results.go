@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -17,20 +16,13 @@ import (
 	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
-// save replaces the audience's members with members and completes the run
-// record, all in one transaction: readers see either the previous complete
-// result or this one.
+// save replaces the audience's members with members (in profile order)
+// and completes the run record, all in one transaction: readers see
+// either the previous complete result or this one.
 func (r *Runner) save(ctx context.Context, def Definition, run Run,
-	members []Member) (Run, error) {
+	members []memberRow) (Run, error) {
 	err := r.db.WithTx(ctx, func(tx *sqlx.Tx) error {
-		var previous []memberRow
-		err := tx.SelectContext(ctx, &previous, tx.Rebind(`SELECT profile_id, run_id,
-			user_id, email, identifiers, attributes FROM audience_members
-			WHERE audience = ?`), def.Name)
-		if err != nil {
-			return fmt.Errorf("read previous members: %w", err)
-		}
-		entered, exited, err := diff(previous, members)
+		entered, exited, err := diffPrevious(ctx, tx, def.Name, members)
 		if err != nil {
 			return err
 		}
@@ -64,46 +56,53 @@ func (r *Runner) save(ctx context.Context, def Definition, run Run,
 	return run, err
 }
 
-// diff returns who entered (in members, not before) and who exited (before,
-// not in members), each in profile order.
-func diff(previous []memberRow, members []Member) (entered, exited []Member, err error) {
-	before := make(map[int64]memberRow, len(previous))
-	for _, p := range previous {
-		before[p.ProfileID] = p
+// previousMembersQuery reads an audience's stored result in profile order.
+const previousMembersQuery = `SELECT profile_id, run_id, user_id, email,
+	identifiers, attributes FROM audience_members
+	WHERE audience = ? ORDER BY profile_id`
+
+// diffPrevious returns who entered (in members, not in the stored result)
+// and who exited (stored, not in members), each in profile order; members
+// must be in profile order. The stored result is read as a stream beside
+// members and only its exits are kept, so a run never holds two results.
+func diffPrevious(ctx context.Context, tx *sqlx.Tx, audience string,
+	members []memberRow) (entered, exited []memberRow, err error) {
+	rows, err := tx.QueryContext(ctx, tx.Rebind(previousMembersQuery), audience)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read previous members: %w", err)
 	}
-	for _, m := range members {
-		if _, stayed := before[m.ProfileID]; stayed {
-			delete(before, m.ProfileID)
-		} else {
-			entered = append(entered, m)
+	defer rows.Close()
+
+	next := 0 // members[:next] are before the previous row read
+	for rows.Next() {
+		var row memberRow
+		if err := rows.Scan(&row.ProfileID, &row.RunID, &row.UserID, &row.Email,
+			&row.Identifiers, &row.Attributes); err != nil {
+			return nil, nil, fmt.Errorf("read previous members: %w", err)
 		}
-	}
-	for _, row := range before {
-		m, err := row.member()
-		if err != nil {
-			return nil, nil, err
+		for next < len(members) && members[next].ProfileID < row.ProfileID {
+			entered = append(entered, members[next])
+			next++
 		}
-		exited = append(exited, m)
+		if next < len(members) && members[next].ProfileID == row.ProfileID {
+			next++ // stayed
+			continue
+		}
+		exited = append(exited, row)
 	}
-	sort.Slice(exited, func(i, j int) bool { return exited[i].ProfileID < exited[j].ProfileID })
-	return entered, exited, nil
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read previous members: %w", err)
+	}
+	return append(entered, members[next:]...), exited, nil
 }
 
 func insertMembers(ctx context.Context, tx *sqlx.Tx, audience string, run int64,
-	members []Member) error {
+	members []memberRow) error {
 	insert := newBatchInsert(tx, "audience_members", []string{"audience", "profile_id",
 		"run_id", "user_id", "email", "identifiers", "attributes"}, "")
 	for _, m := range members {
-		ids, err := json.Marshal(m.Identifiers)
-		if err != nil {
-			return fmt.Errorf("encode identifiers of %d: %w", m.ProfileID, err)
-		}
-		attrs, err := json.Marshal(m.Attributes)
-		if err != nil {
-			return fmt.Errorf("encode attributes of %d: %w", m.ProfileID, err)
-		}
-		err = insert.add(ctx, audience, m.ProfileID, run, m.UserID,
-			m.Email, string(ids), string(attrs))
+		err := insert.add(ctx, audience, m.ProfileID, run, m.UserID,
+			m.Email, m.Identifiers, m.Attributes)
 		if err != nil {
 			return fmt.Errorf("insert members: %w", err)
 		}

@@ -232,7 +232,7 @@ func (r *Runner) Run(ctx context.Context, name string) (Run, error) {
 }
 
 func (r *Runner) compute(ctx context.Context, def Definition, run Run) (Run, error) {
-	members, err := r.members(ctx, def, run.EvaluatedAt)
+	members, err := r.memberRows(ctx, def, run.EvaluatedAt)
 	if err == nil {
 		run, err = r.save(ctx, def, run, members)
 	}
@@ -356,11 +356,7 @@ func (r *Runner) Preview(ctx context.Context, name string, sample int) (int, []M
 	if err != nil {
 		return 0, nil, err
 	}
-	members, err := r.members(ctx, def, r.now().UTC().Truncate(time.Second))
-	if err != nil {
-		return 0, nil, fmt.Errorf("preview audience %s: %w", name, err)
-	}
-	return len(members), members[:min(len(members), sample)], nil
+	return r.preview(ctx, def, sample)
 }
 
 // PreviewDefinition computes an audience that need not be configured, such
@@ -378,9 +374,19 @@ func (r *Runner) PreviewDefinition(ctx context.Context, def Definition,
 	if err := Validate(defs); err != nil {
 		return 0, nil, err
 	}
-	members, err := r.members(ctx, def, r.now().UTC().Truncate(time.Second))
+	return r.preview(ctx, def, sample)
+}
+
+// preview computes def now and returns its size and its first sample
+// members, decoded.
+func (r *Runner) preview(ctx context.Context, def Definition, sample int) (int, []Member, error) {
+	rows, err := r.memberRows(ctx, def, r.now().UTC().Truncate(time.Second))
 	if err != nil {
 		return 0, nil, fmt.Errorf("preview audience %s: %w", def.Name, err)
 	}
-	return len(members), members[:min(len(members), sample)], nil
+	members, err := decodeMembers(rows[:min(len(rows), sample)])
+	if err != nil {
+		return 0, nil, fmt.Errorf("preview audience %s: %w", def.Name, err)
+	}
+	return len(rows), members, nil
 }

@@ -61,7 +61,7 @@ func TestSharesTogetherAreTheWholeQuery(t *testing.T) {
 				t.Errorf("%s has no members; the comparison would prove little", def.Name)
 			}
 			for _, of := range []int{2, 3} {
-				parts := make([][]Member, of)
+				parts := make([][]memberRow, of)
 				for i := range of {
 					parts[i] = mustEvaluateShare(t, r, def, share{index: i, of: of})
 					if of == 3 && len(parts[i]) == 0 {
@@ -77,9 +77,9 @@ func TestSharesTogetherAreTheWholeQuery(t *testing.T) {
 	})
 }
 
-func mustEvaluateShare(t *testing.T, r *Runner, def Definition, part share) []Member {
+func mustEvaluateShare(t *testing.T, r *Runner, def Definition, part share) []memberRow {
 	t.Helper()
-	var found []Member
+	var found []memberRow
 	err := r.db.Snapshot(context.Background(), func(tx *sqlx.Tx) error {
 		var err error
 		found, err = r.evaluate(context.Background(), tx, def, testNow(), part)
