@@ -45,24 +45,31 @@ func TestSaveDiffsInterleavedResults(t *testing.T) {
 	}
 	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		r := NewRunner(db, Builtins(), testNow, nil)
-		def, err := r.Definition("cart_abandonment")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := context.Background()
 		for i, step := range steps {
-			marker := fmt.Sprintf("run %d", i)
-			run, err := r.start(ctx, def.Name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run, err = r.save(ctx, def, run, storedRows(marker, step.profiles...))
-			if err != nil {
-				t.Fatalf("save %s: %v", marker, err)
-			}
+			run := mustSaveRows(t, r, storedRows(fmt.Sprintf("run %d", i), step.profiles...))
 			checkChanges(t, r, run, step.entered, step.exited, fmt.Sprintf("run %d", i-1))
 		}
 	})
+}
+
+// mustSaveRows starts a run of cart_abandonment and saves rows as its
+// result.
+func mustSaveRows(t *testing.T, r *Runner, rows []memberRow) Run {
+	t.Helper()
+	ctx := context.Background()
+	def, err := r.Definition("cart_abandonment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := r.start(ctx, def.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err = r.save(ctx, def, run, rows)
+	if err != nil {
+		t.Fatalf("save: %v", err)
+	}
+	return run
 }
 
 // checkChanges compares a run's recorded entries and exits with the
@@ -93,4 +100,15 @@ func checkChanges(t *testing.T, r *Runner, run Run, entered, exited []int64,
 		t.Errorf("run %d counts %d entered and %d exited, want %d and %d",
 			run.ID, run.Entered, run.Exited, len(entered), len(exited))
 	}
+}
+
+// TestSaveSortsTheMembersItIsGiven saves a result out of profile order over
+// one in order: members who stayed must neither exit nor enter again.
+func TestSaveSortsTheMembersItIsGiven(t *testing.T) {
+	onEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		r := NewRunner(db, Builtins(), testNow, nil)
+		mustSaveRows(t, r, storedRows("run 0", 1, 2, 3, 4))
+		run := mustSaveRows(t, r, storedRows("run 1", 4, 2, 5, 1))
+		checkChanges(t, r, run, []int64{5}, []int64{3}, "run 0")
+	})
 }

@@ -172,7 +172,8 @@ func inProfileOrder(shares [][]memberRow) []memberRow {
 }
 
 // sortByProfile puts rows in profile order, as the diff with the previous
-// result reads them.
+// result reads them; rows already in order, as a computation returns
+// them, are only checked.
 func sortByProfile(rows []memberRow) {
 	byProfile := func(a, b memberRow) int { return cmp.Compare(a.ProfileID, b.ProfileID) }
 	if !slices.IsSortedFunc(rows, byProfile) {
@@ -228,12 +229,11 @@ type identityRow struct {
 }
 
 // withIdentifiers fills in each member's identifiers, user_id and email, and
-// drops members without an email when the audience needs one. It returns
-// the members in profile order, as save needs them.
+// drops members without an email when the audience needs one, keeping the
+// others in the order found holds them.
 func (r *Runner) withIdentifiers(ctx context.Context, tx *sqlx.Tx, def Definition,
 	found []memberRow) ([]memberRow, error) {
 	const chunk = 500
-	sortByProfile(found)
 	kept := found[:0]
 	for start := 0; start < len(found); start += chunk {
 		batch := found[start:min(start+chunk, len(found))]

@@ -16,11 +16,12 @@ import (
 	"github.com/knit-cdp/knit/resolver/sqldb"
 )
 
-// save replaces the audience's members with members (in profile order)
-// and completes the run record, all in one transaction: readers see
-// either the previous complete result or this one.
+// save replaces the audience's members with members, putting them in
+// profile order, and completes the run record, all in one transaction:
+// readers see either the previous complete result or this one.
 func (r *Runner) save(ctx context.Context, def Definition, run Run,
 	members []memberRow) (Run, error) {
+	sortByProfile(members)
 	err := r.db.WithTx(ctx, func(tx *sqlx.Tx) error {
 		entered, exited, err := diffPrevious(ctx, tx, def.Name, members)
 		if err != nil {

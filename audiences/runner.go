@@ -378,13 +378,13 @@ func (r *Runner) PreviewDefinition(ctx context.Context, def Definition,
 }
 
 // preview computes def now and returns its size and its first sample
-// members, decoded.
+// members, decoded (none when sample is 0 or less).
 func (r *Runner) preview(ctx context.Context, def Definition, sample int) (int, []Member, error) {
 	rows, err := r.memberRows(ctx, def, r.now().UTC().Truncate(time.Second))
 	if err != nil {
 		return 0, nil, fmt.Errorf("preview audience %s: %w", def.Name, err)
 	}
-	members, err := decodeMembers(rows[:min(len(rows), sample)])
+	members, err := decodeMembers(rows[:min(len(rows), max(sample, 0))])
 	if err != nil {
 		return 0, nil, fmt.Errorf("preview audience %s: %w", def.Name, err)
 	}

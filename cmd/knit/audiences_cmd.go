@@ -168,6 +168,10 @@ func runAudiencesPreview(ctx context.Context, args []string, getenv env,
 	if len(positional) != 2 {
 		return fmt.Errorf("%w: knit audiences preview takes FILE and NAME", errUsage)
 	}
+	if *sample < 0 {
+		return fmt.Errorf("%w: --sample is %d; it counts members to show, 0 or more",
+			errUsage, *sample)
+	}
 	flags.config = positional[0]
 
 	return withStore(ctx, flags, getenv, stderr, func(a *app) error {

@@ -151,6 +151,12 @@ func TestConfigCheckAndAudiencePreview(t *testing.T) {
 	if !strings.HasPrefix(out, "big_spenders_carts: ") || strings.Count(out, "\n") != 3 {
 		t.Errorf("audiences preview said %q", out)
 	}
+	err = run(context.Background(), []string{"audiences", "preview", good,
+		"big_spenders_carts", "--db", db, "--sample", "-1"},
+		func(string) string { return "" }, &stdout, &stderr)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--sample is -1") {
+		t.Errorf("a negative sample: %v; want a usage error naming --sample", err)
+	}
 	err = run(context.Background(), []string{"audiences", "export", "big_spenders_carts",
 		"--db", db, "--config", good}, func(string) string { return "" }, &stdout, &stderr)
 	if !strings.Contains(fmt.Sprint(err), "has not been computed yet") {
