@@ -80,7 +80,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db.checkpoints = startCheckpointer(reader)
+	db.checkpoints = startCheckpointer(reader, backgroundCheckpointEvery)
 	return db, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -27,12 +28,12 @@ const walSizeLimitBytes = 128 << 20
 // copies committed pages from the log into the file, so that the writer's
 // own checkpoint, when the log reaches walAutoCheckpointPages, finds most of
 // the work done and holds up fewer requests.
-//
-// TODO(ingest): checkpointing every 10 ms, or after each commit, took
-// 7 to 15 % more batch events a second and halved p99, but cost
-// single-message webhooks 2 to 10 % (docs/benchmarks.md, eighteenth
-// session); checking early only after large groups is not yet measured.
+// DB.CheckpointSoon starts one earlier.
 const backgroundCheckpointEvery = 100 * time.Millisecond
+
+// checkpointSpacing is the least time between the starts of two background
+// checkpoints, however often CheckpointSoon asks for one.
+const checkpointSpacing = 10 * time.Millisecond
 
 // sqliteConnector opens go-sqlite3 connections to one DSN and sets each
 // up with the statements in setup, without registering a driver name.
@@ -66,28 +67,72 @@ func (c sqliteConnector) Driver() driver.Driver { return c.driver }
 type checkpointer struct {
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+	// wake holds a request for a checkpoint not yet started.
+	wake chan struct{}
+	// runs counts the checkpoints started, for tests.
+	runs atomic.Int64
+}
+
+// nudge asks for a checkpoint as soon as spacing allows; asking again
+// before it starts asks for nothing more.
+func (c *checkpointer) nudge() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// CheckpointSoon asks the background checkpointer to copy SQLite's
+// write-ahead log into the database file as soon as the copy under way,
+// if any, ends, at most once every checkpointSpacing, instead of at its
+// next tick. A writer that has just committed many pages calls it, so
+// that its own checkpoint, when the log reaches walAutoCheckpointPages,
+// finds less to copy. It returns at once, and does nothing on PostgreSQL.
+func (db *DB) CheckpointSoon() {
+	if db.checkpoints != nil {
+		db.checkpoints.nudge()
+	}
 }
 
 // startCheckpointer starts copying for the database that pool opens. A
 // passive checkpoint never waits for or blocks the writer or readers; one
 // that fails (the file is busy, full or read-only) is simply tried again
 // at the next tick, and the writer's own checkpoint remains as before.
-func startCheckpointer(pool *sql.DB) *checkpointer {
+func startCheckpointer(pool *sql.DB, every time.Duration) *checkpointer {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &checkpointer{cancel: cancel}
+	c := &checkpointer{cancel: cancel, wake: make(chan struct{}, 1)}
 	c.done.Go(func() {
-		ticker := time.NewTicker(backgroundCheckpointEvery)
+		ticker := time.NewTicker(every)
 		defer ticker.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-c.wake:
 			case <-ticker.C:
-				_, _ = pool.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+			}
+			started := time.Now()
+			c.runs.Add(1)
+			_, _ = pool.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+			if !sleepCtx(ctx, checkpointSpacing-time.Since(started)) {
+				return
 			}
 		}
 	})
 	return c
+}
+
+// sleepCtx waits for d, or less when ctx ends first; it reports whether
+// ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
 }
 
 // stop ends the copying and waits for a checkpoint under way to finish.
