@@ -135,10 +135,10 @@ type ingested struct {
 // writer asks for the write-ahead log to be copied into the file at once
 // rather than at the background checkpointer's next tick. Batches of 100
 // messages commit about 1,500 pages a transaction of 400, and copying
-// them right away on the other core took 7 to 17 % more events a second
-// and halved p99 (docs/benchmarks.md, eighteenth session); single-message
-// webhooks commit groups of about 15, and asking after each of theirs
-// cost them 2 to 10 %, so they keep the tick.
+// them right away on the other core took 7 to 11 % more events a second
+// and p99 from about 170 to 105 ms (docs/benchmarks.md, eighteenth
+// session); single-message webhooks commit groups of about 15, and asking
+// after each of theirs cost them 2 to 10 %, so they keep the tick.
 const earlyCheckpointMessages = 100
 
 // ingestTimed is Ingest, also telling how long each phase took; the
