@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/knit-cdp/knit/resolver/sqldb"
 )
@@ -61,7 +62,29 @@ type GroupCommitter struct {
 	// readAheadStarted, when set (by tests), is called with each
 	// read-ahead once started, before the group under way goes on.
 	readAheadStarted func(*readAhead)
+	// syncs holds committed groups whose callers wait for the log's sync
+	// (answerWhenSynced); closed when run ends. synced is closed once the
+	// last of them is answered.
+	syncs  chan committedGroup
+	synced chan struct{}
+	// syncCommitted makes the committed groups durable: the database's
+	// SyncCommitted, or a test's stand-in.
+	syncCommitted func() error
 }
+
+// committedGroup is a group committed without waiting for the disk, with
+// what to answer its callers once the log holding it is synced.
+type committedGroup struct {
+	requests    []*groupRequest
+	outcomes    []Outcome
+	stats       GroupStats
+	committedAt time.Time
+}
+
+// syncQueue is how many committed groups may wait for the log's sync
+// before the committer waits too: enough that a slow fsync never stalls
+// it at once, few enough that a stuck disk soon holds back new requests.
+const syncQueue = 16
 
 type groupRequest struct {
 	ctx      context.Context
@@ -80,13 +103,17 @@ func NewGroupCommitter(store *Store, opts GroupOptions) *GroupCommitter {
 		opts.MaxMessages = DefaultGroupMessages
 	}
 	g := &GroupCommitter{
-		store:     store,
-		opts:      opts,
-		queue:     make(chan *groupRequest),
-		stop:      make(chan struct{}),
-		stopped:   make(chan struct{}),
-		readAhead: store.db.Dialect() == sqldb.Postgres,
+		store:         store,
+		opts:          opts,
+		queue:         make(chan *groupRequest),
+		stop:          make(chan struct{}),
+		stopped:       make(chan struct{}),
+		readAhead:     store.db.Dialect() == sqldb.Postgres,
+		syncs:         make(chan committedGroup, syncQueue),
+		synced:        make(chan struct{}),
+		syncCommitted: store.db.SyncCommitted,
 	}
+	go g.answerWhenSynced()
 	go g.run()
 	return g
 }
@@ -127,6 +154,8 @@ func (g *GroupCommitter) Close() {
 
 func (g *GroupCommitter) run() {
 	defer close(g.stopped)
+	defer func() { <-g.synced }()
+	defer close(g.syncs)
 	var next *pendingGroup
 	var prev *groupTrace
 	for {
@@ -209,7 +238,7 @@ func (g *GroupCommitter) commit(group *pendingGroup,
 
 	all := messagesOf(requests)
 	var next *pendingGroup
-	step := pipelineStep{ahead: group.ahead, prev: prev}
+	step := pipelineStep{ahead: group.ahead, prev: prev, syncLater: true}
 	if g.readAhead {
 		step.startNext = func() { next = g.gatherWaiting() }
 	}
@@ -218,14 +247,17 @@ func (g *GroupCommitter) commit(group *pendingGroup,
 	done, err := g.store.ingestStep(context.Background(), all, step)
 	// A database that cannot work now fails each request alone too, and
 	// each would wait its own busy timeout first: answer them all at once.
-	if err == nil || len(requests) == 1 || ErrorCode(err) == EUnavailable {
-		g.answer(requests, done.outcomes, err)
-		stats := GroupStats{Requests: len(requests), Messages: len(all)}
-		if err == nil {
-			stats.Phases, stats.ReadAhead = done.phases, done.readAheadUsed
-		}
-		g.observe(stats)
+	stats := GroupStats{Requests: len(requests), Messages: len(all)}
+	if err == nil {
+		stats.Phases, stats.ReadAhead = done.phases, done.readAheadUsed
+		g.syncs <- committedGroup{requests: requests, outcomes: done.outcomes,
+			stats: stats, committedAt: time.Now()}
 		return next, done.trace
+	}
+	if len(requests) == 1 || ErrorCode(err) == EUnavailable {
+		g.answer(requests, nil, err)
+		g.observe(stats)
+		return next, nil
 	}
 
 	g.store.logGroupRetry(len(requests), len(all), err)
@@ -235,6 +267,48 @@ func (g *GroupCommitter) commit(group *pendingGroup,
 	}
 	g.observe(GroupStats{Requests: len(requests), Messages: len(all), Retried: true})
 	return next, nil
+}
+
+// answerWhenSynced answers the callers of each committed group once the
+// write-ahead log holding it is on disk: one sync serves every group
+// committed while the one before ran, and the committer goes on with the
+// next group meanwhile. When the sync fails, its groups' callers get an
+// error: their messages are committed but may not survive a power cut,
+// and a retry finds those that did as duplicates.
+func (g *GroupCommitter) answerWhenSynced() {
+	defer close(g.synced)
+	for first := range g.syncs {
+		groups := g.takeCommitted(first)
+
+		var answer error
+		if err := g.syncCommitted(); err != nil {
+			g.store.logSyncFailure(len(groups), err)
+			answer = errUnsynced()
+		}
+
+		for _, c := range groups {
+			g.answer(c.requests, c.outcomes, answer)
+			c.stats.Phases.Sync = time.Since(c.committedAt)
+			g.observe(c.stats)
+		}
+	}
+}
+
+// takeCommitted returns first and the committed groups already waiting
+// behind it.
+func (g *GroupCommitter) takeCommitted(first committedGroup) []committedGroup {
+	groups := []committedGroup{first}
+	for {
+		select {
+		case c, ok := <-g.syncs:
+			if !ok {
+				return groups
+			}
+			groups = append(groups, c)
+		default:
+			return groups
+		}
+	}
 }
 
 // answerAbandoned answers the requests whose callers stopped waiting
@@ -280,6 +354,20 @@ func (s *Store) logGroupRetry(requests, messages int, err error) {
 	}
 	s.log.Warn("shared transaction failed; storing its requests one by one",
 		"requests", requests, "messages", messages, "error", err)
+}
+
+// logSyncFailure says why the callers of committed groups got an error.
+func (s *Store) logSyncFailure(groups int, err error) {
+	if s.log != nil {
+		s.log.Error("write-ahead log sync failed; its requests were told "+
+			"to retry", "groups", groups, "error", err)
+	}
+}
+
+// errUnsynced answers the callers of groups whose sync failed.
+func errUnsynced() error {
+	return Errorf(EUnavailable, "knit could not confirm that the disk holds "+
+		"these messages; they may be stored, and a retry stores each one once")
 }
 
 // errCommitterClosed answers a call made after Close: nothing was stored.

@@ -298,7 +298,7 @@ func checkPhases(t *testing.T, seen *recordGroups) {
 	for i, g := range seen.groups {
 		p := g.Phases
 		if p.Wait <= 0 || p.ReadAhead <= 0 || p.Resolve <= 0 || p.Write <= 0 ||
-			p.Commit <= 0 {
+			p.Commit <= 0 || p.Sync <= 0 {
 			t.Errorf("group %d of %d messages: phases %+v, want each above zero",
 				i, g.Messages, p)
 		}

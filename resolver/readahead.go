@@ -93,13 +93,23 @@ const generationSQL = `SELECT CAST(value AS BIGINT) FROM settings
 // counts itself in the write generation first. Every transaction of the
 // resolver that changes identities, events or erased messages runs here.
 func (s *Store) withWriteTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	return s.db.WithWriteTx(ctx, func(tx *sqlx.Tx) error {
+	return s.countedWriteTx(ctx, s.db.WithWriteTx, fn)
+}
+
+// countedWriteTx is withWriteTx on the transaction that begin runs: the
+// database's WithWriteTx or WithWriteTxSyncLater.
+func (s *Store) countedWriteTx(ctx context.Context, begin writeTxFunc,
+	fn func(tx *sqlx.Tx) error) error {
+	return begin(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, bumpGenerationSQL); err != nil {
 			return fmt.Errorf("count the write transaction: %w", err)
 		}
 		return fn(tx)
 	})
 }
+
+// writeTxFunc runs fn in a write transaction, as sqldb.DB's WithWriteTx.
+type writeTxFunc func(ctx context.Context, fn func(tx *sqlx.Tx) error) error
 
 // groupTrace is what a committed group leaves for the next one to check
 // that one's read-ahead against.

@@ -85,8 +85,13 @@ type IngestPhases struct {
 	// Write is writing the rows kept for the end; on PostgreSQL also the
 	// batch's merges (foldsSQL).
 	Write time.Duration
-	// Commit is committing: on SQLite, the write-ahead log's fsync.
+	// Commit is committing: on SQLite, writing the write-ahead log, and
+	// its fsync unless a GroupCommitter syncs it after (Sync).
 	Commit time.Duration
+	// Sync is, in a GroupCommitter on SQLite, from the commit's end until
+	// the write-ahead log holding it is on disk and its callers answered:
+	// the fsync, and any fsync under way that it waited for.
+	Sync time.Duration
 }
 
 // pipelineStep links one ingest transaction to its neighbours in a
@@ -98,6 +103,9 @@ type pipelineStep struct {
 	ahead     *readAhead
 	prev      *groupTrace
 	startNext func()
+	// syncLater commits without waiting for the disk (on SQLite): the
+	// caller calls the database's SyncCommitted before answering anyone.
+	syncLater bool
 }
 
 // The points of a transaction where startNext may be called.
@@ -161,8 +169,12 @@ func (s *Store) ingestStep(ctx context.Context, messages []*Message,
 	if s.statements != nil {
 		s.statements.warm(ctx)
 	}
+	begin := s.db.WithWriteTx
+	if step.syncLater {
+		begin = s.db.WithWriteTxSyncLater
+	}
 	var w *writer
-	err := s.withWriteTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.countedWriteTx(ctx, begin, func(tx *sqlx.Tx) error {
 		done.phases.Wait = clock.lap()
 		w = &writer{tx: tx, rules: s.rules, now: s.now(), bulk: newBulkRows(),
 			cache: newIdentityCache(), dialect: s.db.Dialect(), shared: s.statements}

@@ -559,7 +559,8 @@ func checkMetricsAndReadiness(t *testing.T, s *server) {
 		`knit_ingest_batch_messages_count`, `knit_outbox_pending`,
 		`knit_group_commit_requests_count`, `knit_group_commit_messages_sum`,
 		`knit_group_commit_phase_seconds_count{phase="read_ahead"}`,
-		`knit_group_commit_phase_seconds_sum{phase="commit"}`} {
+		`knit_group_commit_phase_seconds_sum{phase="commit"}`,
+		`knit_group_commit_phase_seconds_sum{phase="sync"}`} {
 		if status != http.StatusOK || !strings.Contains(string(body), want) {
 			t.Errorf("/metrics (%d) lacks %s", status, want)
 		}

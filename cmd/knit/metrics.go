@@ -58,7 +58,8 @@ func newGroupMetrics() groupMetrics {
 		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "knit_group_commit_phase_seconds",
 			Help: "Time a committed shared transaction spent in each phase: " +
-				"wait (write lock and begin), read_ahead, resolve, write, commit.",
+				"wait (write lock and begin), read_ahead, resolve, write, commit, " +
+				"sync (after the commit, until the log is on disk and the callers answered).",
 			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 14), // 0.25 ms to 2 s
 		}, []string{"phase"}),
 	}
@@ -83,6 +84,7 @@ func (m *metrics) observeGroup(stats resolver.GroupStats) {
 	phases.WithLabelValues("resolve").Observe(stats.Phases.Resolve.Seconds())
 	phases.WithLabelValues("write").Observe(stats.Phases.Write.Seconds())
 	phases.WithLabelValues("commit").Observe(stats.Phases.Commit.Seconds())
+	phases.WithLabelValues("sync").Observe(stats.Phases.Sync.Seconds())
 }
 
 func newMetrics(runner *audiences.Runner) *metrics {

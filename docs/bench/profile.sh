@@ -60,12 +60,14 @@ join <(sort $dir/early.metrics) <(sort $dir/late.metrics) | awk -v b0="$(cat $di
     printf "last %d s: %d shared transactions, %.0f messages each, %.0f events/s\n",
       span, groups, events / groups, events / span
     printf "  %d of them took a read-ahead\n", d["knit_group_commit_read_ahead_total"]
-    split("wait read_ahead resolve write commit", phases, " ")
-    for (i = 1; i <= 5; i++) {
+    split("wait read_ahead resolve write commit sync", phases, " ")
+    for (i = 1; i <= 6; i++) {
       p = phases[i]
       s = d["knit_group_commit_phase_seconds_sum{phase=\"" p "\"}"]
       c = d["knit_group_commit_phase_seconds_count{phase=\"" p "\"}"]
-      printf "  %-10s %6.1f ms a transaction\n", p, 1000 * s / c
+      if (c == 0) continue # sync: not in servers before it was measured
+      printf "  %-10s %6.1f ms a transaction%s\n", p, 1000 * s / c,
+        p == "sync" ? " (the callers' wait, beside the next group's work)" : ""
     }
     printf "written: %.1f KB an event (/proc/PID/io write_bytes)\n", (b1 - b0) / events / 1000
   }'

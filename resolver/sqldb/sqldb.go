@@ -36,6 +36,9 @@ type DB struct {
 	// checkpoints, when set, copies SQLite's write-ahead log into the
 	// database file beside the writer; Close stops it.
 	checkpoints *checkpointer
+	// walPath is the SQLite file's write-ahead log, which SyncCommitted
+	// flushes; "" on other engines and in memory.
+	walPath string
 }
 
 // New wraps an open *sql.DB whose driver speaks dialect. driverName is the
@@ -77,6 +80,10 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	db := New(writer, "sqlite3", SQLite)
 	db.snapshots = sqlx.NewDb(reader, "sqlite3")
 	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if db.walPath, err = logPath(ctx, db); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -326,6 +333,12 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	return commitAfter(tx, fn)
+}
+
+// commitAfter runs fn in tx and commits when fn returns nil. Any error, or
+// a panic, rolls tx back.
+func commitAfter(tx *sqlx.Tx, fn func(tx *sqlx.Tx) error) error {
 	defer func() { _ = tx.Rollback() }()
 
 	if err := fn(tx); err != nil {
