@@ -67,7 +67,7 @@ join <(sort $dir/early.metrics) <(sort $dir/late.metrics) | awk -v b0="$(cat $di
       c = d["knit_group_commit_phase_seconds_count{phase=\"" p "\"}"]
       if (c == 0) continue # sync: not in servers before it was measured
       printf "  %-10s %6.1f ms a transaction%s\n", p, 1000 * s / c,
-        p == "sync" ? " (the callers' wait, beside the next group's work)" : ""
+        p == "sync" ? " (callers waiting, beside the next group at work)" : ""
     }
     printf "written: %.1f KB an event (/proc/PID/io write_bytes)\n", (b1 - b0) / events / 1000
   }'
