@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/knit-cdp/knit/resolver/sqldb"
@@ -70,6 +71,11 @@ type GroupCommitter struct {
 	// syncCommitted makes the committed groups durable: the database's
 	// SyncCommitted, or a test's stand-in.
 	syncCommitted func() error
+	// diskFailed is set once a sync has failed. From then on the
+	// committer stores nothing more: after a failed fsync the kernel may
+	// have dropped the log's pages, and a later sync that succeeds would
+	// not bring them back, so no later answer could promise anything.
+	diskFailed atomic.Bool
 }
 
 // committedGroup is a group committed without waiting for the disk, with
@@ -125,6 +131,9 @@ func NewGroupCommitter(store *Store, opts GroupOptions) *GroupCommitter {
 func (g *GroupCommitter) Ingest(ctx context.Context, messages []*Message) ([]Outcome, error) {
 	if len(messages) == 0 {
 		return nil, nil
+	}
+	if g.diskFailed.Load() {
+		return nil, errDiskFailed()
 	}
 	g.store.prepare(messages) // here, in parallel with other callers
 	r := &groupRequest{ctx: ctx, messages: messages, reply: make(chan groupReply, 1)}
@@ -235,6 +244,10 @@ func (g *GroupCommitter) commit(group *pendingGroup,
 	if len(requests) == 0 {
 		return nil, prev
 	}
+	if g.diskFailed.Load() {
+		g.answer(requests, nil, errDiskFailed())
+		return nil, nil
+	}
 
 	all := messagesOf(requests)
 	var next *pendingGroup
@@ -281,7 +294,10 @@ func (g *GroupCommitter) answerWhenSynced() {
 		groups := g.takeCommitted(first)
 
 		var answer error
-		if err := g.syncCommitted(); err != nil {
+		if g.diskFailed.Load() {
+			answer = errUnsynced()
+		} else if err := g.syncCommitted(); err != nil {
+			g.diskFailed.Store(true)
 			g.store.logSyncFailure(len(groups), err)
 			answer = errUnsynced()
 		}
@@ -368,6 +384,13 @@ func (s *Store) logSyncFailure(groups int, err error) {
 func errUnsynced() error {
 	return Errorf(EUnavailable, "knit could not confirm that the disk holds "+
 		"these messages; they may be stored, and a retry stores each one once")
+}
+
+// errDiskFailed answers the requests that come after a failed sync.
+func errDiskFailed() error {
+	return Errorf(EUnavailable, "knit stopped storing messages after the disk "+
+		"failed to confirm a write; nothing of this request was stored. "+
+		"Check the disk and restart knit")
 }
 
 // errCommitterClosed answers a call made after Close: nothing was stored.

@@ -146,8 +146,10 @@ func TestGroupCommitSyncsGroupsCommittedMeanwhileTogether(t *testing.T) {
 	}
 }
 
-// When the sync fails the caller is told to retry, and the retry finds its
-// message stored once.
+// When the sync fails the caller is told to retry. The committer then
+// stores nothing more: a later request is refused with nothing stored.
+// After a restart (a new committer over the same file) the retry finds
+// the message stored once.
 func TestGroupCommitFailedSyncAsksForARetry(t *testing.T) {
 	store, g, held := heldCommitter(t)
 
@@ -162,10 +164,22 @@ func TestGroupCommitFailedSyncAsksForARetry(t *testing.T) {
 		t.Fatalf("%d events after the failed sync; the commit stands, want 1", n)
 	}
 
-	retry := ingestInBackground(t, g, "unsynced")
-	r = held.letSyncsGoUntil(retry)
-	if r.err != nil || r.outcomes[0].Status != StatusDuplicate {
-		t.Fatalf("retry: %+v, %v; want a duplicate", r.outcomes, r.err)
+	refused := ingestInBackground(t, g, "after-the-failure")
+	r = held.letSyncsGoUntil(refused)
+	if ErrorCode(r.err) != EUnavailable {
+		t.Fatalf("a request after the failed sync: %+v, %v; want code %s",
+			r.outcomes, r.err, EUnavailable)
+	}
+	if n := raCount(t, store, "after-the-failure"); n != 0 {
+		t.Fatalf("a request after the failed sync stored %d events, want 0", n)
+	}
+
+	restarted := NewGroupCommitter(store, GroupOptions{})
+	defer restarted.Close()
+	outcomes, err := restarted.Ingest(context.Background(),
+		raMessages(t, raTrack("unsynced", "anon-unsynced")))
+	if err != nil || outcomes[0].Status != StatusDuplicate {
+		t.Fatalf("retry after a restart: %+v, %v; want a duplicate", outcomes, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,17 +103,17 @@ func TestSyncCommittedFlushesTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if !strings.HasSuffix(db.walPath, "sync.db-wal") {
-		t.Fatalf("log path %q is not the file's log", db.walPath)
+	if !strings.HasSuffix(db.log.path, "sync.db-wal") {
+		t.Fatalf("log path %q is not the file's log", db.log.path)
 	}
-	if _, err := os.Stat(db.walPath); err != nil {
+	if _, err := os.Stat(db.log.path); err != nil {
 		t.Fatalf("the log is not where SyncCommitted looks: %v", err)
 	}
 	if err := db.SyncCommitted(); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
 
-	db.walPath = os.DevNull // fsync refuses a character device
+	db.log.path = os.DevNull // fsync refuses a character device
 	if err := db.SyncCommitted(); err == nil {
 		t.Fatal("a failed fsync was reported as a success")
 	}
@@ -121,7 +122,8 @@ func TestSyncCommittedFlushesTheLog(t *testing.T) {
 // A log that is gone was copied into the database file and synced by the
 // last connection to close it: nothing is left to flush.
 func TestSyncCommittedWithoutALog(t *testing.T) {
-	if err := syncFile(filepath.Join(t.TempDir(), "gone.db-wal")); err != nil {
+	gone := newLogSyncer(filepath.Join(t.TempDir(), "gone.db-wal"))
+	if err := gone.sync(); err != nil {
 		t.Fatalf("sync of a removed log: %v", err)
 	}
 }
@@ -133,8 +135,8 @@ func TestWithWriteTxSyncLaterInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	if db.walPath != "" {
-		t.Fatalf("an in-memory database has a log at %q", db.walPath)
+	if db.log != nil {
+		t.Fatalf("an in-memory database has a log at %q", db.log.path)
 	}
 
 	err = db.WithWriteTxSyncLater(context.Background(), func(tx *sqlx.Tx) error {
@@ -146,5 +148,64 @@ func TestWithWriteTxSyncLaterInMemory(t *testing.T) {
 	}
 	if err := db.SyncCommitted(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The log's directory is flushed once for each log file: the first sync
+// after a restart makes the new log's name durable too, and a log made
+// again (after every connection closed) is flushed with its directory
+// again.
+func TestSyncCommittedFlushesTheDirectoryOfANewLog(t *testing.T) {
+	db := openOneWriter(t)
+	var dirs []string
+	db.log.syncDir = func(dir string) error {
+		dirs = append(dirs, dir)
+		return nil
+	}
+
+	for range 3 {
+		if err := db.SyncCommitted(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(dirs) != 1 || dirs[0] != filepath.Dir(db.log.path) {
+		t.Fatalf("directories synced for one log: %q, want its directory once", dirs)
+	}
+
+	if err := os.Rename(db.log.path, db.log.path+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db.log.path, []byte("another log"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncCommitted(); err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) != 2 {
+		t.Fatalf("directories synced after the log was made again: %q, want 2", dirs)
+	}
+}
+
+// A directory that cannot be flushed fails the sync, and the next sync
+// tries it again.
+func TestSyncCommittedReportsAFailedDirectorySync(t *testing.T) {
+	db := openOneWriter(t)
+	failures := 1
+	db.log.syncDir = func(string) error {
+		if failures > 0 {
+			failures--
+			return errors.New("input/output error")
+		}
+		return nil
+	}
+
+	if err := db.SyncCommitted(); err == nil {
+		t.Fatal("a failed directory sync was reported as a success")
+	}
+	if err := db.SyncCommitted(); err != nil {
+		t.Fatalf("the retried directory sync: %v", err)
+	}
+	if db.log.known == nil {
+		t.Fatal("the log was not recorded as known after its directory synced")
 	}
 }

@@ -36,9 +36,9 @@ type DB struct {
 	// checkpoints, when set, copies SQLite's write-ahead log into the
 	// database file beside the writer; Close stops it.
 	checkpoints *checkpointer
-	// walPath is the SQLite file's write-ahead log, which SyncCommitted
-	// flushes; "" on other engines and in memory.
-	walPath string
+	// log flushes the SQLite file's write-ahead log for SyncCommitted;
+	// nil on other engines and in memory.
+	log *logSyncer
 }
 
 // New wraps an open *sql.DB whose driver speaks dialect. driverName is the
@@ -83,9 +83,13 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	if db.walPath, err = logPath(ctx, db); err != nil {
+	walPath, err := logPath(ctx, db)
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if walPath != "" {
+		db.log = newLogSyncer(walPath)
 	}
 	db.checkpoints = startCheckpointer(reader, backgroundCheckpointEvery)
 	return db, nil
