@@ -273,6 +273,12 @@ func (g *GroupCommitter) commit(group *pendingGroup,
 		return next, nil
 	}
 
+	// The one-by-one retry answers at once, without the syncer: each of
+	// its commits syncs the whole log, and so the groups committed before
+	// it too. Every write transaction writes to the log (the write
+	// generation), even one that finds only duplicates, so a duplicate's
+	// answer never precedes its first copy's sync
+	// (TestDuplicateOnlyIngestStillWritesALogFrame).
 	g.store.logGroupRetry(len(requests), len(all), err)
 	for _, r := range requests {
 		outcomes, err := g.store.Ingest(context.WithoutCancel(r.ctx), r.messages)
