@@ -154,6 +154,10 @@ func (g *GroupCommitter) Ingest(ctx context.Context, messages []*Message) ([]Out
 	}
 }
 
+// DiskFailed reports whether a sync of the log has failed: from then on
+// the committer refuses every request until the process restarts.
+func (g *GroupCommitter) DiskFailed() bool { return g.diskFailed.Load() }
+
 // Close stops taking calls once the transaction under way has committed.
 // Calls made after Close fail without storing anything.
 func (g *GroupCommitter) Close() {

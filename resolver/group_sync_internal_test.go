@@ -155,6 +155,9 @@ func TestGroupCommitFailedSyncAsksForARetry(t *testing.T) {
 
 	answered := ingestInBackground(t, g, "unsynced")
 	held.waitForSyncToStart(t, answered)
+	if g.DiskFailed() {
+		t.Fatal("DiskFailed before any sync failed")
+	}
 	held.release <- errors.New("input/output error")
 	r := <-answered
 	if ErrorCode(r.err) != EUnavailable {
@@ -162,6 +165,9 @@ func TestGroupCommitFailedSyncAsksForARetry(t *testing.T) {
 	}
 	if n := raCount(t, store, "unsynced"); n != 1 {
 		t.Fatalf("%d events after the failed sync; the commit stands, want 1", n)
+	}
+	if !g.DiskFailed() {
+		t.Fatal("DiskFailed is false after a failed sync")
 	}
 
 	refused := ingestInBackground(t, g, "after-the-failure")

@@ -187,9 +187,10 @@ func (a *app) buildScheduler(ctx context.Context, taken roles) (*audiences.Sched
 	return audiences.NewScheduler(a.runner, a.log.With("component", "scheduler"))
 }
 
-// registerReady answers /readyz: 200 when the database answers and no
-// migration is pending (a load balancer may send traffic), 503 with the
-// reason otherwise. /healthz only says the process is alive.
+// registerReady answers /readyz: 200 when the database answers, no
+// migration is pending and ingestion has not stopped after a failed sync
+// of the log (a load balancer may send traffic), 503 with the reason
+// otherwise. /healthz only says the process is alive.
 func (a *app) registerReady(router *gin.Engine) {
 	ready := func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
@@ -203,6 +204,10 @@ func (a *app) registerReady(router *gin.Engine) {
 		case pending > 0:
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable",
 				"reason": fmt.Sprintf("%d migrations are pending", pending)})
+		case a.committer != nil && a.committer.DiskFailed():
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable",
+				"reason": "the disk failed to confirm a write; check the disk " +
+					"and restart knit"})
 		default:
 			c.JSON(http.StatusOK, gin.H{"status": "ready"})
 		}
