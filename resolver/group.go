@@ -41,8 +41,10 @@ type GroupStats struct {
 // GroupCommitter stores messages from concurrent Ingest calls in shared
 // transactions: while one transaction commits, the calls that arrive wait,
 // and the next transaction takes them all. Each call still returns only
-// after its own messages are committed (or have failed), so a 2xx sent on
-// its answer means stored. One fsync then serves many requests.
+// after its own messages are committed and, on SQLite, the write-ahead log
+// holding them is synced to disk (answerWhenSynced), or they have failed,
+// so a 2xx sent on its answer means stored. One fsync serves many
+// requests, and runs beside the next transaction.
 //
 // A failed shared transaction is retried one request at a time, so a
 // request that cannot be stored fails alone and its neighbours succeed.

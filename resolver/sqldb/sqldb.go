@@ -286,7 +286,8 @@ func DialectFromDSN(dsn string) Dialect {
 
 // SQLiteDSN turns a file path into a go-sqlite3 DSN with the settings knit
 // relies on: WAL so readers never wait for the writer, synchronous FULL so a
-// commit that knit acknowledged survives a power cut, a busy timeout so
+// commit that knit acknowledged survives a power cut (WithWriteTxSyncLater
+// alone defers the sync, to SyncCommitted), a busy timeout so
 // concurrent writers queue instead of failing, foreign keys on, and
 // immediate write transactions so two writers never deadlock on upgrade.
 func SQLiteDSN(path string) string {
