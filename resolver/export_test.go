@@ -1,5 +1,12 @@
 package resolver
 
+// The group committer's test helpers, for the external tests.
+var (
+	HoldWriteLock          = holdWriteLock
+	PoisonEvents           = poisonEvents
+	WaitForCallersInIngest = waitForCallersInIngest
+)
+
 // WaitForReadAheads makes g wait, each time it starts reading ahead for
 // the next group, until that read is done: the read then shows the
 // database as it was before the group under way wrote anything, the case

@@ -7,84 +7,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/knit-cdp/knit/resolver/sqldb"
 	"github.com/knit-cdp/knit/resolver/sqldb/sqltest"
 )
-
-// atkPoison makes the database refuse the event of messageID, so that a
-// shared transaction holding it fails and is retried one by one.
-func atkPoison(t *testing.T, db *sqldb.DB, messageID string) {
-	t.Helper()
-	statements := []string{fmt.Sprintf(`CREATE TRIGGER atk_poison BEFORE INSERT ON events
-		WHEN NEW.message_id = '%s' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`, messageID)}
-	if db.Dialect() == sqldb.Postgres {
-		statements = []string{
-			fmt.Sprintf(`CREATE FUNCTION atk_poison() RETURNS trigger AS $$ BEGIN
-				IF NEW.message_id = '%s' THEN RAISE EXCEPTION 'poisoned'; END IF;
-				RETURN NEW; END $$ LANGUAGE plpgsql`, messageID),
-			`CREATE TRIGGER atk_poison BEFORE INSERT ON events
-				FOR EACH ROW EXECUTE FUNCTION atk_poison()`,
-		}
-	}
-	for _, s := range statements {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatalf("poison: %v", err)
-		}
-	}
-}
-
-// atkHoldWriteLock holds the database's write lock from another
-// transaction until the returned function is called.
-func atkHoldWriteLock(t *testing.T, db *sqldb.DB) func() {
-	t.Helper()
-	held, done, errs := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		errs <- db.WithWriteTx(context.Background(), func(*sqlx.Tx) error {
-			close(held)
-			<-done
-			return nil
-		})
-	}()
-	<-held
-	return func() {
-		close(done)
-		if err := <-errs; err != nil {
-			t.Errorf("hold write lock: %v", err)
-		}
-	}
-}
-
-// atkWaitInIngest waits until n goroutines are blocked in a select inside
-// GroupCommitter.Ingest.
-func atkWaitInIngest(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute) // a guard against hanging only
-	for time.Now().Before(deadline) {
-		buf := make([]byte, 8<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		count := 0
-		for _, stack := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(stack, " [select") &&
-				strings.Contains(stack, "(*GroupCommitter).Ingest(") {
-				count++
-			}
-		}
-		if count >= n {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("fewer than %d callers reached the committer", n)
-}
 
 // FRAGILE: a request that lands in a shared transaction that fails is
 // stored again alone with Store.Ingest and answered at once. When its
@@ -95,7 +24,7 @@ func atkWaitInIngest(t *testing.T, n int) {
 // frame and so fsyncs the whole log (TestDuplicateOnlyIngestStillWritesALogFrame).
 func TestGroupRetryAnswersADuplicateBeforeItsSync(t *testing.T) {
 	store, g, held := heldCommitter(t)
-	atkPoison(t, store.db, "poison")
+	poisonEvents(t, store.db, "poison")
 
 	// The first group is committed; its sync is held.
 	first := ingestInBackground(t, g, "orig")
@@ -104,12 +33,12 @@ func TestGroupRetryAnswersADuplicateBeforeItsSync(t *testing.T) {
 
 	// A group to wait on the lock, then a duplicate of "orig" and a
 	// poisoned message queued behind it: they share the next group.
-	release := atkHoldWriteLock(t, store.db)
+	release := holdWriteLock(t, store.db)
 	blocker := ingestInBackground(t, g, "blocker")
-	atkWaitInIngest(t, 1)
+	waitForCallersInIngest(t, 1)
 	dup := ingestInBackground(t, g, "orig")
 	poisoned := ingestInBackground(t, g, "poison")
-	atkWaitInIngest(t, 3)
+	waitForCallersInIngest(t, 3)
 	release()
 
 	// The poisoned request fails alone (from the one-by-one retry).
