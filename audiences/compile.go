@@ -330,26 +330,35 @@ func (s scope) anyElement(elem string, filters []Filter) expr {
 		join, and(tests...))
 }
 
-// window limits column (milliseconds) to the window before now.
+// window limits column, the time of events read through the events
+// table, to the window before now.
 func (c *compiler) window(column string, w Window) expr {
 	switch {
 	case w.Within > 0:
-		return q(column+" >= %s AND "+column+" <= %s",
-			val(c.now-time.Duration(w.Within).Milliseconds()), val(c.now))
+		from := c.now - time.Duration(w.Within).Milliseconds()
+		return c.d.eventTimes(column, &from, c.now)
 	case len(w.Between) == 2:
-		return c.between(column, w.Between)
+		from, to := c.betweenBounds(w.Between)
+		return c.d.eventTimes(column, &from, to)
 	}
-	return q(column+" <= %s", val(c.now))
+	return c.d.eventTimes(column, nil, c.now)
 }
 
+// between limits column (milliseconds) to the span between two durations
+// before now, given in either order.
 func (c *compiler) between(column string, between []Duration) expr {
+	from, to := c.betweenBounds(between)
+	return q(column+" >= %s AND "+column+" <= %s", val(from), val(to))
+}
+
+// betweenBounds is the earlier and the later time of a between span.
+func (c *compiler) betweenBounds(between []Duration) (from, to int64) {
 	early, late := between[0], between[1]
 	if early < late {
 		early, late = late, early
 	}
-	return q(column+" >= %s AND "+column+" <= %s",
-		val(c.now-time.Duration(early).Milliseconds()),
-		val(c.now-time.Duration(late).Milliseconds()))
+	return c.now - time.Duration(early).Milliseconds(),
+		c.now - time.Duration(late).Milliseconds()
 }
 
 func (c *compiler) addCTE(name string, body expr) {

@@ -1,7 +1,6 @@
 package audiences
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,23 +23,7 @@ func TestSQLiteJoinsEveryBuiltinLeafByIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := db.QueryContext(context.Background(),
-			"EXPLAIN QUERY PLAN "+compiled.sql, compiled.args...)
-		if err != nil {
-			t.Fatalf("%s: %v", def.Name, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		if err := rows.Close(); err != nil {
-			t.Fatal(err)
-		}
+		plan := strings.Split(queryPlan(t, db, compiled), "\n")
 		for _, line := range plan {
 			if leafScan.MatchString(line) {
 				t.Errorf("%s scans a leaf for every profile (%s):\n%s", def.Name, line,

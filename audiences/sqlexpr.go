@@ -83,6 +83,10 @@ type dialect interface {
 	eachElement(alias, elem string, steps []string) expr
 	// elementOrder is an expression ordering elements as the array does.
 	elementOrder(elem string) string
+	// eventTimes is the condition from <= column <= to on the event time
+	// column of an events alias (no lower bound when from is nil), written
+	// so that the engine finds the events of one name through its index.
+	eventTimes(column string, from *int64, to int64) expr
 
 	// text is the value as text when it is a string, number or boolean.
 	text(r jsonRef) expr
@@ -118,6 +122,26 @@ func sqlitePath(steps []string) string {
 }
 
 func (sqliteDialect) events(alias string) expr { return raw("events " + alias) }
+
+// eventWeekMs is the width of the weeks of SQLite's events index by name
+// and week (migrations/sqlite/00019_event_index_by_week.sql); its
+// expression must be written exactly as there for the index to be used.
+const eventWeekMs = 604800000
+
+// eventTimes bounds the weeks too when the window has a start (without
+// one, the index reads every week of the name up to now anyway):
+// truncating division never decreases as time grows, so the weeks of from
+// and to hold every event in between, and the index reads at most a week
+// beyond each end of the window.
+func (sqliteDialect) eventTimes(column string, from *int64, to int64) expr {
+	upTo := q(column+" <= %s", val(to))
+	if from == nil {
+		return upTo
+	}
+	week := fmt.Sprintf("%s / %d", column, eventWeekMs)
+	weeks := fmt.Sprintf("%s BETWEEN %%s / %d AND %%s / %d", week, eventWeekMs, eventWeekMs)
+	return q(column+" >= %s AND %s AND "+weeks, val(*from), upTo, val(*from), val(to))
+}
 
 func (sqliteDialect) property(alias string, steps []string) jsonRef {
 	return jsonRef{doc: alias + ".properties", path: val("$" + sqlitePath(steps))}
@@ -225,6 +249,16 @@ func (d postgresDialect) eachElement(alias, elem string, steps []string) expr {
 }
 
 func (postgresDialect) elementOrder(elem string) string { return elem + ".ord" }
+
+// eventTimes is the plain range: each monthly partition indexes events by
+// (event, ts_ms).
+func (postgresDialect) eventTimes(column string, from *int64, to int64) expr {
+	upTo := q(column+" <= %s", val(to))
+	if from == nil {
+		return upTo
+	}
+	return q(column+" >= %s AND %s", val(*from), upTo)
+}
 
 func (d postgresDialect) jsonType(r jsonRef) expr {
 	return q("jsonb_typeof(%s)", d.get(r))
