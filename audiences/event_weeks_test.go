@@ -90,16 +90,51 @@ func memberIDsAt(t *testing.T, r *Runner, def Definition, now time.Time) map[int
 // every event of the name.
 func TestSQLiteFindsWindowsByEventAndWeek(t *testing.T) {
 	db := sqltest.MustOpenSQLite(t)
-	for _, window := range []string{"within: 2d", "between: [8d, 1d]"} {
-		def := mustDefinition(t, "condition: {performed: {event: Ran, "+window+"}}")
+	bounded := "USING INDEX events_event_week (event=? AND <expr>>? AND <expr><?)"
+	for _, tt := range []struct{ leaf, want string }{
+		{"performed: {event: Ran, within: 2d}", bounded},
+		{"performed: {event: Ran, between: [8d, 1d]}", bounded},
+		// Without a start, the weeks after now are left out.
+		{"performed: {event: Ran}", "USING INDEX events_event_week (event=? AND <expr><?)"},
+	} {
+		def := mustDefinition(t, "condition: {"+tt.leaf+"}")
 		compiled, err := compile(def, testNow(), sqliteDialect{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		plan := queryPlan(t, db, compiled)
-		want := "USING INDEX events_event_week (event=? AND <expr>>? AND <expr><?)"
-		if !strings.Contains(plan, want) {
-			t.Errorf("%s: the plan does not read %q:\n%s", window, want, plan)
+		if !strings.Contains(plan, tt.want) {
+			t.Errorf("%s: the plan does not read %q:\n%s", tt.leaf, tt.want, plan)
+		}
+	}
+}
+
+// TestSQLiteFindsTimesStoredAsFractions stores event times as fractions,
+// which only a hand edit can do (knit writes whole milliseconds; SQLite's
+// INTEGER column keeps a fraction as it is): the weeks a window adds still
+// hold them.
+func TestSQLiteFindsTimesStoredAsFractions(t *testing.T) {
+	db := sqltest.MustOpenSQLite(t)
+	now := testNow().UnixMilli()
+	times := []float64{float64(now) - 3600000 + 0.5, -float64(eventWeekMs)/2.5 + 0.5, 0.25}
+	for i, at := range times {
+		profile := int64(i + 1)
+		mustExec(t, db, `INSERT INTO profiles (id, created_ms, updated_ms) VALUES (?, 0, 0)`,
+			profile)
+		mustExec(t, db, `INSERT INTO events (message_id, source, type, event, profile_id,
+			ts_ms, received_ms, properties, raw)
+			VALUES (?, 'test', 'track', 'Ran', ?, ?, 0, '{}', '{}')`,
+			fmt.Sprint("m", profile), profile, at)
+	}
+	r := NewRunner(db, nil, testNow, nil)
+
+	for i, at := range times {
+		now := time.UnixMilli(int64(at) + 1000)
+		def := mustDefinition(t, "include_anonymous: true\n"+
+			"condition: {performed: {event: Ran, within: 1d}}")
+		if got := memberIDsAt(t, r, def, now); !got[int64(i+1)] {
+			t.Errorf("the event at %v is not in the day before %d: members %v", at,
+				now.UnixMilli(), got)
 		}
 	}
 }

@@ -256,7 +256,7 @@ func (c *compiler) anchor(name string, sel *Selector) []capture {
 	selected = append(selected, raw("ROW_NUMBER() OVER (PARTITION BY e.profile_id "+
 		"ORDER BY e.ts_ms DESC, e.id DESC) AS rn"))
 	c.addCTE(name, q("SELECT * FROM (SELECT %s FROM %s WHERE %s) ranked WHERE rn = 1",
-		join(selected, ", "), s.from(), and(s.selects(*sel), q("e.ts_ms <= %s", val(c.now)),
+		join(selected, ", "), s.from(), and(s.selects(*sel), c.window("e.ts_ms", Window{}),
 			c.inShare("e.profile_id"))))
 	return captures
 }

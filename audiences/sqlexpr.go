@@ -128,19 +128,21 @@ func (sqliteDialect) events(alias string) expr { return raw("events " + alias) }
 // expression must be written exactly as there for the index to be used.
 const eventWeekMs = 604800000
 
-// eventTimes bounds the weeks too when the window has a start (without
-// one, the index reads every week of the name up to now anyway):
-// truncating division never decreases as time grows, so the weeks of from
-// and to hold every event in between, and the index reads at most a week
-// beyond each end of the window.
+// eventTimes bounds the weeks too. Truncating division never decreases
+// as time grows, so the weeks of from and to hold every event in between,
+// and the index reads at most a week beyond each end of the window. The
+// bounds are written one week out and strict: for the whole numbers knit
+// stores that reads the same weeks, and a time stored as a fraction (by
+// hand: the column is not STRICT) is still found.
 func (sqliteDialect) eventTimes(column string, from *int64, to int64) expr {
-	upTo := q(column+" <= %s", val(to))
+	week := fmt.Sprintf("%s / %d", column, eventWeekMs)
+	upTo := q(column+" <= %s AND "+week+" < %s / "+fmt.Sprint(eventWeekMs)+" + 1",
+		val(to), val(to))
 	if from == nil {
 		return upTo
 	}
-	week := fmt.Sprintf("%s / %d", column, eventWeekMs)
-	weeks := fmt.Sprintf("%s BETWEEN %%s / %d AND %%s / %d", week, eventWeekMs, eventWeekMs)
-	return q(column+" >= %s AND %s AND "+weeks, val(*from), upTo, val(*from), val(to))
+	return q(column+" >= %s AND "+week+" > %s / "+fmt.Sprint(eventWeekMs)+" - 1 AND %s",
+		val(*from), val(*from), upTo)
 }
 
 func (sqliteDialect) property(alias string, steps []string) jsonRef {
