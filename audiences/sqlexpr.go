@@ -135,13 +135,12 @@ const eventWeekMs = 604800000
 // stores that reads the same weeks, and a time stored as a fraction (by
 // hand: the column is not STRICT) is still found.
 func (sqliteDialect) eventTimes(column string, from *int64, to int64) expr {
-	week := fmt.Sprintf("%s / %d", column, eventWeekMs)
-	upTo := q(column+" <= %s AND "+week+" < %s / "+fmt.Sprint(eventWeekMs)+" + 1",
-		val(to), val(to))
+	week := func(at string) string { return fmt.Sprintf("%s / %d", at, eventWeekMs) }
+	upTo := q(column+" <= %s AND "+week(column)+" < "+week("%s")+" + 1", val(to), val(to))
 	if from == nil {
 		return upTo
 	}
-	return q(column+" >= %s AND "+week+" > %s / "+fmt.Sprint(eventWeekMs)+" - 1 AND %s",
+	return q(column+" >= %s AND "+week(column)+" > "+week("%s")+" - 1 AND %s",
 		val(*from), val(*from), upTo)
 }
 
