@@ -34,14 +34,7 @@ func TestEventsByWeekMigrationOnOddTimes(t *testing.T) {
 		odd = append(odd, at)
 	}
 	odd = append(odd, 1764979200000.5, "not a time")
-	for i, at := range odd {
-		_, err := old.Exec(`INSERT INTO events (message_id, source, type, event, ts_ms,
-			received_ms, properties, raw) VALUES (?, 'test', 'track', 'Ran', ?, 0, '{}', '{}')`,
-			"m"+string(rune('a'+i)), at)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	storeRanEvents(t, old, odd...)
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -24,13 +24,8 @@ func TestEventsByWeekMigrationKeepsStoredEventsFindable(t *testing.T) {
 		t.Fatal(err)
 	}
 	times := []int64{-604800001, 0, 1764979200000, 1764979200001, 1765583999999}
-	for i, at := range times {
-		_, err := db.Exec(`INSERT INTO events (message_id, source, type, event, ts_ms,
-			received_ms, properties, raw) VALUES (?, 'test', 'track', 'Ran', ?, 0, '{}', '{}')`,
-			"m"+string(rune('a'+i)), at)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, at := range times {
+		storeRanEvents(t, db, at)
 	}
 
 	for _, step := range []struct {
@@ -57,6 +52,21 @@ func TestEventsByWeekMigrationKeepsStoredEventsFindable(t *testing.T) {
 			WHERE event = 'Ran' AND ts_ms / 604800000 = ? / 604800000 AND ts_ms = ?`, at, at)
 		if err != nil || found != 1 {
 			t.Errorf("the event at %d is found %d times through the index (%v)", at, found, err)
+		}
+	}
+}
+
+// storeRanEvents stores one "Ran" event at each of times, whatever their
+// type, with message ids unique in the file.
+func storeRanEvents(t *testing.T, db *sqldb.DB, times ...any) {
+	t.Helper()
+	for _, at := range times {
+		_, err := db.Exec(`INSERT INTO events (message_id, source, type, event, ts_ms,
+			received_ms, properties, raw)
+			VALUES ('m' || (SELECT COUNT(*) FROM events), 'test', 'track', 'Ran', ?, 0,
+			'{}', '{}')`, at)
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }
