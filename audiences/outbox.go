@@ -279,7 +279,7 @@ func (r *Runner) deliver(ctx context.Context, sender Sender, row outboxRow) (boo
 	// What happened is recorded even when shutdown cancels ctx mid-send.
 	record := context.WithoutCancel(ctx)
 	if !found {
-		return true, r.settleDelivery(record, row, "failed",
+		return true, r.failDelivery(record, row, dest,
 			"the destination is no longer configured")
 	}
 	status, sendErr := sender.Send(ctx, request(dest, []byte(row.Body)))
@@ -289,7 +289,7 @@ func (r *Runner) deliver(ctx context.Context, sender Sender, row outboxRow) (boo
 	case sendErr == nil && status >= 200 && status < 300:
 		return true, r.settleDelivery(ctx, row, "delivered", "")
 	case sendErr == nil && !retryable(status):
-		return true, r.settleDelivery(ctx, row, "failed", fmt.Sprintf("answered %d", status))
+		return true, r.failDelivery(ctx, row, dest, fmt.Sprintf("answered %d", status))
 	}
 	return false, r.retryLater(ctx, dest, row, status, sendErr)
 }
@@ -309,7 +309,7 @@ func (r *Runner) retryLater(ctx context.Context, dest Destination, row outboxRow
 	// Give up only after some retries, so a backlog after downtime still
 	// gets its chances.
 	if row.Attempts+1 >= minAttempts && r.now().Sub(time.UnixMilli(row.CreatedMS)) >= giveUp {
-		return r.settleDelivery(ctx, row, "failed", "gave up after retries: "+reason)
+		return r.failDelivery(ctx, row, dest, "gave up after retries: "+reason)
 	}
 	_, err := r.db.ExecContext(ctx, r.db.Rebind(`UPDATE outbox SET attempts = attempts + 1,
 		next_attempt_ms = ?, last_error = ? WHERE id = ?`),
@@ -347,6 +347,19 @@ func (r *Runner) settleDelivery(ctx context.Context, row outboxRow, outcome, rea
 		return fmt.Errorf("record delivery %d: %w", row.ID, err)
 	}
 	return nil
+}
+
+// failDelivery records that a message will not be sent again, and logs
+// it as a warning: nothing else tells an operator that a receiver refused
+// it. The log names the destination's URL with its secrets hidden.
+func (r *Runner) failDelivery(ctx context.Context, row outboxRow, dest Destination,
+	reason string) error {
+	if r.log != nil {
+		r.log.Warn("audience delivery failed", "audience", row.Audience,
+			"outbox_id", row.ID, "destination_url", dest.redacted().URL,
+			"attempts", row.Attempts+1, "reason", reason)
+	}
+	return r.settleDelivery(ctx, row, "failed", reason)
 }
 
 // request builds the HTTP request for a delivery.
