@@ -19,8 +19,9 @@ func Signature(secret string, payload []byte) string {
 
 // verifySignature checks header against the HMAC of signed, comparing in
 // constant time. signed is the raw body for a single message and the raw
-// bytes of the first element for an array, which is all Segment signs.
-func verifySignature(secret, header string, signed []byte) error {
+// bytes of the first element for an array (array set), which is all
+// Segment signs; a mismatch says which of the two was checked.
+func verifySignature(secret, header string, signed []byte, array bool) error {
 	header = strings.TrimSpace(header)
 	if header == "" {
 		return resolver.Errorf(resolver.EUnauthorized,
@@ -34,8 +35,12 @@ func verifySignature(secret, header string, signed []byte) error {
 	mac := hmac.New(sha1.New, []byte(secret))
 	mac.Write(signed)
 	if !hmac.Equal(given, mac.Sum(nil)) {
+		checked := "the body"
+		if array {
+			checked = "the array's first element (all that Segment signs of a batch)"
+		}
 		return resolver.Errorf(resolver.EUnauthorized,
-			"X-Signature does not match the body and the shared secret")
+			"X-Signature does not match %s and the shared secret", checked)
 	}
 	return nil
 }

@@ -103,7 +103,9 @@ func (h *Handler) webhook(c *gin.Context) {
 		return
 	}
 	if h.cfg.Secret != "" {
-		if err := verifySignature(h.cfg.Secret, c.GetHeader("X-Signature"), signed); err != nil {
+		array := bytes.HasPrefix(bytes.TrimSpace(req.body), []byte("["))
+		err := verifySignature(h.cfg.Secret, c.GetHeader("X-Signature"), signed, array)
+		if err != nil {
 			h.fail(c, req, err)
 			return
 		}

@@ -326,6 +326,30 @@ func TestSignatureOnWebhook(t *testing.T) {
 	}
 }
 
+// A refused signature says what knit checked it against: the body of a
+// single message, the first element of an array.
+func TestSignatureRefusalSaysWhatWasChecked(t *testing.T) {
+	const secret = "shared-s3cret"
+	single := []byte(track("m-single"))
+	batch := []byte("[" + track("m-1") + "," + track("m-2") + "]")
+	for _, tt := range []struct {
+		name string
+		body []byte
+		says string
+	}{
+		{"single message", single, "does not match the body"},
+		{"array", batch, "does not match the array's first element"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustServer(t, webhook.Config{Secret: secret})
+			rec := mustPost(t, s, call{path: "/webhook", body: tt.body,
+				header: map[string]string{"X-Signature": webhook.Signature("other", tt.body)}})
+
+			mustFail(t, rec, http.StatusUnauthorized, resolver.EUnauthorized, tt.says)
+		})
+	}
+}
+
 // mustReencode decodes a message and encodes it again with Go's encoder,
 // which is what a receiver verifying a re-marshalled object would sign.
 func mustReencode(t *testing.T, message string) []byte {
