@@ -61,7 +61,7 @@ func (w *writer) deleteFor(ctx context.Context, m *Message) (Outcome, error) {
 	if err != nil {
 		return outcome, err
 	}
-	segment := WithActor(ctx, Actor{Name: "segment:" + m.Source})
+	segment := WithActor(ctx, Actor{Name: "segment:" + m.Source, RequestID: m.RequestID})
 	return outcome, w.auditDelete(segment, result, map[string]any{"message_id": m.ID})
 }
 

@@ -52,6 +52,7 @@ type Message struct {
 	Source       string
 	ReceivedAt   time.Time
 	Raw          []byte
+	RequestID    string // the HTTP request's id (Envelope.RequestID), or ""
 
 	prepared *prepared // set by Store.prepare
 }
@@ -73,6 +74,9 @@ type Envelope struct {
 	// which come only from Segment itself: the webhook and imports, never
 	// the tracking API, whose write keys are public in web pages.
 	AllowDelete bool
+	// RequestID is the id of the HTTP request that carried the message,
+	// or "": an erasure it asks for is audited under it.
+	RequestID string
 }
 
 // ParseMessage decodes and validates one raw Segment message. It is lenient
@@ -115,7 +119,8 @@ func parseMessage(raw []byte, env Envelope) (*Message, error) {
 		return nil, err
 	}
 
-	m := &Message{Source: env.Source, ReceivedAt: env.ReceivedAt, Raw: raw}
+	m := &Message{Source: env.Source, ReceivedAt: env.ReceivedAt, Raw: raw,
+		RequestID: env.RequestID}
 	if err := m.readIDs(fields, raw); err != nil {
 		return nil, err
 	}

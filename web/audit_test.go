@@ -106,7 +106,8 @@ func (s *abuseSite) mustMakeAuditedChanges(t *testing.T) int64 {
 		func() abuseAnswer {
 			return s.do(t, abuseRequest{method: http.MethodPost, path: "/webhook",
 				body: []byte(deletion), header: http.Header{"X-Signature": {
-					webhook.Signature(abuseSecret, []byte(deletion))}}})
+					webhook.Signature(abuseSecret, []byte(deletion))},
+					"X-Request-Id": {"req-segment"}}})
 		},
 	}
 	for i, step := range steps {
@@ -134,7 +135,7 @@ func TestAuditLogRecordsWhoChangedWhat(t *testing.T) {
 	got := site.mustAuditLog(t)
 	want := []auditEntry{
 		{Actor: "cli", Action: "token.reset", Target: "api_token"},
-		{Actor: "segment:webhook", Action: "profile.delete"},
+		{Actor: "segment:webhook", Action: "profile.delete", RequestID: "req-segment"},
 		{Actor: "api:token", Action: "profile.delete", RequestID: "req-delete"},
 		{Actor: "console:token", Action: "profile.delete",
 			Target: fmt.Sprintf("profile:%d", bob)},

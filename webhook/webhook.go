@@ -115,7 +115,8 @@ func (h *Handler) webhook(c *gin.Context) {
 		return
 	}
 
-	env := resolver.Envelope{Source: req.source, ReceivedAt: req.received, AllowDelete: true}
+	env := resolver.Envelope{Source: req.source, ReceivedAt: req.received, AllowDelete: true,
+		RequestID: httpx.RequestIDOf(c)}
 	h.store(c, items, env)
 }
 
