@@ -71,7 +71,7 @@ func loadSettings(path string) (settings, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
-		return out, fmt.Errorf("config %s: %w", path, err)
+		return out, fmt.Errorf("config %s: %w", path, plainYAMLError(err))
 	}
 	configured, err := overlayAudiences(data)
 	if err != nil {
@@ -91,6 +91,23 @@ func loadSettings(path string) (settings, error) {
 			strings.Join(problems, "\n  - "))
 	}
 	return out, nil
+}
+
+// plainYAMLError rewrites the YAML decoder's word for a misspelt key,
+// which names knit's Go types ("field colour not found in type
+// audiences.Definition"), in the file's own terms: `unknown key
+// "colour"`, still after its line number. Other errors pass unchanged.
+func plainYAMLError(err error) error {
+	var typeErr *yaml.TypeError
+	if !errors.As(err, &typeErr) {
+		return err
+	}
+	unknownKey := regexp.MustCompile(`field (\S+) not found in type \S+`)
+	plain := make([]string, len(typeErr.Errors))
+	for i, line := range typeErr.Errors {
+		plain[i] = unknownKey.ReplaceAllString(line, `unknown key "$1"`)
+	}
+	return errors.New(strings.Join(plain, "; "))
 }
 
 // overlayAudiences decodes the file's audiences, each on top of the

@@ -23,7 +23,13 @@ func TestLoadSettingsRejectsContradictions(t *testing.T) {
 		yaml string
 		want []string // every fragment must appear in the error
 	}{
-		{"an unknown key is named", "identity:\n  limitz: {}\n", []string{"limitz"}},
+		{"an unknown key is named", "identity:\n  limitz: {}\n",
+			[]string{`line 2: unknown key "limitz"`}},
+		{"an unknown key of an audience is named in the file's terms", `audiences:
+  - name: a
+    colour: red
+    condition: {performed: {event: A}}
+`, []string{`line 3: unknown key "colour"`}},
 		{"a limit below one is named", "identity:\n  limits: {email: 0}\n",
 			[]string{"identity.limits.email"}},
 		{"a repeated priority entry is named", "identity:\n  priority: [email, email]\n",
@@ -91,6 +97,9 @@ audiences:
 				if !strings.Contains(err.Error(), fragment) {
 					t.Errorf("error %q does not mention %q", err, fragment)
 				}
+			}
+			if strings.Contains(err.Error(), "not found in type") {
+				t.Errorf("error %q names a Go type", err)
 			}
 		})
 	}
